@@ -1,0 +1,126 @@
+"""The device-resident data path and the skorch net the estimators drive."""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring
+
+
+class ResidentData(torch.utils.data.Dataset):
+    """Features and encoded labels converted once and held on the training device.
+
+    Dense ``X`` becomes one float32 tensor on ``device`` (no copy when it already is a
+    C-contiguous float32 array and the device is the CPU). Sparse ``X`` stays a CSR matrix
+    on the host and only the rows of a batch are densified and moved.
+    """
+
+    def __init__(self, X, y, device):
+        self.device = torch.device(device)
+        if sp.issparse(X):
+            self.X_sparse = sp.csr_matrix(X, dtype=np.float32)
+            self.X = None
+        else:
+            self.X_sparse = None
+            self.X = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(self.device)
+        self.y = None if y is None else torch.as_tensor(y, dtype=torch.long).to(self.device)
+
+    def __len__(self):
+        return self.X_sparse.shape[0] if self.X is None else self.X.shape[0]
+
+    def __getitem__(self, index):
+        return self.rows(slice(index, index + 1)), self.y[index]
+
+    def rows(self, index):
+        """Rows ``index`` (a slice or an index tensor) of X as a dense tensor on the device."""
+        if self.X is not None:
+            return self.X[index]
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        return torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
+
+
+class DeviceBatchIterator:
+    """Mini-batches sliced from a :class:`ResidentData`; no DataLoader, no collation.
+
+    Each pass visits every sample exactly once. A final batch of a single sample is merged
+    into the previous one so that batch normalisation always sees at least two samples.
+    """
+
+    def __init__(self, data, batch_size, *, shuffle=False, generator=None):
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def _bounds(self):
+        n, size = len(self.data), self.batch_size
+        starts = list(range(0, n, size))
+        if len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+    def __len__(self):
+        return len(self._bounds())
+
+    def __iter__(self):
+        order = None
+        if self.shuffle:
+            order = torch.randperm(len(self.data), generator=self.generator)
+            order = order.to(self.data.device)
+        for start, stop in self._bounds():
+            index = slice(start, stop) if order is None else order[start:stop]
+            y = None if self.data.y is None else self.data.y[index]
+            yield self.data.rows(index), y
+
+
+class EpochProgressBar(Callback):
+    """A tqdm bar over epochs showing the training loss (only built when verbose > 0)."""
+
+    def __init__(self, desc=None):
+        self.desc = desc
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.pbar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch", leave=False)
+
+    def on_epoch_end(self, net, **kwargs):
+        self.pbar_.set_postfix(loss=f"{net.history[-1, 'train_loss']:.4f}", refresh=False)
+        self.pbar_.update(1)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        self.pbar_.close()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("pbar_", None)
+        return state
+
+
+class ResidentNet(NeuralNetClassifier):
+    """``NeuralNetClassifier`` fed by :class:`DeviceBatchIterator` instead of a DataLoader.
+
+    skorch still runs the loop, the optimiser, the callbacks and the history; only the way
+    batches are produced changes. ``shuffle_generator`` (a CPU ``torch.Generator``) makes
+    the shuffling reproducible without touching torch's global random state.
+    """
+
+    shuffle_generator = None
+
+    @property
+    def _default_callbacks(self):
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+        ]
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, ResidentData):
+            return X
+        return super().get_dataset(X, y)
+
+    def get_iterator(self, dataset, training=False):
+        return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
+                                   generator=self.shuffle_generator)

@@ -1,0 +1,16 @@
+"""Torch building blocks of sk_weightfree, usable without the estimators."""
+
+from ._layers import ScoredMaskLinear, UnitSigns
+from ._networks import ACTIVATIONS, DenseMLP, MeanOverValuesLoss, SharedWeightMLP, WeightFreeMLP
+from ._surrogate import straight_through_mask
+
+__all__ = [
+    "ACTIVATIONS",
+    "DenseMLP",
+    "MeanOverValuesLoss",
+    "ScoredMaskLinear",
+    "SharedWeightMLP",
+    "UnitSigns",
+    "WeightFreeMLP",
+    "straight_through_mask",
+]

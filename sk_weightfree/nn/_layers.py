@@ -1,0 +1,107 @@
+"""Layers whose connections are {0,1} masks chosen by real-valued edge scores."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._surrogate import straight_through_mask
+
+
+class ScoredMaskLinear(nn.Module):
+    """Linear map whose weight matrix is a {0,1} mask chosen by edge scores.
+
+    Every possible edge ``(j, i)`` has a real score; the layer computes ``x @ M.T`` with
+    ``M = 1[score > threshold]``. In training mode the mask carries the straight-through
+    surrogate gradient of :func:`straight_through_mask`; in eval mode it is the hard mask.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Layer sizes.
+    sampling : {"threshold", "bernoulli"}, default="threshold"
+        How the training-time mask is drawn from the scores.
+    density : float or None, default=None
+        If set, exactly ``round(density * in_features * out_features)`` edges (at least one)
+        are kept: the threshold is the matching order statistic of the scores. If None, the
+        threshold is 0 and the density is learned freely.
+    init_density : float, default=0.5
+        Expected fraction of edges present at initialisation (``density=None`` only).
+    score_std : float, default=1.0
+        Standard deviation of the initial scores.
+    generator : torch.Generator, optional
+        Random source of the initial scores.
+    """
+
+    def __init__(self, in_features, out_features, *, sampling="threshold", density=None,
+                 init_density=0.5, score_std=1.0, generator=None):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.sampling = sampling
+        self.density = density
+        # Mean chosen so that P(score > 0) == init_density for N(mean, score_std).
+        mean = score_std * torch.special.ndtri(torch.tensor(float(init_density))).item()
+        self.scores = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.normal_(self.scores, mean=mean, std=score_std, generator=generator)
+        self.register_buffer("temperature", torch.tensor(1.0))
+        self.sample_seed = None  # set to an int to make bernoulli sampling reproducible
+        self._sample_generator = None
+
+    def logits(self):
+        """Scores shifted so that the kept edges are exactly those with a positive value."""
+        if self.density is None:
+            return self.scores
+        n = self.scores.numel()
+        k = min(n, max(1, round(self.density * n)))
+        if k == n:
+            return self.scores - (self.scores.detach().min() - 1.0)
+        threshold = torch.kthvalue(self.scores.detach().flatten(), n - k).values
+        return self.scores - threshold
+
+    def hard_mask(self):
+        """Boolean mask of shape (out_features, in_features) used for prediction."""
+        with torch.no_grad():
+            return self.logits() > 0
+
+    def _generator(self):
+        device = self.scores.device
+        if self.sample_seed is None:
+            return None
+        if self._sample_generator is None or self._sample_generator.device != device:
+            self._sample_generator = torch.Generator(device=device).manual_seed(self.sample_seed)
+        return self._sample_generator
+
+    def mask(self):
+        """{0,1} float mask: surrogate-differentiable in training, hard otherwise."""
+        if self.training and self.scores.requires_grad:
+            return straight_through_mask(self.logits(), float(self.temperature),
+                                         sampling=self.sampling, generator=self._generator())
+        return self.hard_mask().to(self.scores.dtype)
+
+    def forward(self, x):
+        return F.linear(x, self.mask())
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_sample_generator"] = None  # re-created from sample_seed on demand
+        return state
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"sampling={self.sampling!r}, density={self.density}")
+
+
+class UnitSigns(nn.Module):
+    """Multiply each unit by a fixed sign (+1 excitatory, -1 inhibitory); not trained."""
+
+    def __init__(self, signs):
+        super().__init__()
+        self.register_buffer("signs", torch.as_tensor(signs, dtype=torch.float32))
+
+    def forward(self, x):
+        return x * self.signs
+
+
+def random_signs(n, generator):
+    """``n`` random ±1 values drawn from ``generator``."""
+    return torch.randint(0, 2, (n,), generator=generator).float() * 2.0 - 1.0

@@ -1,0 +1,56 @@
+"""Straight-through {0,1} mask with a sigmoid surrogate gradient."""
+
+import torch
+
+SAMPLING_MODES = ("threshold", "bernoulli")
+
+
+class _StraightThroughMask(torch.autograd.Function):
+    """Forward: a hard {0,1} mask. Backward: the derivative of ``sigmoid(z / T)``."""
+
+    @staticmethod
+    def forward(ctx, logits, temperature, sampling, generator):
+        ctx.save_for_backward(logits)
+        ctx.temperature = float(temperature)
+        if sampling == "threshold":
+            return (logits > 0).to(logits.dtype)
+        probabilities = torch.sigmoid(logits / ctx.temperature)
+        return torch.bernoulli(probabilities, generator=generator)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (logits,) = ctx.saved_tensors
+        t = ctx.temperature
+        p = torch.sigmoid(logits / t)
+        return grad_output * p * (1.0 - p) / t, None, None, None
+
+
+def straight_through_mask(logits, temperature=1.0, *, sampling="threshold", generator=None):
+    """Hard {0,1} mask from real scores with a straight-through surrogate gradient.
+
+    The forward value is ``1[logits > 0]`` (``sampling="threshold"``) or a sample of
+    ``Bernoulli(sigmoid(logits / temperature))`` (``sampling="bernoulli"``). The step has
+    zero derivative almost everywhere, so the backward pass returns the derivative of
+    ``sigmoid(logits / temperature)`` in its place.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Real-valued edge scores (already shifted by any density threshold).
+    temperature : float, default=1.0
+        Width of the sigmoid surrogate; smaller is closer to the step.
+    sampling : {"threshold", "bernoulli"}, default="threshold"
+        How the forward mask is drawn.
+    generator : torch.Generator, optional
+        Random source for ``sampling="bernoulli"`` (same device as ``logits``).
+
+    Returns
+    -------
+    torch.Tensor
+        Mask of the same shape and dtype as ``logits``, entries exactly 0.0 or 1.0.
+    """
+    if sampling not in SAMPLING_MODES:
+        raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    return _StraightThroughMask.apply(logits, temperature, sampling, generator)

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._training import EpochProgressBar, ResidentData, ResidentNet
+from ._training import DeviceBatchIterator, EpochProgressBar, ResidentData, ResidentNet
 from .nn import ACTIVATIONS
 
 OPTIMIZERS = {
@@ -47,6 +47,13 @@ def resolve_device(device):
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r} but MPS is not available here.")
     return resolved
+
+
+def store_params(estimator, params):
+    """Store ``__init__`` arguments unchanged (call as ``store_params(self, locals())``)."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 def _no_output(*args, **kwargs):
@@ -97,6 +104,14 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
     def _train(self, train_data):
         """Run the training; the default is plain skorch training for ``max_epochs``."""
         self.net_.partial_fit(train_data)
+
+    def _finish_training(self, train_data):
+        """Work after training and before export: networks with batch norm re-estimate
+        its statistics with the final hard masks."""
+        module = self.net_.module_
+        if hasattr(module, "recalibrate_norms"):
+            batches = (X for X, _ in DeviceBatchIterator(train_data, self.batch_size))
+            module.recalibrate_norms(batches)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -208,6 +223,7 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
     def _train_with_device_errors(self, train_data):
         try:
             self._train(train_data)
+            self._finish_training(train_data)
         except torch.OutOfMemoryError as exc:
             raise MemoryError(
                 f"{type(self).__name__} ran out of device memory on {self.net_.device} "
@@ -235,6 +251,8 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
             for row in self.net_.history
         ]
         self.n_iter_ = len(self.history_)
+        if hasattr(module, "signs"):
+            self.unit_signs_ = [s.signs.cpu().numpy().copy() for s in module.signs]
         if not all(np.isfinite(c).all() for c in coefs) or any(
             p.isfinite().logical_not().any().item() for p in module.parameters()
         ):

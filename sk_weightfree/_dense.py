@@ -1,6 +1,6 @@
 """DenseClassifier: the fully connected, real-weight reference."""
 
-from ._base import BaseNetworkClassifier
+from ._base import BaseNetworkClassifier, store_params
 from .nn import DenseMLP
 
 
@@ -81,20 +81,7 @@ class DenseClassifier(BaseNetworkClassifier):
                  batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
                  device="auto", random_state=None, verbose=0, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.lr_schedule = lr_schedule
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
+        store_params(self, locals())
 
     def _build_module(self, n_features, n_classes, generator):
         return DenseMLP(n_features, self._hidden_sizes, n_classes,

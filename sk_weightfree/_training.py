@@ -6,6 +6,8 @@ import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, EpochTimer, PassthroughScoring
 
+from .nn import set_temperature
+
 
 class ResidentData(torch.utils.data.Dataset):
     """Features and encoded labels converted once and held on the training device.
@@ -124,3 +126,23 @@ class ResidentNet(NeuralNetClassifier):
     def get_iterator(self, dataset, training=False):
         return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
                                    generator=self.shuffle_generator)
+
+
+class TemperatureSchedule(Callback):
+    """Anneal the surrogate temperature geometrically from ``start`` to ``end`` over epochs.
+
+    Sets every :class:`~sk_weightfree.nn.ScoredMaskLinear` at the start of each epoch.
+    """
+
+    def __init__(self, start, end, n_epochs):
+        self.start = start
+        self.end = end
+        self.n_epochs = n_epochs
+
+    def temperature_at(self, epoch):
+        """Temperature of 0-based ``epoch``."""
+        fraction = min(1.0, epoch / max(1, self.n_epochs - 1))
+        return self.start * (self.end / self.start) ** fraction
+
+    def on_epoch_begin(self, net, **kwargs):
+        set_temperature(net.module_, self.temperature_at(len(net.history) - 1))

@@ -72,8 +72,9 @@ class ScoredMaskLinear(nn.Module):
         return self._sample_generator
 
     def mask(self):
-        """{0,1} float mask: surrogate-differentiable in training, hard otherwise."""
-        if self.training and self.scores.requires_grad:
+        """{0,1} float mask: surrogate-differentiable when training with gradients on,
+        the hard mask otherwise (eval mode, ``torch.no_grad()``, frozen scores)."""
+        if self.training and self.scores.requires_grad and torch.is_grad_enabled():
             return straight_through_mask(self.logits(), float(self.temperature),
                                          sampling=self.sampling, generator=self._generator())
         return self.hard_mask().to(self.scores.dtype)
@@ -89,6 +90,13 @@ class ScoredMaskLinear(nn.Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"sampling={self.sampling!r}, density={self.density}")
+
+
+def set_temperature(module, value):
+    """Set the surrogate temperature of every :class:`ScoredMaskLinear` inside ``module``."""
+    for layer in module.modules():
+        if isinstance(layer, ScoredMaskLinear):
+            layer.temperature.fill_(value)
 
 
 class UnitSigns(nn.Module):

@@ -122,10 +122,24 @@ class WeightFreeMLP(nn.Module):
                 x = self.signs[i](self.activation(x))
         return x
 
-    def set_temperature(self, value):
-        """Set the surrogate temperature of every layer."""
-        for linear in self.linears:
-            linear.temperature.fill_(value)
+    @torch.no_grad()
+    def recalibrate_norms(self, batches):
+        """Re-estimate the batch-norm statistics with the final hard masks.
+
+        During the search the statistics track masks that keep changing (or are sampled);
+        one pass over ``batches`` (an iterable of input tensors) with the hard masks makes
+        the statistics match the network that predicts.
+        """
+        was_training = self.training
+        for norm in self.norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the pass
+        self.train()
+        for X in batches:
+            self(X)
+        for norm in self.norms:
+            norm.momentum = 0.1
+        self.train(was_training)
 
     def set_sample_seed(self, seed):
         """Make bernoulli sampling reproducible: layer ``i`` uses ``seed + i``."""

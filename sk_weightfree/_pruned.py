@@ -1,0 +1,117 @@
+"""PrunedClassifier: a dense network magnitude-pruned to a target density."""
+
+from numbers import Integral, Real
+
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch.nn.utils import prune
+
+from ._base import BaseNetworkClassifier, store_params
+from .nn import DenseMLP
+
+
+class PrunedClassifier(BaseNetworkClassifier):
+    """Dense MLP trained, then magnitude-pruned to ``density`` (optionally iteratively).
+
+    Training runs ``max_epochs`` on the dense network; then ``n_rounds`` rounds each remove
+    the smallest-magnitude surviving weights (``torch.nn.utils.prune``) so that the kept
+    fraction falls geometrically to ``density``, each followed by ``finetune_epochs`` of
+    retraining of the survivors. With ``rewind=True`` the survivors are reset to their
+    initial values before retraining (lottery-ticket style). Biases are never pruned.
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
+device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol
+        As in :class:`DenseClassifier`.
+    density : float in (0, 1], default=0.1
+        Fraction of weights kept.
+    pruning : {"global", "layer"}, default="global"
+        One magnitude threshold over all layers, or the same fraction in every layer.
+    n_rounds : int, default=1
+        Pruning rounds (prune, retrain, repeat).
+    finetune_epochs : int, default=10
+        Retraining epochs after each round (0 for none).
+    rewind : bool, default=False
+        Reset surviving weights to their initialisation before each retraining.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        Zero exactly where ``masks_`` is False.
+    intercepts_ : list of ndarray of shape (n_out,)
+    masks_, density_, n_connections_, classes_, n_features_in_, history_, n_iter_, net_
+        As in :class:`DenseClassifier`; ``history_`` covers training and retraining.
+
+    See Also
+    --------
+    DenseClassifier : the unpruned network.
+    WeightFreeClassifier : {0,1} weights, structure searched directly.
+    """
+
+    _parameter_constraints = {
+        **BaseNetworkClassifier._parameter_constraints,
+        "density": [Interval(Real, 0, 1, closed="right")],
+        "pruning": [StrOptions({"global", "layer"})],
+        "n_rounds": [Interval(Integral, 1, None, closed="left")],
+        "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
+        "rewind": ["boolean"],
+    }
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
+                 device="auto", random_state=None, verbose=0, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, density=0.1,
+                 pruning="global", n_rounds=1, finetune_epochs=10, rewind=False):
+        store_params(self, locals())
+
+    def _build_module(self, n_features, n_classes, generator):
+        return DenseMLP(n_features, self._hidden_sizes, n_classes,
+                        activation=self.activation, generator=generator)
+
+    def _train(self, train_data):
+        layers = list(self.net_.module_.linears)
+        initial = [(layer.weight.detach().clone(), layer.bias.detach().clone())
+                   for layer in layers]
+        self.net_.partial_fit(train_data)
+        sizes = [layer.weight.numel() for layer in layers]
+        for round_ in range(1, self.n_rounds + 1):
+            kept_fraction = self.density ** (round_ / self.n_rounds)
+            self._prune_to(layers, sizes, kept_fraction)
+            if self.rewind:
+                self._rewind(layers, initial)
+            if self.finetune_epochs:
+                self.net_.partial_fit(train_data, epochs=self.finetune_epochs)
+        for layer in layers:
+            prune.remove(layer, "weight")
+
+    def _prune_to(self, layers, sizes, kept_fraction):
+        """Prune (by magnitude, among survivors) until ``kept_fraction`` of weights remain."""
+        kept = [self._n_kept(layer) for layer in layers]
+        if self.pruning == "global":
+            target = max(1, round(kept_fraction * sum(sizes)))
+            prune.global_unstructured(
+                [(layer, "weight") for layer in layers],
+                pruning_method=prune.L1Unstructured, amount=max(0, sum(kept) - target),
+            )
+        else:
+            for layer, size, n_kept in zip(layers, sizes, kept):
+                target = max(1, round(kept_fraction * size))
+                prune.l1_unstructured(layer, "weight", amount=max(0, n_kept - target))
+
+    @staticmethod
+    def _n_kept(layer):
+        mask = getattr(layer, "weight_mask", None)
+        return layer.weight.numel() if mask is None else int(mask.sum().item())
+
+    def _rewind(self, layers, initial):
+        with torch.no_grad():
+            for layer, (weight, bias) in zip(layers, initial):
+                layer.weight_orig.copy_(weight)
+                layer.bias.copy_(bias)
+        self.net_.initialize_optimizer()
+
+    def _export_fitted_attributes(self):
+        super()._export_fitted_attributes()
+        self.intercepts_ = [layer.bias.detach().cpu().numpy().astype(float)
+                            for layer in self.net_.module_.linears]

@@ -29,7 +29,9 @@ def random_net(sizes, density, seed):
     rng = np.random.default_rng(seed)
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        w = sparse.random(n_in, n_out, density=density, format="csr", random_state=rng)
+        w = sparse.random(
+            n_in, n_out, density=density, format="csr", random_state=rng
+        )
         w.data[:] = 1.0
         layers.append(w)
     return layers
@@ -50,7 +52,10 @@ def main():
         ((784, 5000, 5000, 10), 0.01),
         ((784, 10000, 10000, 10), 0.01),
     ]
-    header = f"{'layers':<24}{'nodes':>8}{'edges':>10}{'exact s':>10}{'approx s':>10}{'JS':>9}"
+    header = (
+        f"{'layers':<24}{'nodes':>8}{'edges':>10}"
+        f"{'exact s':>10}{'approx s':>10}{'JS':>9}"
+    )
     print(header)
     print("-" * len(header))
     for sizes, density in cases:

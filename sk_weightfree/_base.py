@@ -1,5 +1,6 @@
 """The base class every estimator shares: validation, data movement, seeding, export."""
 
+import copy
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -271,9 +272,15 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(
             self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float32, np.float64]
         )
-        data = ResidentData(X, None, self._module_device())
+        device = self._module_device()
         module = self.net_.module_
+        if device.type == "cpu":
+            # float64 on the CPU makes a sample's output independent of the batch it is in
+            # (float32 GEMM kernels sum in a batch-size-dependent order).
+            module = copy.deepcopy(module).double()
         module.eval()
+        data = ResidentData(X, None, device,
+                            dtype=torch.float64 if device.type == "cpu" else None)
         with torch.inference_mode():
             logits = [
                 module(data.rows(slice(start, start + PREDICT_BATCH_SIZE))).float().cpu()

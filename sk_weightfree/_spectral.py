@@ -21,7 +21,6 @@ import sys
 
 import numpy as np
 from scipy import fft, linalg, sparse
-from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
@@ -178,9 +177,9 @@ def _normalized_block(layers, weighted=False):
     sizes = _layer_sizes(layers)
     # Position of every layer inside its side (even layers / odd layers).
     side_offsets, filled = [], [0, 0]
-    for size_j, j in zip(sizes, range(len(sizes))):
+    for j, size in enumerate(sizes):
         side_offsets.append(filled[j % 2])
-        filled[j % 2] += size_j
+        filled[j % 2] += size
     n_even, n_odd = filled
     rows, cols, vals = [], [], []
     for i, w in enumerate(layers):
@@ -333,7 +332,7 @@ def _kpm_density(layers, grid, bandwidth, weighted, n_moments, n_vectors, rng):
 # --------------------------------------------------------------------------
 def _check_params(bandwidth, n_points, method, n_moments, n_vectors):
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
-        raise TypeError(f"bandwidth must be a real number, got {bandwidth!r}.")
+        raise ValueError(f"bandwidth must be a real number > 0, got {bandwidth!r}.")
     if not np.isfinite(bandwidth) or bandwidth <= 0:
         raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}.")
     _check_int(n_points, "n_points", 2)
@@ -347,7 +346,7 @@ def _check_params(bandwidth, n_points, method, n_moments, n_vectors):
 
 def _check_int(value, name, low):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}.")
 
@@ -387,7 +386,13 @@ def _density(layers, bandwidth, n_points, weighted, method, n_moments,
         )
     # Stochastic moments can leave tiny negative values far from the support.
     density = np.clip(density, 0.0, None)
-    density /= density.sum() * (grid[1] - grid[0])
+    total = density.sum() * (grid[1] - grid[0])
+    if not total > 0:
+        raise ValueError(
+            f"bandwidth={bandwidth!r} is too small for the grid spacing "
+            f"{grid[1] - grid[0]:.3g}: increase bandwidth or n_points."
+        )
+    density /= total
     return grid, density
 
 
@@ -412,12 +417,15 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
     method : {"auto", "exact", "approximate"}, default="auto"
         ``"exact"`` computes all eigenvalues with a dense SVD (cubic cost).
         ``"approximate"`` uses the kernel polynomial method with Jackson
-        damping and Rademacher probe vectors on the sparse matrix (time
-        ``O(n_edges * n_moments * n_vectors)``, memory ``O(n_edges)``).
+        damping (the Gaussian is narrowed to compensate for the damping's
+        broadening) and Rademacher probe vectors on the sparse matrix: time
+        ``O(n_edges * n_moments * n_vectors)``, memory ``O(n_edges)``; its
+        base-2 Jensen-Shannon distance to the exact density is about 0.01.
         ``"auto"`` is exact up to 2000 nodes, approximate above.
     n_moments : int, default=None
-        Number of Chebyshev moments (approximate method). ``None`` uses
-        ``4 * pi / bandwidth`` clipped to ``[64, 4096]`` (629 by default).
+        Number of Chebyshev moments of the Laplacian (approximate method).
+        ``None`` uses ``3 * pi / bandwidth`` clipped to ``[64, 4096]``
+        (472 for the default bandwidth).
     n_vectors : int, default=None
         Number of random probe vectors (approximate method). ``None`` uses
         ``2e5 / m`` clipped to ``[8, 64]``, with ``m`` the size of the smaller
@@ -432,6 +440,12 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
         ``np.linspace(0, 2, n_points)``.
     density : ndarray of shape (n_points,)
         Non-negative, ``density.sum() * (grid[1] - grid[0]) == 1``.
+
+    Notes
+    -----
+    The graph has one node per unit and one edge per non-zero weight; the
+    spectrum is that of ``L = I - D^{-1/2} A D^{-1/2}``, with isolated units
+    contributing the eigenvalue 1.
     """
     _check_params(bandwidth, n_points, method, n_moments, n_vectors)
     return _density(_as_layers(net), bandwidth, n_points, weighted, method,
@@ -493,8 +507,9 @@ def spectral_similarity(a, b, *, bandwidth=0.02, n_points=512, weighted=False,
     Returns
     -------
     similarity : float
-        1 for identical spectra, symmetric in ``a`` and ``b``, invariant to
-        permutations of hidden units.
+        1 for identical spectra, symmetric in ``a`` and ``b``. Invariant to
+        permutations of hidden units (up to rounding with the exact method,
+        up to the sampling error with the approximate one).
     """
     _check_metric(metric)
     return float(pairwise_spectral_similarity(

@@ -12,19 +12,21 @@ from .nn import set_temperature
 class ResidentData(torch.utils.data.Dataset):
     """Features and encoded labels converted once and held on the training device.
 
-    Dense ``X`` becomes one float32 tensor on ``device`` (no copy when it already is a
+    Dense ``X`` becomes one float32 (or ``dtype``) tensor on ``device`` (no copy when it already is a
     C-contiguous float32 array and the device is the CPU). Sparse ``X`` stays a CSR matrix
     on the host and only the rows of a batch are densified and moved.
     """
 
-    def __init__(self, X, y, device):
+    def __init__(self, X, y, device, dtype=None):
         self.device = torch.device(device)
+        self.dtype = dtype
         if sp.issparse(X):
             self.X_sparse = sp.csr_matrix(X, dtype=np.float32)
             self.X = None
         else:
             self.X_sparse = None
-            self.X = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(self.device)
+            X = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(self.device)
+            self.X = X if dtype is None else X.to(dtype)
         self.y = None if y is None else torch.as_tensor(y, dtype=torch.long).to(self.device)
 
     def __len__(self):
@@ -39,7 +41,8 @@ class ResidentData(torch.utils.data.Dataset):
             return self.X[index]
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
-        return torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
+        rows = torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
+        return rows if self.dtype is None else rows.to(self.dtype)
 
 
 class DeviceBatchIterator:

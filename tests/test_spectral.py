@@ -36,8 +36,9 @@ def random_net(sizes, density, seed, binary=True):
     rng = np.random.default_rng(seed)
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        mask = rng.random((n_in, n_out)) < density
-        values = np.ones((n_in, n_out)) if binary else rng.standard_normal((n_in, n_out))
+        shape = (n_in, n_out)
+        mask = rng.random(shape) < density
+        values = np.ones(shape) if binary else rng.standard_normal(shape)
         layers.append(mask * values)
     return layers
 
@@ -108,7 +109,8 @@ def test_js_distance_matches_scipy():
 @st.composite
 def nets_and_permutation(draw):
     n_layers = draw(st.integers(2, 4))
-    sizes = draw(st.lists(st.integers(1, 10), min_size=n_layers + 1, max_size=n_layers + 1))
+    n_sizes = n_layers + 1
+    sizes = draw(st.lists(st.integers(1, 10), min_size=n_sizes, max_size=n_sizes))
     seed = draw(st.integers(0, 2**32 - 1))
     binary = draw(st.booleans())
     density = draw(st.floats(0.1, 1.0))
@@ -130,7 +132,8 @@ def test_hidden_permutation_invariance(data, weighted):
 
 # -------------------------------------------------------- exact spectra
 def test_single_edge_eigenvalues():
-    np.testing.assert_allclose(_laplacian_eigenvalues([np.ones((1, 1))]), [0, 2], atol=1e-12)
+    eig = _laplacian_eigenvalues([np.ones((1, 1))])
+    np.testing.assert_allclose(eig, [0, 2], atol=1e-12)
 
 
 @pytest.mark.parametrize("m, n", [(1, 3), (3, 4), (5, 5)])
@@ -144,11 +147,11 @@ def test_complete_bipartite_eigenvalues(m, n):
 def test_path_and_isolated_node_eigenvalues():
     # 1-1-1-1 chain is the path P4: eigenvalues 1 - cos(pi k / 3).
     path = [np.ones((1, 1))] * 3
-    np.testing.assert_allclose(
-        _laplacian_eigenvalues(path), 1 - np.cos(np.pi * np.arange(4) / 3), atol=1e-12
-    )
+    expected = 1 - np.cos(np.pi * np.arange(4) / 3)
+    np.testing.assert_allclose(_laplacian_eigenvalues(path), expected, atol=1e-12)
     # An isolated unit contributes eigenvalue 1.
-    np.testing.assert_allclose(_laplacian_eigenvalues([np.array([[1.0, 0.0]])]), [0, 1, 2], atol=1e-12)
+    eig = _laplacian_eigenvalues([np.array([[1.0, 0.0]])])
+    np.testing.assert_allclose(eig, [0, 1, 2], atol=1e-12)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -161,9 +164,8 @@ def test_eigenvalues_match_dense_laplacian(weighted):
     deg = adj.sum(axis=1)
     inv = np.where(deg > 0, 1 / np.sqrt(np.where(deg > 0, deg, 1)), 0.0)
     lap = np.eye(len(deg)) - inv[:, None] * adj * inv[None, :]
-    np.testing.assert_allclose(
-        _laplacian_eigenvalues(layers, weighted=weighted), np.linalg.eigvalsh(lap), atol=1e-10
-    )
+    eig = _laplacian_eigenvalues(layers, weighted=weighted)
+    np.testing.assert_allclose(eig, np.linalg.eigvalsh(lap), atol=1e-10)
 
 
 # ------------------------------------------------ approximate vs exact
@@ -173,9 +175,10 @@ def test_eigenvalues_match_dense_laplacian(weighted):
 )
 def test_approximate_agrees_with_exact(sizes, density, binary):
     layers = [sparse.csr_matrix(w) for w in random_net(sizes, density, 0, binary)]
+    kw = dict(weighted=not binary)
     with threadpool_limits(1):  # dense SVD; avoids BLAS thread contention
-        _, exact = spectral_density(layers, method="exact", weighted=not binary)
-    _, approx = spectral_density(layers, method="approximate", weighted=not binary, random_state=0)
+        _, exact = spectral_density(layers, method="exact", **kw)
+    _, approx = spectral_density(layers, method="approximate", random_state=0, **kw)
     assert jensenshannon(exact, approx, base=2) < APPROX_JS_TOL
 
 
@@ -184,7 +187,9 @@ def test_approximate_with_exact_traces():
     # polynomial approximation is left (measured JS 0.0012 with 512 moments).
     layers = random_net((40, 300, 200, 5), 0.05, 1)
     _, exact = spectral_density(layers, method="exact")
-    _, approx = spectral_density(layers, method="approximate", n_moments=512, n_vectors=10_000)
+    _, approx = spectral_density(
+        layers, method="approximate", n_moments=512, n_vectors=10_000
+    )
     assert jensenshannon(exact, approx, base=2) < 0.005
 
 
@@ -242,7 +247,8 @@ def test_all_input_types_agree(weighted):
         [w.tolist() for w in layers],
     ]
     for net in variants:
-        np.testing.assert_allclose(spectral_density(net, weighted=weighted)[1], reference, rtol=1e-12, atol=1e-12)
+        got = spectral_density(net, weighted=weighted)[1]
+        np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-12)
 
 
 def test_sklearn_mlp():
@@ -255,7 +261,8 @@ def test_sklearn_mlp():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
     got = spectral_density(clf, weighted=True)[1]
-    np.testing.assert_array_equal(got, spectral_density(list(clf.coefs_), weighted=True)[1])
+    expected = spectral_density(list(clf.coefs_), weighted=True)[1]
+    np.testing.assert_array_equal(got, expected)
     assert spectral_similarity(clf, list(clf.coefs_)) == 1.0
 
 
@@ -266,7 +273,16 @@ def test_torch_module_without_linear():
 
 
 @pytest.mark.parametrize(
-    "net", [3, "abc", None, {"a": 1}, np.ones((3, 3)), [np.array([["a", "b"]])], [np.ones((2, 2)) * 1j]]
+    "net",
+    [
+        3,
+        "abc",
+        None,
+        {"a": 1},
+        np.ones((3, 3)),
+        [np.array([["a", "b"]])],
+        [np.ones((2, 2)) * 1j],
+    ],
 )
 def test_bad_types(net):
     with pytest.raises(TypeError, match=r"got|dtype"):
@@ -283,12 +299,18 @@ def test_type_error_names_type():
     [
         ([], "no layers"),
         ([np.ones((3, 4)), np.ones((5, 2))], r"layer 0 .*\(3, 4\).*layer 1 .*\(5, 2\)"),
-        (_HasCoefs([np.ones((2, 2)), np.ones((2, 2)), np.ones((3, 1))]), r"layer 1.*layer 2"),
+        (
+            _HasCoefs([np.ones((2, 2)), np.ones((2, 2)), np.ones((3, 1))]),
+            r"layer 1.*layer 2",
+        ),
         ([np.ones((3, 4)), sparse.csr_matrix(np.ones((3, 2)))], "do not chain"),
         ([np.ones(3)], "Layer 0 must be 2-D"),
         ([np.ones((2, 2)), np.ones((2, 2, 2))], "Layer 1 must be 2-D"),
         ([np.array([[1.0, np.nan]])], "Layer 0.*NaN"),
-        ([np.ones((2, 2)), sparse.csr_matrix(np.array([[np.inf], [1.0]]))], "Layer 1.*infinite"),
+        (
+            [np.ones((2, 2)), sparse.csr_matrix(np.array([[np.inf], [1.0]]))],
+            "Layer 1.*infinite",
+        ),
         ([np.ones((0, 2))], "empty"),
     ],
 )
@@ -303,7 +325,9 @@ def test_bad_layers(net, match):
         (dict(bandwidth=0), "bandwidth"),
         (dict(bandwidth=-0.1), "bandwidth"),
         (dict(bandwidth=float("nan")), "bandwidth"),
+        (dict(bandwidth="wide"), "bandwidth"),
         (dict(n_points=1), "n_points"),
+        (dict(n_points=10.5), "n_points"),
         (dict(method="fast"), r"exact.*approximate"),
         (dict(n_moments=1), "n_moments"),
         (dict(n_vectors=0), "n_vectors"),
@@ -332,7 +356,7 @@ def test_module_does_not_import_torch():
     path = Path(__file__).resolve().parents[1] / "sk_weightfree" / "_spectral.py"
     code = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('_spectral_alone', {str(path)!r})\n"
+        f"spec = importlib.util.spec_from_file_location('alone', {str(path)!r})\n"
         "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
         "mod.spectral_density([[[1.0]]])\n"
         "assert 'torch' not in sys.modules\n"

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits, make_classification
+from sklearn.preprocessing import StandardScaler
+
+import sk_weightfree
+
+ESTIMATORS = [
+    sk_weightfree.DenseClassifier,
+    sk_weightfree.WeightFreeClassifier,
+    sk_weightfree.PrunedClassifier,
+    sk_weightfree.WeightAgnosticClassifier,
+    sk_weightfree.RandomNetworkClassifier,
+]
+SMALL = dict(hidden_layer_sizes=(16,), max_epochs=3, batch_size=32, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads():
+    # Small networks on 2 cores: extra intra-op threads only add contention.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def small_data():
+    X, y = make_classification(n_samples=120, n_features=8, n_informative=5, n_classes=3,
+                               random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def small(cls, **kwargs):
+    """An estimator with a tiny network, for fast behavioural tests."""
+    params = {**SMALL, "random_state": 0, **kwargs}
+    if cls is sk_weightfree.PrunedClassifier:
+        params.setdefault("finetune_epochs", 1)
+    return cls(**params)
+
+
+def flat_coefs(clf):
+    return np.concatenate([c.ravel() for c in clf.coefs_])

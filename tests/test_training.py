@@ -1,0 +1,205 @@
+"""The shared base: data path, labels, seeding, devices, persistence, progress, stopping."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from sk_weightfree import DenseClassifier, WeightFreeClassifier
+from sk_weightfree._base import resolve_device
+from sk_weightfree._training import DeviceBatchIterator, ResidentData
+from conftest import ESTIMATORS, small
+
+
+@pytest.mark.parametrize("n, batch_size", [(10, 3), (10, 5), (7, 10), (9, 4), (1, 4)])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_iterator_visits_every_sample_once(n, batch_size, shuffle):
+    X = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+    data = ResidentData(X, np.arange(n), "cpu")
+    it = DeviceBatchIterator(data, batch_size, shuffle=shuffle,
+                             generator=torch.Generator().manual_seed(0))
+    for _ in range(2):  # every epoch
+        seen = torch.cat([yb for _, yb in it]).tolist()
+        assert sorted(seen) == list(range(n))
+        for Xb, yb in it:
+            np.testing.assert_array_equal(Xb.numpy()[:, 0], 2 * yb.numpy())
+    sizes = [len(yb) for _, yb in it]
+    assert len(sizes) == len(it)
+    assert n == 1 or min(sizes) >= 2  # a lone last sample is merged, for batch norm
+
+
+def test_iterator_shuffles_reproducibly():
+    data = ResidentData(np.zeros((50, 1)), np.arange(50), "cpu")
+
+    def order(seed):
+        it = DeviceBatchIterator(data, 8, shuffle=True,
+                                 generator=torch.Generator().manual_seed(seed))
+        return torch.cat([y for _, y in it]).tolist()
+
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+    assert order(1) != list(range(50))
+
+
+def test_sparse_is_densified_per_batch_only(monkeypatch):
+    X = sp.random(40, 6, density=0.3, format="csr", random_state=0)
+    data = ResidentData(X, np.arange(40), "cpu")
+    assert data.X is None and sp.issparse(data.X_sparse)
+    densified = []
+    original = sp.csr_matrix.toarray
+
+    def spy(self, *args, **kwargs):
+        densified.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", spy)
+    batches = list(DeviceBatchIterator(data, 16, shuffle=True,
+                                       generator=torch.Generator().manual_seed(0)))
+    assert densified == [16, 16, 8]
+    got = torch.cat([xb for xb, _ in batches]).numpy()
+    order = torch.cat([yb for _, yb in batches]).numpy()
+    np.testing.assert_allclose(got, X.toarray()[order], rtol=1e-6)
+
+
+def test_dense_float32_input_is_not_copied_on_cpu():
+    X = np.ones((5, 3), dtype=np.float32)
+    assert ResidentData(X, None, "cpu").X.data_ptr() == X.ctypes.data
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_sparse_and_dense_input_agree(cls, small_data):
+    X, y = small_data
+    dense = small(cls).fit(X, y)
+    sparse = small(cls).fit(sp.csr_matrix(X), y)
+    np.testing.assert_allclose(dense.predict_proba(X), sparse.predict_proba(sp.csc_matrix(X)),
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("labels", [
+    np.array(["cat", "dog", "emu"]), np.array([-1, 1, 7]), np.array([True, False, True]),
+])
+def test_any_label_type(labels, small_data):
+    X, y = small_data
+    y_labels = labels[y % len(labels)]
+    clf = small(DenseClassifier).fit(X, y_labels)
+    np.testing.assert_array_equal(clf.classes_, np.unique(y_labels))
+    assert set(clf.predict(X)) <= set(np.unique(y_labels))
+    assert clf.predict_proba(X).shape == (len(X), len(np.unique(y_labels)))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_same_seed_same_model_other_seed_other_model(cls, small_data):
+    X, y = small_data
+    state = torch.random.get_rng_state()
+    a, b, c = small(cls, random_state=3), small(cls, random_state=3), small(cls, random_state=4)
+    for clf in (a, b, c):
+        clf.fit(X, y)
+    assert torch.equal(state, torch.random.get_rng_state()), "global torch RNG touched"
+    for ca, cb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(ca, cb)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert any(not np.array_equal(ca, cc) for ca, cc in zip(a.coefs_, c.coefs_))
+
+
+def test_device_resolution():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    for bad in ["gpu", "tpu", "", "cuda:x"]:
+        with pytest.raises(ValueError, match="device"):
+            resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_without_cuda_is_a_clear_error(small_data):
+    X, y = small_data
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        small(DenseClassifier, device="cuda").fit(X, y)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_gpu_predict_after_moving_to_cpu(small_data):
+    X, y = small_data
+    clf = small(WeightFreeClassifier, device="cuda").fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    restored.net_.module_.cpu()
+    np.testing.assert_allclose(clf.predict_proba(X), restored.predict_proba(X), atol=1e-4)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_pickle_and_joblib_round_trips(cls, small_data, tmp_path):
+    X, y = small_data
+    clf = small(cls).fit(X, y)
+    expected = clf.predict_proba(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
+    joblib.dump(clf, tmp_path / "model.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").predict_proba(X),
+                                  expected)
+    with pytest.raises(NotFittedError):
+        clone(clf).predict(X)
+
+
+def test_fitted_attributes(small_data):
+    X, y = small_data
+    clf = small(DenseClassifier, hidden_layer_sizes=(7, 5)).fit(X, y)
+    assert [c.shape for c in clf.coefs_] == [(8, 7), (7, 5), (5, 3)]
+    assert [m.shape for m in clf.masks_] == [(8, 7), (7, 5), (5, 3)]
+    assert all(m.dtype == bool for m in clf.masks_)
+    assert clf.n_connections_ == 8 * 7 + 7 * 5 + 5 * 3
+    assert clf.density_ == 1.0
+    assert clf.n_iter_ == 3 == len(clf.history_)
+    assert all({"epoch", "train_loss", "seconds"} <= set(row) for row in clf.history_)
+    assert np.isfinite([row["train_loss"] for row in clf.history_]).all()
+
+
+def test_verbose_shows_a_progress_bar_and_silence_is_silent(small_data, capsys):
+    X, y = small_data
+    small(DenseClassifier).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    small(DenseClassifier, verbose=1).fit(X, y)
+    assert "epoch" in capsys.readouterr().err
+
+
+def test_early_stopping_holds_out_data_and_stops(small_data):
+    X, y = small_data
+    clf = small(DenseClassifier, max_epochs=200, early_stopping=True, n_iter_no_change=2,
+                tol=10.0).fit(X, y)
+    assert clf.n_iter_ == 3  # tol too large for any epoch to count as an improvement
+    assert all("valid_loss" in row for row in clf.history_)
+
+
+def test_training_loss_stopping_rule(small_data):
+    X, y = small_data
+    clf = small(DenseClassifier, max_epochs=50, n_iter_no_change=4, tol=10.0).fit(X, y)
+    assert clf.n_iter_ == 5
+
+
+def test_early_stopping_with_too_little_data_is_a_clear_error():
+    X = np.random.RandomState(0).randn(6, 2)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        small(DenseClassifier, early_stopping=True).fit(X, [0, 1, 2, 0, 1, 2])
+
+
+@pytest.mark.parametrize("param, value", [
+    ("hidden_layer_sizes", (10, 0)), ("hidden_layer_sizes", (2.5,)), ("max_epochs", 0),
+    ("batch_size", 0), ("lr", 0.0), ("lr", -1), ("optimizer", "lbfgs"), ("activation", "elu"),
+    ("device", "gpu"), ("validation_fraction", 1.0), ("lr_schedule", "step"),
+])
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_invalid_hyper_parameters_are_value_errors(cls, param, value, small_data):
+    X, y = small_data
+    with pytest.raises(ValueError, match=param if param != "device" else "device"):
+        small(cls, **{param: value}).fit(X, y)
+
+
+def test_single_class_is_rejected(small_data):
+    X, _ = small_data
+    with pytest.raises(ValueError, match="class"):
+        small(DenseClassifier).fit(X, np.zeros(len(X)))

@@ -21,7 +21,7 @@ def plot_report(rows, names, similarity, densities, path, title=""):
     ax_acc.set_ylabel("test accuracy")
     ax_acc.set_title("accuracy versus density")
     ax_acc.grid(alpha=0.3, which="both")
-    ax_acc.legend(loc="lower right", fontsize=9)
+    ax_acc.legend(loc="best", fontsize=9)
     low = min(r["density"] for r in rows)
     ax_acc.set_xlim(low / 2, 2.0)
 
@@ -44,6 +44,7 @@ def plot_report(rows, names, similarity, densities, path, title=""):
     ax_spec.set_title("spectral densities")
     ax_spec.set_xlim(0, 2)
     ax_spec.set_yscale("symlog", linthresh=0.1)
+    ax_spec.set_ylim(bottom=0)
     ax_spec.legend(fontsize=9)
     if title:
         fig.suptitle(title)

@@ -96,7 +96,7 @@ n_iter_, net_
     def _finish_training(self, train_data):
         module = self.net_.module_
         module.eval()
-        correct = torch.zeros(len(self._weight_values))
+        correct = torch.zeros(len(self._weight_values), dtype=torch.float64)
         with torch.inference_mode():
             for X, y in DeviceBatchIterator(train_data, 4096):
                 logits = module.forward_values(X, module.weight_values)

@@ -1,0 +1,147 @@
+"""WeightFreeClassifier and its torch pieces."""
+
+import numpy as np
+import pytest
+import torch
+
+from sk_weightfree import WeightFreeClassifier
+from sk_weightfree.nn import ScoredMaskLinear, WeightFreeMLP, straight_through_mask
+from conftest import flat_coefs, small
+
+
+def test_surrogate_forward_and_backward_by_hand():
+    theta = torch.tensor([0.3, -0.3, 0.0], requires_grad=True)
+    mask = straight_through_mask(theta, temperature=0.5)
+    assert mask.tolist() == [1.0, 0.0, 0.0]
+    upstream = torch.tensor([2.0, -1.0, 0.5])
+    (mask * upstream).sum().backward()
+    s = torch.sigmoid(theta.detach() / 0.5)
+    np.testing.assert_allclose(theta.grad, upstream * s * (1 - s) / 0.5, rtol=1e-6)
+    # sigmoid'(0.6) / 0.5 by hand: s = 0.645656..., s(1-s) = 0.228784...
+    assert theta.grad[0].item() == pytest.approx(2.0 * 0.2287842 / 0.5, rel=1e-5)
+
+
+def test_bernoulli_sampling_frequency_and_reproducibility():
+    theta = torch.full((20000,), 0.8)
+    g = torch.Generator().manual_seed(0)
+    m1 = straight_through_mask(theta, 2.0, sampling="bernoulli", generator=g)
+    assert set(m1.unique().tolist()) <= {0.0, 1.0}
+    assert m1.mean().item() == pytest.approx(torch.sigmoid(torch.tensor(0.4)).item(), abs=0.01)
+    m2 = straight_through_mask(theta, 2.0, sampling="bernoulli",
+                               generator=torch.Generator().manual_seed(0))
+    assert torch.equal(m1, m2)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"sampling": "gumbel"}, "sampling"), ({"temperature": 0.0}, "temperature"),
+])
+def test_surrogate_rejects_bad_options(kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        straight_through_mask(torch.zeros(3), **kwargs)
+
+
+def test_density_target_keeps_exact_top_k():
+    layer = ScoredMaskLinear(40, 25, density=0.1, generator=torch.Generator().manual_seed(0))
+    mask = layer.hard_mask()
+    assert mask.sum().item() == 100
+    assert layer.scores[mask].min() > layer.scores[~mask].max()
+
+
+def test_layer_is_usable_on_its_own_and_trains_scores():
+    layer = ScoredMaskLinear(5, 3, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
+    out = layer(x)
+    torch.testing.assert_close(out, x @ layer.hard_mask().float().T)
+    out.pow(2).sum().backward()
+    assert layer.scores.grad is not None and layer.scores.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("sampling", ["threshold", "bernoulli"])
+def test_coefs_are_exactly_zero_or_one(sampling, digits):
+    X, y = digits
+    clf = small(WeightFreeClassifier, sampling=sampling, max_epochs=4).fit(X, y)
+    values = flat_coefs(clf)
+    assert set(np.unique(values)) <= {0.0, 1.0}
+    for coef, mask in zip(clf.coefs_, clf.masks_):
+        np.testing.assert_array_equal(coef, mask.astype(float))
+    assert 0 < clf.density_ < 1
+    assert clf.n_connections_ == int(values.sum())
+    assert all(set(np.unique(s)) <= {-1.0, 1.0} for s in clf.unit_signs_)
+
+
+def test_learns_digits_well_above_chance(digits):
+    X, y = digits
+    clf = WeightFreeClassifier(hidden_layer_sizes=(64,), max_epochs=10, random_state=0,
+                               device="cpu").fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
+def test_exported_module_predicts_like_the_estimator(digits):
+    X, y = digits
+    clf = small(WeightFreeClassifier, hidden_layer_sizes=(12, 7)).fit(X, y)
+    module = clf.to_module()
+    linears = [m for m in module if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3
+    for linear, coef in zip(linears, clf.coefs_):
+        np.testing.assert_array_equal(linear.weight.detach().numpy().T, coef)
+    with torch.no_grad():
+        logits = module(torch.as_tensor(X, dtype=torch.float32)).numpy()
+    np.testing.assert_array_equal(clf.classes_[logits.argmax(1)], clf.predict(X))
+    np.testing.assert_allclose(torch.softmax(torch.as_tensor(logits), 1).numpy(),
+                               clf.predict_proba(X), atol=1e-4)
+
+
+@pytest.mark.parametrize("sampling", ["threshold", "bernoulli"])
+def test_same_seed_same_mask(sampling, digits):
+    X, y = digits
+    a = small(WeightFreeClassifier, sampling=sampling, random_state=5).fit(X, y)
+    b = small(WeightFreeClassifier, sampling=sampling, random_state=5).fit(X, y)
+    for ma, mb in zip(a.masks_, b.masks_):
+        np.testing.assert_array_equal(ma, mb)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3])
+def test_density_target_is_met(density, digits):
+    X, y = digits
+    clf = small(WeightFreeClassifier, hidden_layer_sizes=(30,), density=density).fit(X, y)
+    for mask in clf.masks_:
+        assert mask.mean() == pytest.approx(density, abs=1.0 / mask.size + 1e-9)
+
+
+def test_temperature_is_annealed(digits):
+    X, y = digits
+    seen = []
+
+    class Spy(torch.nn.Module):
+        pass
+
+    clf = small(WeightFreeClassifier, max_epochs=4, temperature=2.0, final_temperature=0.25)
+    clf.fit(X, y)
+    schedule = clf.net_.callbacks_
+    temperature = dict(schedule)["temperature"]
+    seen = [temperature.temperature_at(e) for e in range(4)]
+    np.testing.assert_allclose(seen, [2.0, 1.0, 0.5, 0.25])
+    for layer in clf.net_.module_.linears:
+        assert layer.temperature.item() == pytest.approx(0.25)
+
+
+def test_without_unit_signs_the_network_is_monotone():
+    net = WeightFreeMLP(4, (6, 5), 3, unit_signs=False,
+                        generator=torch.Generator().manual_seed(0)).eval()
+    for norm in net.norms:  # positive per-unit scale: the monotonicity argument's premise
+        norm.weight.data.uniform_(0.5, 2.0)
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(1))
+    bigger = x.clone()
+    bigger[:, 2] += 1.0
+    with torch.no_grad():
+        assert (net(bigger) >= net(x) - 1e-5).all()
+        signed = WeightFreeMLP(4, (6, 5), 3, generator=torch.Generator().manual_seed(0)).eval()
+        assert not (signed(bigger) >= signed(x) - 1e-5).all()
+
+
+def test_invalid_weight_free_parameters(small_data):
+    X, y = small_data
+    for params in [{"density": 0.0}, {"density": 1.5}, {"temperature": 0},
+                   {"final_temperature": -1.0}, {"sampling": "gumbel"}, {"init_density": 1.0}]:
+        with pytest.raises(ValueError, match=next(iter(params))):
+            small(WeightFreeClassifier, **params).fit(X, y)

@@ -1,0 +1,113 @@
+"""Sphinx configuration of the sk_weightfree documentation.
+
+Build with ``sphinx-build -W --keep-going -b html docs docs/_build/html``.
+"""
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the package, when it is not installed
+
+import sk_weightfree  # noqa: E402
+
+# -- project ----------------------------------------------------------------
+project = "sk-weightfree"
+author = "the sk-weightfree developers"
+copyright = "the sk-weightfree developers"
+release = sk_weightfree.__version__
+version = ".".join(release.split(".")[:2])
+
+# -- extensions -------------------------------------------------------------
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "myst_parser",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+templates_path = ["_templates"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+    "auto_examples/*.md5",
+    "auto_examples/*.json",
+]
+default_role = "obj"
+
+# No network during the build: no intersphinx.
+intersphinx_mapping = {}
+
+# -- autodoc / autosummary / numpydoc ---------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_typehints = "none"
+autoclass_content = "class"
+
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_xref_param_type = False
+
+# -- MyST -------------------------------------------------------------------
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+myst_dmath_double_inline = True
+
+# -- sphinx-gallery ---------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": ["../examples"],
+    "gallery_dirs": ["auto_examples"],
+    "filename_pattern": r"/plot_",  # execute every plot_*.py
+    "ignore_pattern": r"__init__\.py",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "doc_module": ("sk_weightfree",),
+    "backreferences_dir": "generated/backreferences",
+    "reference_url": {"sk_weightfree": None},
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "show_memory": False,
+    "min_reported_time": 0,
+    "abort_on_example_error": False,
+}
+
+# sphinx-gallery executes the examples in this process: keep torch to one thread
+# per process, as the examples are tiny and the build machine may be shared.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+warnings.filterwarnings(
+    "ignore", category=UserWarning,
+    message="Matplotlib is currently using agg, which is a non-GUI backend",
+)
+
+# -- HTML -------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"sk-weightfree {release}"
+html_static_path = []
+html_show_sourcelink = False
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+html_context = {"default_mode": "light"}

@@ -111,3 +111,33 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_context = {"default_mode": "light"}
+
+
+# -- hooks ------------------------------------------------------------------
+def _skip_member(app, what, name, obj, skip, options):
+    """Hide scikit-learn's metadata-routing helpers (their docstrings point into
+    scikit-learn's own user guide, which is not part of this site)."""
+    if name == "get_metadata_routing" or (name.startswith("set_") and name.endswith("_request")):
+        return True
+    return skip
+
+
+def _check_api_is_complete(app):
+    """Every name in ``sk_weightfree.__all__`` and ``sk_weightfree.nn.__all__`` must be
+    listed in api.rst; a missing one is a warning (an error under ``-W``)."""
+    from sphinx.util import logging
+
+    import sk_weightfree.nn
+
+    api = (HERE / "api.rst").read_text()
+    logger = logging.getLogger(__name__)
+    for module, names in (("sk_weightfree", sk_weightfree.__all__),
+                          ("sk_weightfree.nn", sk_weightfree.nn.__all__)):
+        for name in names:
+            if f"\n   {name}\n" not in api and f".. data:: {name}\n" not in api:
+                logger.warning(f"api.rst does not list the public name {module}.{name}")
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_member)
+    app.connect("builder-inited", _check_api_is_complete)

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback, EpochTimer, PassthroughScoring
+from skorch.callbacks import Callback, EpochTimer
 
 from .nn import set_temperature
 
@@ -104,22 +104,22 @@ class EpochProgressBar(Callback):
 
 
 class ResidentNet(NeuralNetClassifier):
-    """``NeuralNetClassifier`` fed by :class:`DeviceBatchIterator` instead of a DataLoader.
+    """``NeuralNetClassifier`` fed by :class:`DeviceBatchIterator`, with a lean epoch.
 
-    skorch still runs the loop, the optimiser, the callbacks and the history; only the way
-    batches are produced changes. ``shuffle_generator`` (a CPU ``torch.Generator``) makes
-    the shuffling reproducible without touching torch's global random state.
+    skorch still runs the loop, the optimiser, the epoch callbacks and the history. Two
+    things change: batches come from the device-resident iterator instead of a DataLoader,
+    and per-batch bookkeeping moves to the epoch — the loss is summed on the device and
+    read once per epoch (one host synchronisation instead of one per batch), and no
+    per-batch callback hooks run (the estimators' callbacks are all epoch-level).
+    ``shuffle_generator`` (a CPU ``torch.Generator``) makes shuffling reproducible without
+    touching torch's global random state.
     """
 
     shuffle_generator = None
 
     @property
     def _default_callbacks(self):
-        return [
-            ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("valid_loss", PassthroughScoring(name="valid_loss")),
-        ]
+        return [("epoch_timer", EpochTimer())]
 
     def get_dataset(self, X, y=None):
         if isinstance(X, ResidentData):
@@ -129,6 +129,29 @@ class ResidentNet(NeuralNetClassifier):
     def get_iterator(self, dataset, training=False):
         return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
                                    generator=self.shuffle_generator)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        self._set_training(training)
+        loss_sum = torch.zeros((), device=self.device)
+        n_samples = n_batches = 0
+        for batch in iterator:
+            step = step_fn(batch, **fit_params)
+            size = len(batch[1])
+            loss_sum += step["loss"].detach() * size
+            n_samples += size
+            n_batches += 1
+        self.history.record(prefix + "_loss", (loss_sum / max(n_samples, 1)).item())
+        self.history.record(prefix + "_batch_count", n_batches)
+
+    def train_step_single(self, batch, **fit_params):
+        # The module is put in training mode once per epoch, not once per batch.
+        Xi, yi = batch
+        y_pred = self.module_(Xi)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
 
 
 class TemperatureSchedule(Callback):

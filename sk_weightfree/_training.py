@@ -111,6 +111,9 @@ class ResidentNet(NeuralNetClassifier):
     and per-batch bookkeeping moves to the epoch — the loss is summed on the device and
     read once per epoch (one host synchronisation instead of one per batch), and no
     per-batch callback hooks run (the estimators' callbacks are all epoch-level).
+    An interrupted epoch (KeyboardInterrupt, which skorch catches) is rolled back: the
+    module returns to the state of the last completed epoch and the partial history row
+    is dropped.
     ``shuffle_generator`` (a CPU ``torch.Generator``) makes shuffling reproducible without
     touching torch's global random state.
     """
@@ -130,6 +133,18 @@ class ResidentNet(NeuralNetClassifier):
         return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
                                    generator=self.shuffle_generator)
 
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        self._last_epoch_state = self._module_state()
+        super().partial_fit(X, y, classes, **fit_params)
+        if len(self.history) and "train_loss" not in self.history[-1]:
+            self.module_.load_state_dict(self._last_epoch_state)
+            self.history.pop()
+        del self._last_epoch_state
+        return self
+
+    def _module_state(self):
+        return {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
@@ -144,6 +159,8 @@ class ResidentNet(NeuralNetClassifier):
             n_batches += 1
         self.history.record(prefix + "_loss", (loss_sum / max(n_samples, 1)).item())
         self.history.record(prefix + "_batch_count", n_batches)
+        if training:
+            self._last_epoch_state = self._module_state()
 
     def train_step_single(self, batch, **fit_params):
         # The module is put in training mode once per epoch, not once per batch.

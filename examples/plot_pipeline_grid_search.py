@@ -1,0 +1,91 @@
+"""
+=============================================
+Tuning a weight-free network with GridSearchCV
+=============================================
+
+:class:`~sk_weightfree.WeightFreeClassifier` is an ordinary scikit-learn
+classifier, so it goes into a :class:`~sklearn.pipeline.Pipeline` and
+:class:`~sklearn.model_selection.GridSearchCV` unchanged. Here a pipeline of
+:class:`~sklearn.preprocessing.StandardScaler` and a small weight-free network
+is tuned over the hidden-layer width and the target density, then the
+connections the best network kept are drawn.
+"""
+
+# %%
+# Data and pipeline
+# -----------------
+# Digits images have pixel values 0..16; standardising them first helps every
+# network in this package.
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_weightfree import WeightFreeClassifier
+
+X, y = load_digits(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.25, stratify=y, random_state=0
+)
+
+pipe = Pipeline([
+    ("scale", StandardScaler()),
+    ("net", WeightFreeClassifier(max_epochs=10, device="cpu", random_state=0)),
+])
+
+# %%
+# Grid search
+# -----------
+# Parameters of a pipeline step are addressed as ``<step>__<parameter>``.
+# ``density=None`` lets the search choose how many edges to keep; a number fixes
+# the fraction of each layer's edges that is kept.
+param_grid = {
+    "net__hidden_layer_sizes": [(32,), (64,)],
+    "net__density": [None, 0.1],
+}
+search = GridSearchCV(pipe, param_grid, cv=3)
+search.fit(X_train, y_train)
+
+print("best parameters:", search.best_params_)
+print(f"cross-validated accuracy: {search.best_score_:.3f}")
+print(f"test accuracy: {search.score(X_test, y_test):.3f}")
+
+# %%
+# The cross-validation scores of every candidate:
+results = search.cv_results_
+labels = [
+    f"{p['net__hidden_layer_sizes']}, density={p['net__density']}"
+    for p in results["params"]
+]
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.barh(labels, results["mean_test_score"], xerr=results["std_test_score"],
+        color="tab:blue", alpha=0.8)
+ax.set_xlabel("mean CV accuracy (3 folds)")
+ax.set_xlim(0, 1)
+ax.set_title("GridSearchCV over a weight-free network")
+fig.tight_layout()
+
+# %%
+# What the best network learned
+# -----------------------------
+# Every entry of ``coefs_`` is exactly 0 or 1: the network *is* its set of
+# edges. ``coefs_[0]`` has shape ``(64, n_hidden)``; column ``j`` says which of
+# the 64 pixels feed hidden unit ``j``. Each hidden unit also has a fixed sign
+# (``unit_signs_``) that makes it excitatory (+1) or inhibitory (-1).
+net = search.best_estimator_.named_steps["net"]
+print("weight values:", np.unique(np.concatenate([c.ravel() for c in net.coefs_])))
+print(f"density: {net.density_:.3f}, connections: {net.n_connections_}")
+
+first = net.coefs_[0]
+signs = net.unit_signs_[0]
+fig, axes = plt.subplots(2, 6, figsize=(7, 2.8))
+for j, ax in enumerate(axes.ravel()):
+    ax.imshow(first[:, j].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title(f"unit {j} ({'+' if signs[j] > 0 else '-'})", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("Pixels connected to the first 12 hidden units (black = edge)")
+fig.tight_layout()
+plt.show()

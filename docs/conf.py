@@ -4,6 +4,7 @@ Build with ``sphinx-build -W --keep-going -b html docs docs/_build/html``.
 """
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -56,7 +57,7 @@ intersphinx_mapping = {}
 # -- autodoc / autosummary / numpydoc ---------------------------------------
 autosummary_generate = True
 autosummary_imported_members = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {}
 autodoc_typehints = "none"
 autoclass_content = "class"
 
@@ -89,9 +90,15 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
 }
 
-# sphinx-gallery executes the examples in this process: keep torch to one thread
-# per process, as the examples are tiny and the build machine may be shared.
+# sphinx-gallery executes the examples in this process. They fit tiny networks,
+# for which extra torch threads only add contention (badly so on a busy machine).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    pass
 warnings.filterwarnings(
     "ignore", category=UserWarning,
     message="Matplotlib is currently using agg, which is a non-GUI backend",
@@ -122,6 +129,27 @@ def _skip_member(app, what, name, obj, skip, options):
     return skip
 
 
+_REF_WITH_TITLE = re.compile(r":ref:`([^`<]+?)\s*<[^`>]+>`")
+_REF_BARE = re.compile(r":ref:`([^`<]+)`")
+
+
+def _process_docstring(app, what, name, obj, options, lines):
+    """Small fixes to docstrings before they are rendered.
+
+    * Quote ``n_features_in_`` in "of shape (n_features_in_,)": bare, docutils reads the
+      trailing underscore as a link to an undefined target (an error).
+    * Methods inherited from scikit-learn (``score``, ``get_params``, ...) point into
+      scikit-learn's own user guide with ``:ref:``; without intersphinx those labels do
+      not exist here, so keep the link text only.
+    """
+    from_sklearn = (getattr(obj, "__module__", None) or "").startswith("sklearn")
+    for i, line in enumerate(lines):
+        line = line.replace("(n_features_in_,)", "(``n_features_in_``,)")
+        if from_sklearn:
+            line = _REF_BARE.sub(r"``\1``", _REF_WITH_TITLE.sub(r"\1", line))
+        lines[i] = line
+
+
 def _check_api_is_complete(app):
     """Every name in ``sk_weightfree.__all__`` and ``sk_weightfree.nn.__all__`` must be
     listed in api.rst; a missing one is a warning (an error under ``-W``)."""
@@ -140,4 +168,5 @@ def _check_api_is_complete(app):
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("autodoc-process-docstring", _process_docstring)
     app.connect("builder-inited", _check_api_is_complete)

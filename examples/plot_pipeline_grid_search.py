@@ -1,7 +1,7 @@
 """
-=============================================
+==============================================
 Tuning a weight-free network with GridSearchCV
-=============================================
+==============================================
 
 :class:`~sk_weightfree.WeightFreeClassifier` is an ordinary scikit-learn
 classifier, so it goes into a :class:`~sklearn.pipeline.Pipeline` and
@@ -80,12 +80,11 @@ print(f"density: {net.density_:.3f}, connections: {net.n_connections_}")
 
 first = net.coefs_[0]
 signs = net.unit_signs_[0]
-fig, axes = plt.subplots(2, 6, figsize=(7, 2.8))
+fig, axes = plt.subplots(2, 6, figsize=(7, 3.4), layout="constrained")
 for j, ax in enumerate(axes.ravel()):
     ax.imshow(first[:, j].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(f"unit {j} ({'+' if signs[j] > 0 else '-'})", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
 fig.suptitle("Pixels connected to the first 12 hidden units (black = edge)")
-fig.tight_layout()
 plt.show()

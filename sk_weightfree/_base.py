@@ -1,6 +1,7 @@
 """The base class every estimator shares: validation, data movement, seeding, export."""
 
 import copy
+from contextlib import contextmanager
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -27,6 +28,7 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
 }
 PREDICT_BATCH_SIZE = 8192
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def resolve_device(device):
@@ -86,6 +88,8 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "precision": [StrOptions({"float32", "bfloat16"})],
+        "torch_compile": ["boolean"],
     }
 
     # ------------------------------------------------------------------ hooks
@@ -98,6 +102,10 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def _extra_callbacks(self):
         return []
+
+    def _net_params(self):
+        """Extra keyword arguments for the skorch net (e.g. optimiser parameter groups)."""
+        return {}
 
     def _check_params(self):
         """Cross-parameter checks that constraints cannot express."""
@@ -131,10 +139,21 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        previous_state = self.__dict__.copy()
+        try:
+            with self._device_errors():
+                return self._fit(X, y)
+        except BaseException:
+            # A failed fit leaves the estimator as it was: unfitted, or the previous model.
+            self.__dict__.clear()
+            self.__dict__.update(previous_state)
+            raise
+
+    def _fit(self, X, y):
         self._check_hidden_layer_sizes()
         self._check_params()
-        X, y_encoded = self._validate_training_data(X, y)
         device = resolve_device(self.device)
+        X, y_encoded = self._validate_training_data(X, y)
         rng = check_random_state(self.random_state)
         init_seed, shuffle_seed, sample_seed, split_seed = rng.randint(0, 2**31 - 1, size=4)
         self._sample_seed = int(sample_seed)
@@ -155,10 +174,15 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
             train_split=None if valid_data is None else predefined_split(valid_data),
             callbacks=self._callbacks(),
             verbose=0,
+            **self._net_params(),
         )
         self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
+        self.net_.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
+        self.net_.compile_forward = self.torch_compile
         self.net_.initialize()
-        self._train_with_device_errors(train_data)
+        self._train(train_data)
+        self._finish_training(train_data)
+        self.net_.train_split = None  # drop the validation data: pickles stay small
         self._export_fitted_attributes()
         return self
 
@@ -176,6 +200,12 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
             self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float32, np.float64],
             ensure_min_samples=2,
         )
+        largest = abs(X).max() if X.size else 0.0
+        if largest > FLOAT32_MAX:
+            raise ValueError(
+                f"X has values up to {largest:.3g}, beyond float32's range "
+                f"({FLOAT32_MAX:.3g}) that training uses; scale the features first."
+            )
         check_classification_targets(y)
         encoder = LabelEncoder()
         y_encoded = encoder.fit_transform(y)
@@ -221,14 +251,15 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(("progress", EpochProgressBar(desc=type(self).__name__)))
         return callbacks
 
-    def _train_with_device_errors(self, train_data):
+    @contextmanager
+    def _device_errors(self):
+        """Re-raise a device out-of-memory error as a ``MemoryError`` with advice."""
         try:
-            self._train(train_data)
-            self._finish_training(train_data)
+            yield
         except torch.OutOfMemoryError as exc:
             raise MemoryError(
-                f"{type(self).__name__} ran out of device memory on {self.net_.device} "
-                f"({exc}). Try a smaller batch_size or hidden_layer_sizes, or device='cpu'."
+                f"{type(self).__name__} ran out of memory on device {self.device!r} ({exc}). "
+                f"Try a smaller batch_size or hidden_layer_sizes, or device='cpu'."
             ) from None
 
     def _export_fitted_attributes(self):
@@ -281,9 +312,9 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         module.eval()
         data = ResidentData(X, None, device,
                             dtype=torch.float64 if device.type == "cpu" else None)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._device_errors():
             logits = [
-                module(data.rows(slice(start, start + PREDICT_BATCH_SIZE))).float().cpu()
+                module(data.rows(slice(start, start + PREDICT_BATCH_SIZE))).double().cpu()
                 for start in range(0, len(data), PREDICT_BATCH_SIZE)
             ]
         return torch.cat(logits).numpy().astype(np.float64)

@@ -41,12 +41,18 @@ class DenseClassifier(BaseNetworkClassifier):
         ``early_stopping=False``).
     tol : float, default=1e-4
         Smallest loss improvement that counts.
+    precision : {"float32", "bfloat16"}, default="float32"
+        "bfloat16" runs the forward passes under ``torch.autocast`` (bf16 matmuls; mostly
+        worthwhile on a GPU). Parameters and the loss stay float32.
+    torch_compile : bool, default=False
+        Compile the module's forward pass with ``torch.compile`` for training (pays off on
+        a GPU for long fits; the first epoch is slower while it compiles).
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when ``X`` has string feature names.
     coefs_ : list of ndarray of shape (n_in, n_out)
         The weights the network predicts with.
@@ -80,7 +86,8 @@ class DenseClassifier(BaseNetworkClassifier):
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
                  device="auto", random_state=None, verbose=0, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4):
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 precision="float32", torch_compile=False):
         store_params(self, locals())
 
     def _build_module(self, n_features, n_classes, generator):

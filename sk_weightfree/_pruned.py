@@ -22,12 +22,15 @@ class PrunedClassifier(BaseNetworkClassifier):
     Parameters
     ----------
     hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol
+device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol, \
+precision, torch_compile
         As in :class:`DenseClassifier`.
     density : float in (0, 1], default=0.1
         Fraction of weights kept.
     pruning : {"global", "layer"}, default="global"
-        One magnitude threshold over all layers, or the same fraction in every layer.
+        One magnitude threshold over all layers (each layer keeps at least its
+        ``max(fan_in, fan_out)`` largest weights, so none is emptied), or the same fraction
+        in every layer.
     n_rounds : int, default=1
         Pruning rounds (prune, retrain, repeat).
     finetune_epochs : int, default=10
@@ -61,7 +64,9 @@ device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_ch
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
                  device="auto", random_state=None, verbose=0, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, density=0.1,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 precision="float32", torch_compile=False,
+                 density=0.1,
                  pruning="global", n_rounds=1, finetune_epochs=10, rewind=False):
         store_params(self, locals())
 
@@ -76,6 +81,8 @@ device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_ch
         self.net_.partial_fit(train_data)
         sizes = [layer.weight.numel() for layer in layers]
         for round_ in range(1, self.n_rounds + 1):
+            if self.net_.interrupted_:  # stop where the user interrupted
+                break
             kept_fraction = self.density ** (round_ / self.n_rounds)
             self._prune_to(layers, sizes, kept_fraction)
             if self.rewind:
@@ -83,21 +90,50 @@ device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_ch
             if self.finetune_epochs:
                 self.net_.partial_fit(train_data, epochs=self.finetune_epochs)
         for layer in layers:
-            prune.remove(layer, "weight")
+            if prune.is_pruned(layer):
+                prune.remove(layer, "weight")
 
     def _prune_to(self, layers, sizes, kept_fraction):
         """Prune (by magnitude, among survivors) until ``kept_fraction`` of weights remain."""
         kept = [self._n_kept(layer) for layer in layers]
         if self.pruning == "global":
             target = max(1, round(kept_fraction * sum(sizes)))
-            prune.global_unstructured(
-                [(layer, "weight") for layer in layers],
-                pruning_method=prune.L1Unstructured, amount=max(0, sum(kept) - target),
-            )
+            target = max(1, round(kept_fraction * sum(sizes)))
+            for layer, mask in zip(layers, self._global_masks(layers, target)):
+                prune.custom_from_mask(layer, "weight", mask)
         else:
             for layer, size, n_kept in zip(layers, sizes, kept):
                 target = max(1, round(kept_fraction * size))
                 prune.l1_unstructured(layer, "weight", amount=max(0, n_kept - target))
+
+    @staticmethod
+    def _global_masks(layers, target):
+        """Keep the ``target`` largest |w| over all layers, but never empty a layer.
+
+        One magnitude threshold over all layers can remove a whole layer whose weights are
+        on a smaller scale (e.g. a wide layer after a short training), disconnecting the
+        network. Each layer therefore first keeps its ``max(fan_in, fan_out)`` largest
+        weights (or all it has left); the rest of the budget goes to the largest
+        remaining weights anywhere.
+        """
+        scores = []
+        for layer in layers:
+            weight = layer.weight.detach().abs()
+            alive = getattr(layer, "weight_mask", torch.ones_like(weight)).bool()
+            score = torch.where(alive, weight, torch.full_like(weight, -torch.inf)).flatten()
+            floor = min(int(alive.sum()), max(layer.in_features, layer.out_features))
+            if floor:
+                score[torch.topk(score, floor).indices] = torch.inf
+            scores.append(score)
+        flat = torch.cat(scores)
+        keep = torch.zeros_like(flat, dtype=torch.bool)
+        keep[torch.topk(flat, min(target, len(flat))).indices] = True
+        masks, offset = [], 0
+        for layer in layers:
+            n = layer.weight.numel()
+            masks.append(keep[offset:offset + n].view_as(layer.weight).to(layer.weight.dtype))
+            offset += n
+        return masks
 
     @staticmethod
     def _n_kept(layer):

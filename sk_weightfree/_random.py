@@ -1,6 +1,6 @@
 """RandomNetworkClassifier: {0,1} weights on a random, unsearched structure."""
 
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 from sklearn.utils._param_validation import Interval
@@ -22,7 +22,8 @@ class RandomNetworkClassifier(BaseNetworkClassifier):
     Parameters
     ----------
     hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol
+device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol, \
+precision, torch_compile
         As in :class:`WeightFreeClassifier`.
     density : float in (0, 1], default=0.5
         Probability that each hidden-layer edge exists.
@@ -44,6 +45,8 @@ n_iter_, net_
 
     _parameter_constraints = {
         **BaseNetworkClassifier._parameter_constraints,
+        # batch normalisation needs at least two samples per training batch
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
         "density": [Interval(Real, 0, 1, closed="right")],
         "train_readout": ["boolean"],
     }
@@ -51,7 +54,9 @@ n_iter_, net_
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
                  device="auto", random_state=None, verbose=0, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, density=0.5,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 precision="float32", torch_compile=False,
+                 density=0.5,
                  train_readout=True):
         store_params(self, locals())
 

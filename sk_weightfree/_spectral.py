@@ -330,12 +330,21 @@ def _kpm_density(layers, grid, bandwidth, weighted, n_moments, n_vectors, rng):
 # --------------------------------------------------------------------------
 # Parameter validation
 # --------------------------------------------------------------------------
-def _check_params(bandwidth, n_points, method, n_moments, n_vectors):
+def _check_params(bandwidth, n_points, method, n_moments, n_vectors, weighted):
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
         raise ValueError(f"bandwidth must be a real number > 0, got {bandwidth!r}.")
     if not np.isfinite(bandwidth) or bandwidth <= 0:
         raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}.")
     _check_int(n_points, "n_points", 2)
+    spacing = 2.0 / (n_points - 1)
+    if bandwidth < spacing / 2:
+        # A kernel narrower than the grid spacing falls between grid points.
+        raise ValueError(
+            f"bandwidth={bandwidth!r} is too small for the grid spacing {spacing:.3g} "
+            f"(n_points={n_points}); use bandwidth >= {spacing / 2:.3g} or more n_points."
+        )
+    if not isinstance(weighted, (bool, np.bool_)):
+        raise ValueError(f"weighted must be True or False, got {weighted!r}.")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
     if n_moments is not None:
@@ -447,7 +456,7 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
     spectrum is that of ``L = I - D^{-1/2} A D^{-1/2}``, with isolated units
     contributing the eigenvalue 1.
     """
-    _check_params(bandwidth, n_points, method, n_moments, n_vectors)
+    _check_params(bandwidth, n_points, method, n_moments, n_vectors, weighted)
     return _density(_as_layers(net), bandwidth, n_points, weighted, method,
                     n_moments, n_vectors, random_state)
 
@@ -539,7 +548,7 @@ def pairwise_spectral_similarity(nets, *, bandwidth=0.02, n_points=512,
     similarity : ndarray of shape (n_nets, n_nets)
         Symmetric, ones on the diagonal, values in ``[0, 1]``.
     """
-    _check_params(bandwidth, n_points, method, n_moments, n_vectors)
+    _check_params(bandwidth, n_points, method, n_moments, n_vectors, weighted)
     _check_metric(metric)
     layer_lists = [_as_layers(net) for net in nets]
     densities = [

@@ -21,11 +21,13 @@ class ResidentData(torch.utils.data.Dataset):
         self.device = torch.device(device)
         self.dtype = dtype
         if sp.issparse(X):
-            self.X_sparse = sp.csr_matrix(X, dtype=np.float32)
+            self.X_sparse = sp.csr_matrix(
+                X, dtype=np.float64 if dtype == torch.float64 else np.float32)
             self.X = None
         else:
             self.X_sparse = None
-            X = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(self.device)
+            numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
+            X = torch.as_tensor(np.ascontiguousarray(X, dtype=numpy_dtype)).to(self.device)
             self.X = X if dtype is None else X.to(dtype)
         self.y = None if y is None else torch.as_tensor(y, dtype=torch.long).to(self.device)
 
@@ -119,6 +121,8 @@ class ResidentNet(NeuralNetClassifier):
     """
 
     shuffle_generator = None
+    autocast_dtype = None  # e.g. torch.bfloat16: training forward passes under autocast
+    compile_forward = False  # train through torch.compile(module_)
 
     @property
     def _default_callbacks(self):
@@ -136,11 +140,18 @@ class ResidentNet(NeuralNetClassifier):
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         self._last_epoch_state = self._module_state()
         super().partial_fit(X, y, classes, **fit_params)
-        if len(self.history) and "train_loss" not in self.history[-1]:
+        # skorch swallows KeyboardInterrupt; an epoch without a recorded loss was cut short.
+        self.interrupted_ = len(self.history) > 0 and "train_loss" not in self.history[-1]
+        if self.interrupted_:
             self.module_.load_state_dict(self._last_epoch_state)
             self.history.pop()
         del self._last_epoch_state
         return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_compiled", None)  # rebuilt on demand; not picklable
+        return state
 
     def _module_state(self):
         return {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
@@ -162,11 +173,25 @@ class ResidentNet(NeuralNetClassifier):
         if training:
             self._last_epoch_state = self._module_state()
 
+    def _training_forward(self):
+        if not self.compile_forward:
+            return self.module_
+        # Held in a dict: skorch refuses torch modules as plain attributes set outside
+        # initialize_module, and registering it there would list its parameters twice.
+        cache = self.__dict__.setdefault("_compiled", {})
+        if cache.get("module") is not self.module_:
+            cache.update(module=self.module_, forward=torch.compile(self.module_))
+        return cache["forward"]
+
     def train_step_single(self, batch, **fit_params):
         # The module is put in training mode once per epoch, not once per batch.
         Xi, yi = batch
-        y_pred = self.module_(Xi)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        with torch.autocast(self.device.type if isinstance(self.device, torch.device)
+                            else torch.device(self.device).type,
+                            dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            y_pred = self._training_forward()(Xi)
+        loss = self.get_loss(y_pred.float(), yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 

@@ -24,7 +24,8 @@ class WeightAgnosticClassifier(BaseNetworkClassifier):
     Parameters
     ----------
     hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol
+device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol, \
+precision, torch_compile
         As in :class:`WeightFreeClassifier`.
     weight_values : array-like of float, default=(-2, -1, -0.5, 0.5, 1, 2)
         The shared values the architecture is trained to work with.
@@ -64,12 +65,15 @@ n_iter_, net_
                  batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
                  device="auto", random_state=None, verbose=0, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 weight_values=(-2.0, -1.0, -0.5, 0.5, 1.0, 2.0), ensemble=False,
+                 precision="float32", torch_compile=False, weight_values=(-2.0, -1.0, -0.5, 0.5, 1.0, 2.0), ensemble=False,
                  sampling="threshold", temperature=1.0, final_temperature=None):
         store_params(self, locals())
 
     def _check_params(self):
-        values = np.asarray(self.weight_values, dtype=float).ravel()
+        try:
+            values = np.asarray(self.weight_values, dtype=float).ravel()
+        except (TypeError, ValueError):
+            values = np.array([np.nan])
         if values.size == 0 or not np.isfinite(values).all():
             raise ValueError(
                 f"weight_values must be a non-empty sequence of finite numbers; "

@@ -1,6 +1,6 @@
 """WeightFreeClassifier: {0,1} weights, the architecture found by surrogate gradients."""
 
-from numbers import Real
+from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -39,6 +39,8 @@ class WeightFreeClassifier(BaseNetworkClassifier):
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
     tol : float, default=1e-4
+    precision : {"float32", "bfloat16"}, default="float32"
+    torch_compile : bool, default=False
         See :class:`DenseClassifier` for the shared parameters above.
     sampling : {"threshold", "bernoulli"}, default="threshold"
         Training-time mask: the hard threshold or a Bernoulli sample.
@@ -83,6 +85,8 @@ class WeightFreeClassifier(BaseNetworkClassifier):
 
     _parameter_constraints = {
         **BaseNetworkClassifier._parameter_constraints,
+        # batch normalisation needs at least two samples per training batch
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
         "sampling": [StrOptions(set(SAMPLING_MODES))],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
@@ -95,7 +99,7 @@ class WeightFreeClassifier(BaseNetworkClassifier):
                  batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
                  device="auto", random_state=None, verbose=0, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 sampling="threshold", temperature=1.0, final_temperature=None, density=None,
+                 precision="float32", torch_compile=False, sampling="threshold", temperature=1.0, final_temperature=None, density=None,
                  init_density=0.5, unit_signs=True):
         store_params(self, locals())
 

@@ -75,7 +75,7 @@ class ScoredMaskLinear(nn.Module):
         """{0,1} float mask: surrogate-differentiable when training with gradients on,
         the hard mask otherwise (eval mode, ``torch.no_grad()``, frozen scores)."""
         if self.training and self.scores.requires_grad and torch.is_grad_enabled():
-            return straight_through_mask(self.logits(), float(self.temperature),
+            return straight_through_mask(self.logits(), self.temperature,
                                          sampling=self.sampling, generator=self._generator())
         return self.hard_mask().to(self.scores.dtype)
 

@@ -10,17 +10,16 @@ class _StraightThroughMask(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, temperature, sampling, generator):
-        ctx.save_for_backward(logits)
-        ctx.temperature = float(temperature)
+        # temperature is a tensor: reading it as a Python float would break torch.compile
+        ctx.save_for_backward(logits, temperature)
         if sampling == "threshold":
             return (logits > 0).to(logits.dtype)
-        probabilities = torch.sigmoid(logits / ctx.temperature)
+        probabilities = torch.sigmoid(logits / temperature)
         return torch.bernoulli(probabilities, generator=generator)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (logits,) = ctx.saved_tensors
-        t = ctx.temperature
+        logits, t = ctx.saved_tensors
         p = torch.sigmoid(logits / t)
         return grad_output * p * (1.0 - p) / t, None, None, None
 
@@ -37,8 +36,8 @@ def straight_through_mask(logits, temperature=1.0, *, sampling="threshold", gene
     ----------
     logits : torch.Tensor
         Real-valued edge scores (already shifted by any density threshold).
-    temperature : float, default=1.0
-        Width of the sigmoid surrogate; smaller is closer to the step.
+    temperature : float or 0-d torch.Tensor, default=1.0
+        Width of the sigmoid surrogate (> 0); smaller is closer to the step.
     sampling : {"threshold", "bernoulli"}, default="threshold"
         How the forward mask is drawn.
     generator : torch.Generator, optional
@@ -51,6 +50,9 @@ def straight_through_mask(logits, temperature=1.0, *, sampling="threshold", gene
     """
     if sampling not in SAMPLING_MODES:
         raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if not isinstance(temperature, torch.Tensor):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        temperature = torch.tensor(float(temperature))
+    temperature = temperature.to(device=logits.device, dtype=logits.dtype)
     return _StraightThroughMask.apply(logits, temperature, sampling, generator)

@@ -83,3 +83,29 @@ def test_same_as_skorch_default_loop_on_unshuffled_data(small_data):
     ours.net_.partial_fit(data)
     np.testing.assert_allclose(ours.net_.history[:, "train_loss"][-3:],
                                reference.history[:, "train_loss"], rtol=1e-5)
+
+
+def test_bfloat16_autocast_trains_to_a_similar_loss(small_data):
+    X, y = small_data
+    params = dict(hidden_layer_sizes=(10,), max_epochs=3, batch_size=25, random_state=0,
+                  device="cpu")
+    full = WeightFreeClassifier(**params).fit(X, y)
+    half = WeightFreeClassifier(precision="bfloat16", **params).fit(X, y)
+    np.testing.assert_allclose([r["train_loss"] for r in half.history_],
+                               [r["train_loss"] for r in full.history_], rtol=0.05)
+    assert half.net_.module_.linears[0].scores.dtype == torch.float32
+
+
+def test_compiled_training_step_gives_the_same_loss(small_data):
+    X, y = small_data
+    params = dict(hidden_layer_sizes=(6,), max_epochs=2, batch_size=40, random_state=0,
+                  device="cpu")
+    eager = DenseClassifier(**params).fit(X, y)
+    compiled = DenseClassifier(torch_compile=True, **params).fit(X, y)
+    np.testing.assert_allclose([r["train_loss"] for r in compiled.history_],
+                               [r["train_loss"] for r in eager.history_], rtol=1e-4)
+    np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-4)
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(compiled))  # the compiled forward is not pickled
+    np.testing.assert_array_equal(restored.predict(X), compiled.predict(X))

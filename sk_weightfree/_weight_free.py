@@ -52,7 +52,7 @@ class WeightFreeClassifier(BaseNetworkClassifier):
     density : float in (0, 1] or None, default=None
         Fraction of each layer's edges to keep (the top-scoring ones). None learns the
         density freely.
-    init_density : float in (0, 1), default=0.5
+    init_density : float in (0, 1), default=0.25
         Expected initial density when ``density`` is None.
     unit_signs : bool, default=True
         Give each hidden unit a fixed random ±1 sign (without them the network is monotone
@@ -100,7 +100,7 @@ class WeightFreeClassifier(BaseNetworkClassifier):
                  device="auto", random_state=None, verbose=0, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  precision="float32", torch_compile=False, sampling="threshold", temperature=1.0, final_temperature=None, density=None,
-                 init_density=0.5, unit_signs=True):
+                 init_density=0.25, unit_signs=True):
         store_params(self, locals())
 
     def _build_module(self, n_features, n_classes, generator):

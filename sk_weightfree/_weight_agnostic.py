@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetworkClassifier, store_params
 from ._training import DeviceBatchIterator, TemperatureSchedule
-from .nn import MeanOverValuesLoss, SharedWeightMLP
+from .nn import MeanOverValuesLoss, SharedWeightMLP, set_sample_seed
 from .nn._surrogate import SAMPLING_MODES
 
 
@@ -86,8 +86,7 @@ n_iter_, net_
             n_features, self._hidden_sizes, n_classes, weight_values=self._weight_values,
             activation=self.activation, sampling=self.sampling, generator=generator,
         )
-        for i, linear in enumerate(module.linears):
-            linear.sample_seed = self._sample_seed + i
+        set_sample_seed(module, self._sample_seed)
         return module
 
     def _criterion(self):

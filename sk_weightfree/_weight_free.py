@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNetworkClassifier, store_params
 from ._training import TemperatureSchedule
-from .nn import WeightFreeMLP
+from .nn import WeightFreeMLP, set_sample_seed
 from .nn._surrogate import SAMPLING_MODES
 
 
@@ -109,7 +109,7 @@ class WeightFreeClassifier(BaseNetworkClassifier):
             sampling=self.sampling, density=self.density, init_density=self.init_density,
             unit_signs=self.unit_signs, generator=generator,
         )
-        module.set_sample_seed(self._sample_seed)
+        set_sample_seed(module, self._sample_seed)
         return module
 
     def _extra_callbacks(self):

@@ -1,6 +1,6 @@
 """Torch building blocks of sk_weightfree, usable without the estimators."""
 
-from ._layers import ScoredMaskLinear, UnitSigns, set_temperature
+from ._layers import ScoredMaskLinear, UnitSigns, set_sample_seed, set_temperature
 from ._networks import ACTIVATIONS, DenseMLP, MeanOverValuesLoss, SharedWeightMLP, WeightFreeMLP
 from ._surrogate import straight_through_mask
 
@@ -12,6 +12,7 @@ __all__ = [
     "SharedWeightMLP",
     "UnitSigns",
     "WeightFreeMLP",
+    "set_sample_seed",
     "set_temperature",
     "straight_through_mask",
 ]

@@ -99,6 +99,14 @@ def set_temperature(module, value):
             layer.temperature.fill_(value)
 
 
+def set_sample_seed(module, seed):
+    """Make Bernoulli sampling reproducible: the ``i``-th scored layer uses ``seed + i``."""
+    layers = [m for m in module.modules() if isinstance(m, ScoredMaskLinear)]
+    for i, layer in enumerate(layers):
+        layer.sample_seed = None if seed is None else int(seed) + i
+        layer._sample_generator = None
+
+
 class UnitSigns(nn.Module):
     """Multiply each unit by a fixed sign (+1 excitatory, -1 inhibitory); not trained."""
 

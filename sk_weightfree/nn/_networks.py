@@ -141,12 +141,6 @@ class WeightFreeMLP(nn.Module):
             norm.momentum = 0.1
         self.train(was_training)
 
-    def set_sample_seed(self, seed):
-        """Make bernoulli sampling reproducible: layer ``i`` uses ``seed + i``."""
-        for i, linear in enumerate(self.linears):
-            linear.sample_seed = None if seed is None else int(seed) + i
-            linear._sample_generator = None
-
     def connections(self):
         """``(weight, mask)`` per layer, shaped (out, in); the weight is the {0,1} mask."""
         out = []

@@ -200,7 +200,7 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
             self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float32, np.float64],
             ensure_min_samples=2,
         )
-        largest = abs(X).max() if X.size else 0.0
+        largest = max(X.max(), -X.min()) if X.shape[0] * X.shape[1] else 0.0  # no |X| copy
         if largest > FLOAT32_MAX:
             raise ValueError(
                 f"X has values up to {largest:.3g}, beyond float32's range "

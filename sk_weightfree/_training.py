@@ -90,7 +90,8 @@ class EpochProgressBar(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         from tqdm.auto import tqdm
 
-        self.pbar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch", leave=False)
+        total = getattr(net, "epochs_planned_", net.max_epochs)
+        self.pbar_ = tqdm(total=total, desc=self.desc, unit="epoch", leave=False)
 
     def on_epoch_end(self, net, **kwargs):
         self.pbar_.set_postfix(loss=f"{net.history[-1, 'train_loss']:.4f}", refresh=False)
@@ -139,6 +140,7 @@ class ResidentNet(NeuralNetClassifier):
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         self._last_epoch_state = self._module_state()
+        self.epochs_planned_ = fit_params.get("epochs") or self.max_epochs
         super().partial_fit(X, y, classes, **fit_params)
         # skorch swallows KeyboardInterrupt; an epoch without a recorded loss was cut short.
         self.interrupted_ = len(self.history) > 0 and "train_loss" not in self.history[-1]

@@ -3,6 +3,7 @@
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.ticker  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -24,6 +25,10 @@ def plot_report(rows, names, similarity, densities, path, title=""):
     ax_acc.legend(loc="best", fontsize=9)
     low = min(r["density"] for r in rows)
     ax_acc.set_xlim(low / 2, 2.0)
+    ticks = [t for t in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+             if low / 2 <= t <= 2.0]
+    ax_acc.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax_acc.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
     image = ax_sim.imshow(similarity, vmin=0, vmax=1, cmap="viridis")
     ax_sim.set_xticks(range(len(names)), names, rotation=35, ha="right")

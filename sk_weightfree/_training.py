@@ -1,5 +1,7 @@
 """The device-resident data path and the skorch net the estimators drive."""
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -147,6 +149,11 @@ class ResidentNet(NeuralNetClassifier):
         if self.interrupted_:
             self.module_.load_state_dict(self._last_epoch_state)
             self.history.pop()
+            warnings.warn(
+                f"Training interrupted by the user after {len(self.history)} complete "
+                f"epoch(s); the model holds the last completed epoch.", UserWarning,
+                stacklevel=2,
+            )
         del self._last_epoch_state
         return self
 

@@ -838,10 +838,8 @@ def test_keyboard_interrupt_keeps_completed_epochs(cls, monkeypatch, small_data)
     # Interrupt in the first batch of epoch 3: epochs 1 and 2 are complete.
     _step_raiser(monkeypatch, KeyboardInterrupt, 2 * BATCHES_PER_EPOCH + 1)
     est = fresh(cls, max_epochs=5)
-    try:
+    with pytest.warns(UserWarning, match="interrupted by the user after 2 complete"):
         est.fit(X, y)
-    except KeyboardInterrupt:
-        pass
     assert_fully_fitted(est, X)
     assert est.n_iter_ == 2
     assert [row["epoch"] for row in est.history_] == [1, 2]

@@ -284,7 +284,7 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         ]
         self.n_iter_ = len(self.history_)
         if hasattr(module, "signs"):
-            self.unit_signs_ = [s.signs.cpu().numpy().copy() for s in module.signs]
+            self.unit_signs_ = [s.signs.detach().cpu().numpy().copy() for s in module.signs]
         if not all(np.isfinite(c).all() for c in coefs) or any(
             p.isfinite().logical_not().any().item() for p in module.parameters()
         ):

@@ -119,7 +119,10 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         its statistics with the final hard masks."""
         module = self.net_.module_
         if hasattr(module, "recalibrate_norms"):
-            batches = (X for X, _ in DeviceBatchIterator(train_data, self.batch_size))
+            # shuffled, so that sorted data cannot give single-class batches
+            generator = torch.Generator().manual_seed(self._sample_seed)
+            batches = (X for X, _ in DeviceBatchIterator(
+                train_data, self.batch_size, shuffle=True, generator=generator))
             module.recalibrate_norms(batches)
 
     # ------------------------------------------------------------------ fit
@@ -285,6 +288,15 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(self.history_)
         if hasattr(module, "signs"):
             self.unit_signs_ = [s.signs.detach().cpu().numpy().copy() for s in module.signs]
+        if hasattr(module, "norms"):
+            # batch norm in eval mode is the per-unit affine map z * scale + offset
+            scales, offsets = [], []
+            for norm in module.norms:
+                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                scales.append(scale.detach().cpu().double().numpy())
+                offsets.append((norm.bias - norm.running_mean * scale).detach().cpu()
+                               .double().numpy())
+            self.unit_scales_, self.unit_offsets_ = scales, offsets
         if not all(np.isfinite(c).all() for c in coefs) or any(
             p.isfinite().logical_not().any().item() for p in module.parameters()
         ):

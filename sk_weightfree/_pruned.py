@@ -70,6 +70,13 @@ precision, torch_compile
                  pruning="global", n_rounds=1, finetune_epochs=10, rewind=False):
         store_params(self, locals())
 
+    def _check_params(self):
+        if self.rewind and self.finetune_epochs == 0:
+            raise ValueError(
+                "rewind=True resets the kept weights to their initial values, so it needs "
+                "finetune_epochs >= 1 to retrain them; got finetune_epochs=0."
+            )
+
     def _build_module(self, n_features, n_classes, generator):
         return DenseMLP(n_features, self._hidden_sizes, n_classes,
                         activation=self.activation, generator=generator)
@@ -88,6 +95,7 @@ precision, torch_compile
             if self.rewind:
                 self._rewind(layers, initial)
             if self.finetune_epochs:
+                self._restart_schedule()
                 self.net_.partial_fit(train_data, epochs=self.finetune_epochs)
         for layer in layers:
             if prune.is_pruned(layer):
@@ -113,21 +121,27 @@ precision, torch_compile
         One magnitude threshold over all layers can remove a whole layer whose weights are
         on a smaller scale (e.g. a wide layer after a short training), disconnecting the
         network. Each layer therefore first keeps its ``max(fan_in, fan_out)`` largest
-        weights (or all it has left); the rest of the budget goes to the largest
-        remaining weights anywhere.
+        weights (or all it has left; when those floors exceed the budget they are shrunk in
+        proportion, keeping at least one edge per layer); the rest of the budget goes to
+        the largest remaining weights anywhere.
         """
+        alive = [getattr(layer, "weight_mask", torch.ones_like(layer.weight)).bool()
+                 for layer in layers]
+        floors = [min(int(a.sum()), max(layer.in_features, layer.out_features))
+                  for layer, a in zip(layers, alive)]
+        if sum(floors) > target:  # a tiny budget: share it, at least one edge per layer
+            floors = [max(1, target * f // sum(floors)) for f in floors]
         scores = []
-        for layer in layers:
+        for layer, layer_alive, floor in zip(layers, alive, floors):
             weight = layer.weight.detach().abs()
-            alive = getattr(layer, "weight_mask", torch.ones_like(weight)).bool()
-            score = torch.where(alive, weight, torch.full_like(weight, -torch.inf)).flatten()
-            floor = min(int(alive.sum()), max(layer.in_features, layer.out_features))
+            score = torch.where(layer_alive, weight,
+                                torch.full_like(weight, -torch.inf)).flatten()
             if floor:
                 score[torch.topk(score, floor).indices] = torch.inf
             scores.append(score)
         flat = torch.cat(scores)
         keep = torch.zeros_like(flat, dtype=torch.bool)
-        keep[torch.topk(flat, min(target, len(flat))).indices] = True
+        keep[torch.topk(flat, min(max(target, sum(floors)), len(flat))).indices] = True
         masks, offset = [], 0
         for layer in layers:
             n = layer.weight.numel()
@@ -146,6 +160,13 @@ precision, torch_compile
                 layer.weight_orig.copy_(weight)
                 layer.bias.copy_(bias)
         self.net_.initialize_optimizer()
+
+    def _restart_schedule(self):
+        """A cosine schedule restarts over each retraining phase (from ``lr``)."""
+        if self.lr_schedule == "cosine":
+            self.net_.initialize_optimizer()
+            schedule = dict(self.net_.callbacks_)["lr_schedule"]
+            schedule.T_max, schedule.last_epoch = self.finetune_epochs, -1  # its kwargs
 
     def _export_fitted_attributes(self):
         super()._export_fitted_attributes()

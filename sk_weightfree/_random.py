@@ -34,7 +34,7 @@ precision, torch_compile
     ----------
     coefs_ : list of ndarray of shape (n_in, n_out)
         Exactly 0.0 or 1.0.
-    masks_, unit_signs_, density_, n_connections_, classes_, n_features_in_, history_, \
+    masks_, unit_signs_, unit_scales_, unit_offsets_, density_, n_connections_, classes_, n_features_in_, history_, \
 n_iter_, net_
         As in :class:`WeightFreeClassifier`.
 

@@ -41,6 +41,10 @@ precision, torch_compile
         The value of ``weight_values`` scoring best on the training data.
     weight_scores_ : ndarray of shape (n_values,)
         Training accuracy with each value of ``weight_values``.
+    layer_scales_ : ndarray of shape (n_layers,)
+        The fixed per-layer factor ``1 / sqrt(fan_in)``: layer ``i`` computes
+        ``layer_scales_[i] * (x @ coefs_[i])`` before the activation (not folded into
+        ``coefs_``, which keeps the single shared value).
     coefs_ : list of ndarray of shape (n_in, n_out)
         ``shared_weight_`` where ``masks_`` is True, else 0.
     masks_, unit_signs_, density_, n_connections_, classes_, n_features_in_, history_, \
@@ -99,6 +103,7 @@ n_iter_, net_
     def _finish_training(self, train_data):
         module = self.net_.module_
         module.eval()
+        module.searching = False
         correct = torch.zeros(len(self._weight_values), dtype=torch.float64)
         with torch.inference_mode():
             for X, y in DeviceBatchIterator(train_data, 4096):
@@ -108,6 +113,7 @@ n_iter_, net_
         best = int(np.argmax(self.weight_scores_))
         self.shared_weight_ = float(self._weight_values[best])
         module.shared_weight.fill_(self.shared_weight_)
+        self.layer_scales_ = np.array(module.scales)
 
     def _forward_logits(self, X):
         if hasattr(self, "net_"):

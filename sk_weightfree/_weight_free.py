@@ -65,6 +65,10 @@ class WeightFreeClassifier(BaseNetworkClassifier):
     masks_ : list of ndarray of bool
     unit_signs_ : list of ndarray of shape (n_units,)
         Fixed ±1 sign of each hidden unit.
+    unit_scales_, unit_offsets_ : list of ndarray of shape (n_units,)
+        Per layer (hidden and output), the fitted batch norm as the affine map
+        ``z * unit_scales_[i] + unit_offsets_[i]`` applied to ``x @ coefs_[i]``. With the
+        activation and ``unit_signs_`` they reproduce the predictions exactly.
     density_, n_connections_, classes_, n_features_in_, history_, n_iter_, net_
         As in :class:`DenseClassifier`.
 

@@ -92,6 +92,11 @@ def _read_csv(path, target):
     if target not in header:
         raise UsageError(f"{path} has no column {target!r}; columns are {header}")
     column = header.index(target)
+    body = [r for r in body if r]  # blank lines
+    short = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
+    if short:
+        raise UsageError(f"{path}: line {short[0]} has a different number of fields "
+                         f"than the header ({len(header)})")
     try:
         X = np.array([[float(v) for i, v in enumerate(r) if i != column] for r in body])
     except ValueError as exc:

@@ -176,9 +176,10 @@ class SharedWeightMLP(nn.Module):
     Masks are :class:`ScoredMaskLinear` layers; each layer's pre-activation is
     ``w * (x @ M.T) / sqrt(fan_in)`` (a fixed per-layer scale keeps activations of order
     one), hidden units then apply the activation and a fixed random sign. In training
-    mode the forward pass evaluates every value of ``weight_values`` at once and returns
-    logits shaped (n_values, batch, n_outputs); in eval mode it uses ``shared_weight``,
-    or with ``ensemble=True`` returns the log of the mean probability over all values.
+    mode, and in any mode while ``searching`` is True, the forward pass evaluates every
+    value of ``weight_values`` at once and returns logits shaped (n_values, batch,
+    n_outputs); otherwise it uses ``shared_weight``, or with ``ensemble=True`` returns the
+    log of the mean probability over all values.
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, weight_values,
@@ -200,6 +201,7 @@ class SharedWeightMLP(nn.Module):
         self.register_buffer("weight_values", torch.as_tensor(weight_values, dtype=torch.float32))
         self.register_buffer("shared_weight", self.weight_values[:1].clone())
         self.ensemble = False
+        self.searching = True
 
     def forward_values(self, x, values):
         """Logits for each shared value in ``values``: shape (len(values), batch, n_outputs)."""
@@ -212,7 +214,9 @@ class SharedWeightMLP(nn.Module):
         return h
 
     def forward(self, x):
-        if self.training:
+        # While searching (training and validation alike) the output covers every value,
+        # so the averaged loss is what both watch; after the search, one value or the mean.
+        if self.training or self.searching:
             return self.forward_values(x, self.weight_values)
         if self.ensemble:
             logits = self.forward_values(x, self.weight_values)

@@ -55,7 +55,10 @@ def test_pruned_cosine_schedule_restarts_for_fine_tuning(rewind, digits):
     clf = small(PrunedClassifier, lr_schedule="cosine", max_epochs=3, finetune_epochs=3,
                 rewind=rewind, n_rounds=2).fit(X, y)
     assert clf.n_iter_ == 3 + 2 * 3
-    assert clf.score(X, y) > 0.5
+    losses = [row["train_loss"] for row in clf.history_]
+    # the first fine-tune epoch learns (it ran at lr = 0 when the schedule did not restart)
+    assert losses[4] < losses[3] or rewind
+    assert clf.score(X, y) > 0.3  # chance is 0.1
 
 
 def test_pruned_rewind_needs_fine_tuning(small_data):

@@ -173,63 +173,6 @@ class ResidentNet(NeuralNetClassifier):
             raise
 
     def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("pbar_", None)
-        return state
-
-
-class ResidentNet(NeuralNetClassifier):
-    """``NeuralNetClassifier`` fed by :class:`DeviceBatchIterator`, with a lean epoch.
-
-    skorch still runs the loop, the optimiser, the epoch callbacks and the history. Two
-    things change: batches come from the device-resident iterator instead of a DataLoader,
-    and per-batch bookkeeping moves to the epoch — the loss is summed on the device and
-    read once per epoch (one host synchronisation instead of one per batch), and no
-    per-batch callback hooks run (the estimators' callbacks are all epoch-level).
-    An interrupted epoch (KeyboardInterrupt, which skorch catches) is rolled back: the
-    module returns to the state of the last completed epoch and the partial history row
-    is dropped.
-    ``shuffle_generator`` (a CPU ``torch.Generator``) makes shuffling reproducible without
-    touching torch's global random state.
-    """
-
-    shuffle_generator = None
-    autocast_dtype = None  # e.g. torch.bfloat16: training forward passes under autocast
-    compile_forward = False  # train through torch.compile(module_)
-
-    @property
-    def _default_callbacks(self):
-        return [("epoch_timer", EpochTimer())]
-
-    def get_dataset(self, X, y=None):
-        if isinstance(X, ResidentData):
-            return X
-        return super().get_dataset(X, y)
-
-    def get_iterator(self, dataset, training=False):
-        if not isinstance(dataset, ResidentData):  # e.g. net_.predict on plain arrays
-            return super().get_iterator(dataset, training=training)
-        return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
-                                   generator=self.shuffle_generator)
-
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        self._last_epoch_state = self._module_state()
-        self.epochs_planned_ = fit_params.get("epochs") or self.max_epochs
-        super().partial_fit(X, y, classes, **fit_params)
-        # skorch swallows KeyboardInterrupt; an epoch without a recorded loss was cut short.
-        self.interrupted_ = len(self.history) > 0 and "train_loss" not in self.history[-1]
-        if self.interrupted_:
-            self.module_.load_state_dict(self._last_epoch_state)
-            self.history.pop()
-            warnings.warn(
-                f"Training interrupted by the user after {len(self.history)} complete "
-                f"epoch(s); the model holds the last completed epoch.", UserWarning,
-                stacklevel=2,
-            )
-        del self._last_epoch_state
-        return self
-
-    def __getstate__(self):
         state = super().__getstate__()
         state.pop("_compiled", None)  # rebuilt on demand; not picklable
         return state

@@ -76,13 +76,15 @@ def test_global_pruning_never_empties_a_layer(hidden, density, digits):
 
 def test_interrupt_with_early_stopping_restores_the_best_epoch(small_data, monkeypatch):
     X, y = small_data
-    clf = small(DenseClassifier, max_epochs=8, early_stopping=True, n_iter_no_change=50)
+    # lr 0.05: the validation loss fluctuates, so the best epoch is not the last one
+    params = dict(early_stopping=True, n_iter_no_change=50, lr=0.05)
+    clf = small(DenseClassifier, max_epochs=20, **params)
     steps = {"n": 0}
     original = torch.optim.Adam.step
 
     def step(self, *args, **kwargs):
         steps["n"] += 1
-        if steps["n"] == 5 * 4 + 2:  # 4 batches of 32 per epoch: inside epoch 6
+        if steps["n"] == 17 * 4 + 2:  # 4 batches of 32 per epoch: inside epoch 18
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
@@ -90,10 +92,15 @@ def test_interrupt_with_early_stopping_restores_the_best_epoch(small_data, monke
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
     monkeypatch.undo()
-    assert clf.n_iter_ == 5
+    assert clf.n_iter_ == 17
     stopper = dict(clf.net_.callbacks_)["stopping"]
     best = int(np.argmin([row["valid_loss"] for row in clf.history_]))
-    assert stopper.best_epoch_ == best + 1
+    assert stopper.best_epoch_ == best + 1 < 17
+    # the weights are those of the best epoch: the same as an uninterrupted 17-epoch fit,
+    # which restores its best epoch too
+    reference = small(DenseClassifier, max_epochs=17, **params).fit(X, y)
+    for got, expected in zip(clf.coefs_, reference.coefs_):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_skorch_net_predicts_on_plain_arrays(small_data):

@@ -19,8 +19,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._training import DeviceBatchIterator, EpochProgressBar, ResidentData, ResidentNet
+from ._training import (DeviceBatchIterator, EpochProgressBar, ResidentData, ResidentNet,
+                        TemperatureSchedule)
 from .nn import ACTIVATIONS
+from .nn._surrogate import SAMPLING_MODES
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -297,9 +299,8 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
                 offsets.append((norm.bias - norm.running_mean * scale).detach().cpu()
                                .double().numpy())
             self.unit_scales_, self.unit_offsets_ = scales, offsets
-        if not all(np.isfinite(c).all() for c in coefs) or any(
-            p.isfinite().logical_not().any().item() for p in module.parameters()
-        ):
+        if not all(t.isfinite().all() for t in module.state_dict().values()
+                   if t.is_floating_point()):
             raise ValueError(
                 "Training produced non-finite weights. The input may contain very large "
                 "values: scale it (e.g. StandardScaler) or lower lr."
@@ -329,7 +330,7 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
                 module(data.rows(slice(start, start + PREDICT_BATCH_SIZE))).double().cpu()
                 for start in range(0, len(data), PREDICT_BATCH_SIZE)
             ]
-        return torch.cat(logits).numpy().astype(np.float64)
+        return torch.cat(logits).numpy()
 
     def predict_log_proba(self, X):
         """Log class probabilities, shape (n_samples, n_classes), in ``classes_`` order."""
@@ -351,3 +352,21 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+
+
+class SurrogateSearchMixin:
+    """The surrogate-gradient mask search's own parameters: sampling and temperature.
+
+    Mixed in before :class:`BaseNetworkClassifier` by the estimators that search masks
+    with :func:`~sk_weightfree.nn.straight_through_mask`.
+    """
+
+    _surrogate_constraints = {
+        "sampling": [StrOptions(set(SAMPLING_MODES))],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
+    def _extra_callbacks(self):
+        end = self.temperature if self.final_temperature is None else self.final_temperature
+        return [("temperature", TemperatureSchedule(self.temperature, end, self.max_epochs))]

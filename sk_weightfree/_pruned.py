@@ -6,11 +6,11 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch.nn.utils import prune
 
-from ._base import BaseNetworkClassifier, store_params
-from .nn import DenseMLP
+from ._base import store_params
+from ._dense import DenseClassifier
 
 
-class PrunedClassifier(BaseNetworkClassifier):
+class PrunedClassifier(DenseClassifier):
     """Dense MLP trained, then magnitude-pruned to ``density`` (optionally iteratively).
 
     Training runs ``max_epochs`` on the dense network; then ``n_rounds`` rounds each remove
@@ -53,7 +53,7 @@ precision, torch_compile
     """
 
     _parameter_constraints = {
-        **BaseNetworkClassifier._parameter_constraints,
+        **DenseClassifier._parameter_constraints,
         "density": [Interval(Real, 0, 1, closed="right")],
         "pruning": [StrOptions({"global", "layer"})],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
@@ -76,10 +76,6 @@ precision, torch_compile
                 "rewind=True resets the kept weights to their initial values, so it needs "
                 "finetune_epochs >= 1 to retrain them; got finetune_epochs=0."
             )
-
-    def _build_module(self, n_features, n_classes, generator):
-        return DenseMLP(n_features, self._hidden_sizes, n_classes,
-                        activation=self.activation, generator=generator)
 
     def _train(self, train_data):
         layers = list(self.net_.module_.linears)
@@ -167,8 +163,3 @@ precision, torch_compile
             self.net_.initialize_optimizer()
             schedule = dict(self.net_.callbacks_)["lr_schedule"]
             schedule.T_max, schedule.last_epoch = self.finetune_epochs, -1  # its kwargs
-
-    def _export_fitted_attributes(self):
-        super()._export_fitted_attributes()
-        self.intercepts_ = [layer.bias.detach().cpu().numpy().astype(float)
-                            for layer in self.net_.module_.linears]

@@ -6,7 +6,6 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.ticker  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 
 def plot_report(rows, names, similarity, densities, path, title=""):

@@ -1,18 +1,14 @@
 """WeightAgnosticClassifier: one shared weight value on every kept edge."""
 
-from numbers import Real
-
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseNetworkClassifier, store_params
-from ._training import DeviceBatchIterator, TemperatureSchedule
+from ._base import BaseNetworkClassifier, SurrogateSearchMixin, store_params
+from ._training import DeviceBatchIterator
 from .nn import MeanOverValuesLoss, SharedWeightMLP, set_sample_seed
-from .nn._surrogate import SAMPLING_MODES
 
 
-class WeightAgnosticClassifier(BaseNetworkClassifier):
+class WeightAgnosticClassifier(SurrogateSearchMixin, BaseNetworkClassifier):
     """Network in which every kept edge carries the same weight value ``w``.
 
     In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
@@ -60,9 +56,7 @@ n_iter_, net_
         **BaseNetworkClassifier._parameter_constraints,
         "weight_values": ["array-like"],
         "ensemble": ["boolean"],
-        "sampling": [StrOptions(set(SAMPLING_MODES))],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
+        **SurrogateSearchMixin._surrogate_constraints,
     }
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
@@ -95,10 +89,6 @@ n_iter_, net_
 
     def _criterion(self):
         return MeanOverValuesLoss
-
-    def _extra_callbacks(self):
-        end = self.temperature if self.final_temperature is None else self.final_temperature
-        return [("temperature", TemperatureSchedule(self.temperature, end, self.max_epochs))]
 
     def _finish_training(self, train_data):
         module = self.net_.module_

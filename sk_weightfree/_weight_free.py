@@ -2,16 +2,14 @@
 
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseNetworkClassifier, store_params
-from ._training import TemperatureSchedule
+from ._base import BaseNetworkClassifier, SurrogateSearchMixin, store_params
 from .nn import WeightFreeMLP, set_sample_seed
-from .nn._surrogate import SAMPLING_MODES
 
 
-class WeightFreeClassifier(BaseNetworkClassifier):
+class WeightFreeClassifier(SurrogateSearchMixin, BaseNetworkClassifier):
     """Multilayer network whose every connection weight is exactly 0 or 1.
 
     What is learned is the architecture: which edges exist. Each possible edge has a real
@@ -91,9 +89,7 @@ class WeightFreeClassifier(BaseNetworkClassifier):
         **BaseNetworkClassifier._parameter_constraints,
         # batch normalisation needs at least two samples per training batch
         "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "sampling": [StrOptions(set(SAMPLING_MODES))],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
+        **SurrogateSearchMixin._surrogate_constraints,
         "density": [Interval(Real, 0, 1, closed="right"), None],
         "init_density": [Interval(Real, 0, 1, closed="neither")],
         "unit_signs": ["boolean"],
@@ -115,10 +111,6 @@ class WeightFreeClassifier(BaseNetworkClassifier):
         )
         set_sample_seed(module, self._sample_seed)
         return module
-
-    def _extra_callbacks(self):
-        end = self.temperature if self.final_temperature is None else self.final_temperature
-        return [("temperature", TemperatureSchedule(self.temperature, end, self.max_epochs))]
 
     def to_module(self):
         """A plain ``torch.nn.Sequential`` that predicts with the {0,1} weights alone.

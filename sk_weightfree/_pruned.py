@@ -99,15 +99,14 @@ precision, torch_compile
 
     def _prune_to(self, layers, sizes, kept_fraction):
         """Prune (by magnitude, among survivors) until ``kept_fraction`` of weights remain."""
-        kept = [self._n_kept(layer) for layer in layers]
         if self.pruning == "global":
-            target = max(1, round(kept_fraction * sum(sizes)))
             target = max(1, round(kept_fraction * sum(sizes)))
             for layer, mask in zip(layers, self._global_masks(layers, target)):
                 prune.custom_from_mask(layer, "weight", mask)
         else:
-            for layer, size, n_kept in zip(layers, sizes, kept):
+            for layer, size in zip(layers, sizes):
                 target = max(1, round(kept_fraction * size))
+                n_kept = int(_alive(layer).sum())
                 prune.l1_unstructured(layer, "weight", amount=max(0, n_kept - target))
 
     @staticmethod
@@ -121,8 +120,7 @@ precision, torch_compile
         proportion, keeping at least one edge per layer); the rest of the budget goes to
         the largest remaining weights anywhere.
         """
-        alive = [getattr(layer, "weight_mask", torch.ones_like(layer.weight)).bool()
-                 for layer in layers]
+        alive = [_alive(layer) for layer in layers]
         floors = [min(int(a.sum()), max(layer.in_features, layer.out_features))
                   for layer, a in zip(layers, alive)]
         if sum(floors) > target:  # a tiny budget: share it, at least one edge per layer
@@ -138,17 +136,9 @@ precision, torch_compile
         flat = torch.cat(scores)
         keep = torch.zeros_like(flat, dtype=torch.bool)
         keep[torch.topk(flat, min(max(target, sum(floors)), len(flat))).indices] = True
-        masks, offset = [], 0
-        for layer in layers:
-            n = layer.weight.numel()
-            masks.append(keep[offset:offset + n].view_as(layer.weight).to(layer.weight.dtype))
-            offset += n
-        return masks
-
-    @staticmethod
-    def _n_kept(layer):
-        mask = getattr(layer, "weight_mask", None)
-        return layer.weight.numel() if mask is None else int(mask.sum().item())
+        parts = keep.split([layer.weight.numel() for layer in layers])
+        return [part.view_as(layer.weight).to(layer.weight.dtype)
+                for part, layer in zip(parts, layers)]
 
     def _rewind(self, layers, initial):
         with torch.no_grad():
@@ -163,3 +153,8 @@ precision, torch_compile
             self.net_.initialize_optimizer()
             schedule = dict(self.net_.callbacks_)["lr_schedule"]
             schedule.T_max, schedule.last_epoch = self.finetune_epochs, -1  # its kwargs
+
+
+def _alive(layer):
+    """Boolean mask of the weights ``torch.nn.utils.prune`` has not removed yet."""
+    return getattr(layer, "weight_mask", torch.ones_like(layer.weight)).bool()

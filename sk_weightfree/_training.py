@@ -14,27 +14,24 @@ from .nn import set_temperature
 class ResidentData(torch.utils.data.Dataset):
     """Features and encoded labels converted once and held on the training device.
 
-    Dense ``X`` becomes one float32 (or ``dtype``) tensor on ``device`` (no copy when it already is a
-    C-contiguous float32 array and the device is the CPU). Sparse ``X`` stays a CSR matrix
+    Dense ``X`` becomes one float32 (``dtype=torch.float64``: float64) tensor on ``device``
+    (no copy when it already is a C-contiguous array of that type and the device is the CPU). Sparse ``X`` stays a CSR matrix
     on the host and only the rows of a batch are densified and moved.
     """
 
     def __init__(self, X, y, device, dtype=None):
         self.device = torch.device(device)
-        self.dtype = dtype
+        numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
         if sp.issparse(X):
-            self.X_sparse = sp.csr_matrix(
-                X, dtype=np.float64 if dtype == torch.float64 else np.float32)
+            self.X_sparse = sp.csr_matrix(X, dtype=numpy_dtype)
             self.X = None
         else:
             self.X_sparse = None
-            numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
             with warnings.catch_warnings():
                 # read-only input (e.g. joblib memmaps): the tensor is never written to
                 warnings.filterwarnings("ignore", message=".*not writable.*")
                 X = torch.as_tensor(np.ascontiguousarray(X, dtype=numpy_dtype))
-            X = X.to(self.device)
-            self.X = X if dtype is None else X.to(dtype)
+            self.X = X.to(self.device)
         self.y = None if y is None else torch.as_tensor(y, dtype=torch.long).to(self.device)
 
     def __len__(self):
@@ -49,8 +46,7 @@ class ResidentData(torch.utils.data.Dataset):
             return self.X[index]
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
-        rows = torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
-        return rows if self.dtype is None else rows.to(self.dtype)
+        return torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
 
 
 class DeviceBatchIterator:
@@ -210,8 +206,7 @@ class ResidentNet(NeuralNetClassifier):
     def train_step_single(self, batch, **fit_params):
         # The module is put in training mode once per epoch, not once per batch.
         Xi, yi = batch
-        with torch.autocast(self.device.type if isinstance(self.device, torch.device)
-                            else torch.device(self.device).type,
+        with torch.autocast(torch.device(self.device).type,
                             dtype=self.autocast_dtype or torch.bfloat16,
                             enabled=self.autocast_dtype is not None):
             y_pred = self._training_forward()(Xi)

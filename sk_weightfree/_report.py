@@ -8,18 +8,39 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_report(rows, names, similarity, densities, path, title=""):
-    """Accuracy vs density, the spectral-similarity heatmap and the spectral densities."""
+def plot_report(rows, names, similarity, densities, path, title="", *,
+                score_key="test_accuracy", score_label="test accuracy"):
+    """Score vs density, the spectral-similarity heatmap and the spectral densities.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One per estimator, with keys ``"estimator"``, ``"density"`` and ``score_key``.
+    names : list of str
+        The estimators, in the order of ``similarity``'s rows (any subset, each once).
+    similarity : ndarray of shape (len(names), len(names))
+    densities : dict
+        ``name -> (grid, density)`` as returned by :func:`~sk_weightfree.spectral_density`.
+    path : path-like
+        The PNG file to write.
+    title : str, default=""
+    score_key, score_label : str
+        Which entry of each row is plotted against density (``"test_accuracy"`` for
+        classifiers, ``"test_r2"`` for regressors) and the axis label saying so.
+    """
+    if len(set(names)) != len(names) or similarity.shape != (len(names), len(names)):
+        raise ValueError(f"names must be distinct and match the similarity matrix; got "
+                         f"{list(names)} and a matrix of shape {similarity.shape}")
     fig, (ax_acc, ax_sim, ax_spec) = plt.subplots(1, 3, figsize=(17, 5.2),
                                                   layout="constrained")
     colors = {name: f"C{i}" for i, name in enumerate(names)}
     for row in rows:
-        ax_acc.scatter(row["density"], row["test_accuracy"], s=70,
+        ax_acc.scatter(row["density"], row[score_key], s=70,
                        color=colors[row["estimator"]], label=row["estimator"], zorder=3)
     ax_acc.set_xscale("log")
     ax_acc.set_xlabel("density (fraction of edges kept, log scale)")
-    ax_acc.set_ylabel("test accuracy")
-    ax_acc.set_title("accuracy versus density")
+    ax_acc.set_ylabel(score_label)
+    ax_acc.set_title(f"{score_label.split(' (')[0]} versus density")
     ax_acc.grid(alpha=0.3, which="both")
     ax_acc.legend(loc="best", fontsize=9)
     low = min(r["density"] for r in rows)

@@ -2,27 +2,213 @@
 
 import argparse
 import csv
+import hashlib
 import json
+import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 ESTIMATOR_NAMES = ("dense", "weight-free", "pruned", "weight-agnostic", "random")
+_CLASSIFIERS = ("DenseClassifier", "WeightFreeClassifier", "PrunedClassifier",
+                "WeightAgnosticClassifier", "RandomNetworkClassifier")
+_REGRESSORS = ("DenseRegressor", "WeightFreeRegressor", "PrunedRegressor",
+               "WeightAgnosticRegressor", "RandomNetworkRegressor")
+
+CLASSIFICATION_DATASETS = ("digits", "fashion-mnist")
+REGRESSION_DATASETS = ("diabetes", "friedman1")
+
+#: Per task: the results key, the table header and the figure's axis label of the score.
+_METRICS = {
+    "classification": ("test_accuracy", "test acc", "test accuracy"),
+    "regression": ("test_r2", "test R²", "test R² (coefficient of determination)"),
+}
+
+#: Rows of the untimed warm-up fit of each estimator (one epoch).
+_WARMUP_ROWS = 64
+
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+_TIMING_NOTE = (f"fit_seconds is the wall time of fit(), measured after one untimed warm-up fit "
+                f"of each estimator (1 epoch on {_WARMUP_ROWS} training rows) so that torch's "
+                "one-off start-up cost is charged to none of them; predict_seconds is one "
+                "predict() on the test part")
+_BUDGET_NOTE = ("every estimator trains for the same number of epochs (epoch_budget): "
+                "max_epochs = epoch_budget, except the pruned family, whose retraining counts "
+                "inside the budget: max_epochs + n_rounds * finetune_epochs = epoch_budget, "
+                "with finetune_epochs = (epoch_budget // 3) // n_rounds unless set with --set. "
+                "The 'epochs' of each result is the number it ran (n_iter_; less with early "
+                "stopping)")
 
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line with exit status 2."""
 
 
-def _estimator_classes():
-    from . import (DenseClassifier, PrunedClassifier, RandomNetworkClassifier,
-                   WeightAgnosticClassifier, WeightFreeClassifier)
+class Interrupted(Exception):
+    """The user pressed Ctrl-C; the run stops and writes nothing."""
 
-    return dict(zip(ESTIMATOR_NAMES, (DenseClassifier, WeightFreeClassifier, PrunedClassifier,
-                                      WeightAgnosticClassifier, RandomNetworkClassifier)))
+
+# ---------------------------------------------------------------------------- estimators
+def _estimator_classes(task="classification"):
+    """Map each family name to its classifier (or regressor) class.
+
+    Imported here, not at module level, so that ``--help`` stays fast and the
+    classification path does not depend on the regressors.
+    """
+    import sk_weightfree
+
+    wanted = _REGRESSORS if task == "regression" else _CLASSIFIERS
+    missing = [name for name in wanted if not hasattr(sk_weightfree, name)]
+    if missing:
+        raise UsageError(f"{task} needs {', '.join(missing)}, which this version of "
+                         "sk_weightfree does not have")
+    return {family: getattr(sk_weightfree, name)
+            for family, name in zip(ESTIMATOR_NAMES, wanted)}
+
+
+def parse_settings(texts, names):
+    """Parse ``--set FAMILY.PARAM=VALUE`` options into ``{family: {param: value}}``.
+
+    ``VALUE`` is read as JSON (``3``, ``0.5``, ``true``, ``null``, ``[64, 32]``,
+    ``"relu"``) and, when it is not valid JSON, kept as a plain string (``tanh``).
+    """
+    settings = {}
+    for text in texts or ():
+        target, sep, raw = text.partition("=")
+        family, dot, param = target.strip().partition(".")
+        if not sep or not dot or not family or not param:
+            raise UsageError(f"--set needs FAMILY.PARAM=VALUE (e.g. "
+                             f"weight-free.activation=tanh); got {text!r}")
+        if family not in ESTIMATOR_NAMES:
+            raise UsageError(f"--set {text!r}: unknown estimator {family!r}; choose from "
+                             f"{list(ESTIMATOR_NAMES)}")
+        if family not in names:
+            raise UsageError(f"--set {text!r}: {family!r} is not among the estimators "
+                             f"compared ({', '.join(names)})")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        settings.setdefault(family, {})[param] = value
+    return settings
+
+
+def _pruned_budget(estimator, budget, explicit):
+    """``max_epochs`` and ``finetune_epochs`` so that training plus retraining is ``budget``."""
+    n_rounds = estimator.get_params()["n_rounds"]
+    if "max_epochs" in explicit:  # the user chose; report what runs
+        return {}
+    if "finetune_epochs" in explicit:
+        finetune = explicit["finetune_epochs"]
+    else:
+        finetune = (budget // 3) // n_rounds if isinstance(n_rounds, int) and n_rounds > 0 else 0
+    if not isinstance(finetune, int) or not isinstance(n_rounds, int):
+        return {}  # left to the estimator's own parameter check
+    max_epochs = budget - n_rounds * finetune
+    if max_epochs < 1:
+        raise UsageError(f"pruned: n_rounds={n_rounds} x finetune_epochs={finetune} leaves no "
+                         f"epoch of initial training in the budget of {budget} epochs; lower "
+                         "them or raise --epochs")
+    return {"max_epochs": max_epochs, "finetune_epochs": finetune}
+
+
+def build_estimators(names, task, settings, *, budget, seed, device, verbose):
+    """Construct and validate every estimator before anything is fitted.
+
+    Returns ``({name: estimator}, budget)``. Each gets ``random_state=seed``, ``device``, ``verbose`` and an equal epoch budget
+    (see ``--help``; None: the dense estimator's default ``max_epochs``); ``settings``
+    (from ``--set``) override those. Parameters are
+    checked by the estimators' own constraints (``_parameter_constraints``) and
+    cross-parameter checks, so a bad name or value fails here, before any fit.
+    """
+    classes = _estimator_classes(task)
+    if budget is None:
+        budget = classes["dense"]().max_epochs
+    estimators = {}
+    for name in names:
+        estimator = classes[name]()
+        valid = estimator.get_params(deep=False)
+        explicit = settings.get(name, {})
+        unknown = sorted(set(explicit) - set(valid))
+        if unknown:
+            raise UsageError(f"--set {name}.{unknown[0]}: {type(estimator).__name__} has no "
+                             f"parameter {unknown[0]!r}; it has {', '.join(sorted(valid))}")
+        params = {"random_state": seed, "device": str(device), "verbose": verbose,
+                  "max_epochs": budget}
+        if "finetune_epochs" in valid:
+            estimator.set_params(**explicit)  # n_rounds may be among them
+            params.update(_pruned_budget(estimator, budget, explicit))
+        estimator.set_params(**{**params, **explicit})
+        try:
+            _validate(estimator)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{name}: {exc}") from None
+        estimators[name] = estimator
+    return estimators, budget
+
+
+def _validate(estimator):
+    """Run the checks ``fit`` runs on the parameters, without fitting."""
+    estimator._validate_params()  # scikit-learn's _parameter_constraints
+    for check in ("_check_hidden_layer_sizes", "_check_params"):  # cross-parameter checks
+        if callable(getattr(estimator, check, None)):
+            getattr(estimator, check)()
+
+
+# ---------------------------------------------------------------------------- data
+def prepare_dataset(name, target=None, seed=0, task="auto"):
+    """Load ``--dataset``, decide the task, split 70/30 and standardise the features.
+
+    Returns a dict with ``X_train``, ``X_test``, ``y_train``, ``y_test`` (features
+    standardised with statistics of the training part, float32), ``task``
+    ("classification" or "regression"), ``description`` (one line) and ``info`` (what
+    ``results.json`` records to reproduce the data). Raises :class:`UsageError` for
+    anything wrong with the data.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    info = {"name": name, "target": target, "seed": seed}
+    if name == "fashion-mnist":
+        from .datasets import load_fashion_mnist
+
+        try:
+            X_train, y_train = load_fashion_mnist(subset="train", return_X_y=True)
+            X_test, y_test = load_fashion_mnist(subset="test", return_X_y=True)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        task = _resolve_task(task, "classification", y_train, "Fashion-MNIST")
+        description = "Fashion-MNIST (official 60k/10k split)"
+        info.update(source="sk_weightfree.datasets.load_fashion_mnist",
+                    split="official train/test files")
+    else:
+        if target is not None and name in CLASSIFICATION_DATASETS + REGRESSION_DATASETS:
+            raise UsageError(f"--target names a column of a .csv data set, not of {name!r}")
+        X, y, detected, description, source = _load_whole(name, target)
+        info.update(source)
+        task = _resolve_task(task, detected, y, description)
+        X, y = _check_data(X, y, task, description)
+        X_train, X_test, y_train, y_test, split = _split(X, y, task, seed, description)
+        description += f" ({split})"
+        info["split"] = f"{split}, sklearn train_test_split(test_size=0.3, random_state={seed})"
+    if task == "classification" and _n_classes(y_train) < 2:
+        raise UsageError(f"{description}: the training part has only one class; a classifier "
+                         "needs at least two")
+    scaler = StandardScaler().fit(X_train)
+    info.update(task=task, n_train=len(X_train), n_test=len(X_test),
+                n_features=int(X_train.shape[1]),
+                preprocessing="StandardScaler fitted on the training part, then float32")
+    return {"X_train": scaler.transform(X_train).astype(np.float32),
+            "X_test": scaler.transform(X_test).astype(np.float32),
+            "y_train": y_train, "y_test": y_test, "task": task,
+            "description": description, "info": info}
 
 
 def load_dataset(name, target=None, seed=0):
@@ -30,154 +216,303 @@ def load_dataset(name, target=None, seed=0):
 
     Features are standardised with statistics of the training part.
     """
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
+    data = prepare_dataset(name, target, seed)
+    return (data["X_train"], data["X_test"], data["y_train"], data["y_test"],
+            data["description"])
 
+
+def _load_whole(name, target):
+    """``(X, y, detected task, description, info)`` of a data set that is split here."""
     if name == "digits":
         from sklearn.datasets import load_digits
 
         X, y = load_digits(return_X_y=True)
-        parts = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-        description = "digits (sklearn, 70/30 stratified split)"
-    elif name == "fashion-mnist":
-        from .datasets import load_fashion_mnist
+        return X, y, "classification", "digits", {"source": "sklearn.datasets.load_digits"}
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
 
-        try:
-            X_train, y_train, X_test, y_test = load_fashion_mnist(return_X_y=True)
-        except FileNotFoundError as exc:
-            raise UsageError(str(exc).replace("\n", " ")) from None
-        parts = [X_train, X_test, y_train, y_test]
-        description = "Fashion-MNIST (60k/10k)"
-    else:
-        X, y = _load_file(Path(name), target)
-        parts = train_test_split(X, y, test_size=0.3, random_state=seed,
-                                 stratify=y if np.unique(y, return_counts=True)[1].min() > 1
-                                 else None)
-        description = f"{name} (70/30 split)"
-    X_train, X_test, y_train, y_test = parts
-    scaler = StandardScaler().fit(X_train)
-    return (scaler.transform(X_train).astype(np.float32),
-            scaler.transform(X_test).astype(np.float32), y_train, y_test, description)
+        X, y = load_diabetes(return_X_y=True)
+        return X, y, "regression", "diabetes", {"source": "sklearn.datasets.load_diabetes"}
+    if name == "friedman1":
+        from sklearn.datasets import make_friedman1
+
+        generator = {"n_samples": 2000, "n_features": 10, "noise": 1.0, "random_state": 0}
+        X, y = make_friedman1(**generator)
+        return X, y, "regression", "Friedman #1 (2,000 samples, noise 1.0)", {
+            "source": "sklearn.datasets.make_friedman1", "generator": generator}
+    return _load_file(Path(name), target)
 
 
 def _load_file(path, target):
-    if not path.exists():
-        raise UsageError(
-            f"data set {str(path)!r} is neither 'digits', 'fashion-mnist' nor an existing file"
-        )
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            missing = {"X", "y"} - set(data.files)
-            if missing:
-                raise UsageError(f"{path} lacks array(s) {sorted(missing)}; it needs 'X' and 'y'")
-            X, y = data["X"], data["y"]
-    elif path.suffix == ".csv":
+    from .datasets import load_csv, load_npz
+
+    if not path.is_file():
+        raise UsageError(f"data set {str(path)!r} is neither one of "
+                         f"{', '.join(CLASSIFICATION_DATASETS + REGRESSION_DATASETS)} "
+                         "nor an existing file")
+    if path.suffix != ".csv" and target is not None:
+        raise UsageError(f"--target names a column of a .csv data set; {path.name!r} is not one")
+    if path.suffix == ".csv":
         if target is None:
             raise UsageError("a .csv data set needs --target COLUMN")
-        X, y = _read_csv(path, target)
+        loader = lambda: load_csv(path, target)  # noqa: E731
+    elif path.suffix == ".npz":
+        loader = lambda: load_npz(path)  # noqa: E731
     else:
         raise UsageError(f"unsupported data file {path.name!r}: use .npz (X, y) or .csv")
-    if X.ndim != 2 or len(X) != len(y):
-        raise UsageError(f"{path}: X must be 2-D with one row per label; got X {X.shape}, "
-                         f"y {y.shape}")
+    try:
+        X, y = loader()
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return X, y, _detect_task(y, str(path)), str(path), {
+        "source": str(path.resolve()), "sha256": digest}
+
+
+def _detect_task(y, description):
+    """"regression" for a continuous target, else "classification" (type_of_target)."""
+    from sklearn.utils.multiclass import type_of_target
+
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise UsageError(f"{description}: the target has missing (NaN) or infinite values")
+    try:
+        kind = type_of_target(y)
+    except ValueError as exc:
+        raise UsageError(f"{description}: unusable target ({exc})") from None
+    if kind in ("continuous", "continuous-multioutput"):
+        return "regression"
+    if kind in ("binary", "multiclass", "multilabel-indicator"):
+        return "classification"
+    raise UsageError(f"{description}: unsupported target of type {kind!r}; use class labels "
+                     "(one column, or a 0/1 indicator matrix) or numeric targets")
+
+
+def _resolve_task(requested, detected, y, description):
+    if requested in ("auto", None):
+        return detected
+    if requested == "regression" and y.dtype.kind not in "biuf":
+        raise UsageError(f"{description}: --task regression needs a numeric target")
+    return requested
+
+
+def _check_data(X, y, task, description):
+    """Refuse what the estimators would refuse mid-run, in one line, before any fit."""
+    if X.dtype.kind not in "biuf":
+        raise UsageError(f"{description}: the features must be numeric, got dtype {X.dtype}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise UsageError(f"{description}: the features have missing (NaN) or infinite values "
+                         f"(first at row {row}, feature {column}); impute or drop them first")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise UsageError(f"{description}: the target has missing (NaN) or infinite values")
+    if task == "classification" and y.dtype.kind == "f" and np.all(y == np.round(y)):
+        y = y.astype(np.int64)  # 0.0/1.0 read from a file are the labels 0/1
+    if task == "regression":
+        y = y.astype(np.float64)
     return X, y
 
 
-def _read_csv(path, target):
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        raise UsageError(f"{path} is empty")
-    header, body = rows[0], rows[1:]
-    if target not in header:
-        raise UsageError(f"{path} has no column {target!r}; columns are {header}")
-    column = header.index(target)
-    body = [r for r in body if r]  # blank lines
-    short = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
-    if short:
-        raise UsageError(f"{path}: line {short[0]} has a different number of fields "
-                         f"than the header ({len(header)})")
+def _split(X, y, task, seed, description):
+    from sklearn.model_selection import train_test_split
+
+    stratify = None
+    if task == "classification" and y.ndim == 1:
+        if np.unique(y, return_counts=True)[1].min() > 1:
+            stratify = y
     try:
-        X = np.array([[float(v) for i, v in enumerate(r) if i != column] for r in body])
+        parts = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=stratify)
     except ValueError as exc:
-        raise UsageError(f"{path}: non-numeric feature value ({exc})") from None
-    return X, np.array([r[column] for r in body])
+        raise UsageError(f"{description}: cannot split {len(X)} samples 70/30 ({exc})") from None
+    return (*parts, "70/30 stratified split" if stratify is not None else "70/30 split")
 
 
-def run_compare(args):
-    """Fit the chosen estimators, print the table and similarity matrix, write the report."""
-    import torch
+def _n_classes(y):
+    return len(np.unique(y)) if y.ndim == 1 else 2
 
+
+# ---------------------------------------------------------------------------- the run
+def run_compare(args, argv=()):
+    """Fit the chosen estimators, print the table and similarity matrix, write the report.
+
+    Every check (names, ``--set``, device, data, output folder) runs before the first
+    fit; the files are written only once everything succeeded, all at once.
+    """
     from . import pairwise_spectral_similarity, spectral_density
     from ._base import resolve_device
 
-    classes = _estimator_classes()
-    names = args.estimators or list(ESTIMATOR_NAMES)
-    unknown = [n for n in names if n not in classes]
+    names = list(args.estimators or ESTIMATOR_NAMES)
+    unknown = [n for n in names if n not in ESTIMATOR_NAMES]
     if unknown:
         raise UsageError(f"unknown estimator(s) {unknown}; choose from {list(ESTIMATOR_NAMES)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"--estimators names {', '.join(repeated)} more than once")
+    settings = parse_settings(args.set, names)
+    out = None if args.no_output or not args.out else Path(args.out)
+    if out is not None:
+        _check_output_folder(out)
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    X_train, X_test, y_train, y_test, description = load_dataset(
-        args.dataset, args.target, args.seed)
+    data = prepare_dataset(args.dataset, args.target, args.seed, args.task)
+    task, description = data["task"], data["description"]
+    estimators, budget = build_estimators(names, task, settings, budget=args.epochs,
+                                          seed=args.seed, device=device,
+                                          verbose=0 if args.quiet else 1)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    say(f"data: {description}; train {X_train.shape}, test {X_test.shape}; device: {device}")
+    say(f"data: {description}, {task}; train {data['X_train'].shape}, "
+        f"test {data['X_test'].shape}; device: {device}; {budget} epochs each")
 
-    rows, fitted = [], {}
-    for name in names:
-        params = {"random_state": args.seed, "device": str(device),
-                  "verbose": 0 if args.quiet else 1}
-        if args.epochs is not None:
-            params["max_epochs"] = args.epochs
-        clf = classes[name](**params)
-        start = time.perf_counter()
-        clf.fit(X_train, y_train)
-        fit_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        accuracy = float(np.mean(clf.predict(X_test) == y_test))
-        predict_seconds = time.perf_counter() - start
-        fitted[name] = clf
-        rows.append({"estimator": name, "test_accuracy": accuracy,
-                     "density": float(clf.density_), "connections": int(clf.n_connections_),
-                     "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-                     "epochs": int(clf.n_iter_)})
+    score_key = _METRICS[task][0]
+    with warnings.catch_warnings():
+        # the CLI reports an interrupt itself, in one line
+        warnings.filterwarnings("ignore", message="Training interrupted by the user")
+        _warm_up(estimators, data)
+        rows = [_fit_and_score(name, estimator, data, score_key)
+                for name, estimator in estimators.items()]
 
-    similarity = pairwise_spectral_similarity(list(fitted.values()), random_state=args.seed)
-    densities = {name: spectral_density(clf, random_state=args.seed)
-                 for name, clf in fitted.items()}
-    say("")
-    say(format_table(rows))
-    say("")
-    say("spectral similarity (1 = identical spectra)")
-    say(format_matrix(names, similarity))
+    fitted = list(estimators.values())
+    similarity = pairwise_spectral_similarity(fitted, random_state=args.seed)
+    print(format_table(rows, task))
+    print("")
+    print("spectral similarity (1 = identical spectra)")
+    print(format_matrix(names, similarity))
 
     results = {
-        "dataset": description, "seed": args.seed, "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or platform.machine()),
-        "versions": _versions(), "results": rows,
+        "command": ["sk-weightfree", *argv],
+        "dataset": data["info"], "description": description, "task": task,
+        "metric": score_key, "seed": args.seed, "device": str(device),
+        "device_name": _device_name(device), "epoch_budget": budget,
+        "epoch_budget_note": _BUDGET_NOTE, "timing_note": _TIMING_NOTE,
+        "versions": _versions(),
+        "estimators": [{"name": name, "class": f"sk_weightfree.{type(est).__name__}",
+                        "params": est.get_params(deep=False)}
+                       for name, est in estimators.items()],
+        "results": rows,
         "spectral_similarity": {"estimators": names, "matrix": similarity.tolist()},
     }
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-        _write_csv(out / "results.csv", rows, names, similarity, results)
-        from ._report import plot_report
-
-        plot_report(rows, names, similarity, densities, out / "report.png",
-                    title=f"sk-weightfree compare: {description}")
+    if out is not None:
+        densities = {name: spectral_density(est, random_state=args.seed)
+                     for name, est in estimators.items()}
+        _write_outputs(out, results, rows, names, similarity, densities, task)
         say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'report.png'}")
     return results
 
 
-def format_table(rows):
+def _warm_up(estimators, data):
+    """One untimed 1-epoch fit of each estimator on a few rows (torch's start-up cost)."""
+    from sklearn.base import clone
+
+    X, y = data["X_train"][:_WARMUP_ROWS], data["y_train"][:_WARMUP_ROWS]
+    for name, estimator in estimators.items():
+        params = estimator.get_params(deep=False)
+        quick = {"max_epochs": 1, "verbose": 0}
+        if "early_stopping" in params:
+            quick["early_stopping"] = False
+        if params.get("finetune_epochs"):
+            quick["finetune_epochs"] = 1
+        warm = clone(estimator).set_params(**quick)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                warm.fit(X, y)
+        except (ValueError, RuntimeError):
+            continue  # e.g. one class among these rows; the timed fit reports real problems
+        _stop_if_interrupted(warm, name)
+
+
+def _fit_and_score(name, estimator, data, score_key):
+    from sklearn.metrics import accuracy_score, r2_score
+
+    start = time.perf_counter()
+    try:
+        estimator.fit(data["X_train"], data["y_train"])
+    except ValueError as exc:
+        raise UsageError(f"{name} could not be fitted on {data['description']}: "
+                         f"{_one_line(exc)}") from None
+    fit_seconds = time.perf_counter() - start
+    _stop_if_interrupted(estimator, name)
+    start = time.perf_counter()
+    predicted = estimator.predict(data["X_test"])
+    predict_seconds = time.perf_counter() - start
+    score = (r2_score if score_key == "test_r2" else accuracy_score)(data["y_test"], predicted)
+    return {"estimator": name, score_key: float(score), "density": float(estimator.density_),
+            "connections": int(estimator.n_connections_), "epochs": int(estimator.n_iter_),
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds}
+
+
+def _stop_if_interrupted(estimator, name):
+    # skorch catches Ctrl-C inside fit and the estimator keeps its last complete epoch;
+    # the flag on the net is how the press reaches us.
+    if getattr(getattr(estimator, "net_", None), "interrupted_", False):
+        raise Interrupted(f"interrupted by the user while fitting {name!r}")
+
+
+def _check_output_folder(out):
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} exists and is not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {str(out)!r}: cannot write in {str(existing)!r}")
+
+
+def _write_outputs(out, results, rows, names, similarity, densities, task):
+    """Write the three files into a temporary folder beside ``out``, then move them in.
+
+    A failure or an interrupt while writing leaves ``out`` as it was.
+    """
+    from ._report import plot_report
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        (staging / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable))
+        _write_csv(staging / "results.csv", rows, names, similarity)
+        plot_report(rows, names, similarity, densities, staging / "report.png",
+                    title=f"sk-weightfree compare: {results['description']}",
+                    score_key=_METRICS[task][0], score_label=_METRICS[task][2])
+        out.mkdir(exist_ok=True)
+        for name in ("results.json", "results.csv", "report.png"):
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _jsonable(value):
+    """JSON for what ``get_params`` may hold besides plain values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+def _device_name(device):
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())
+
+
+def format_table(rows, task="classification"):
     """Aligned text table of the per-estimator results."""
-    header = ["estimator", "test acc", "density", "connections", "fit s", "predict s"]
-    body = [[r["estimator"], f"{r['test_accuracy']:.4f}", f"{r['density']:.3f}",
-             f"{r['connections']:,}", f"{r['fit_seconds']:.2f}", f"{r['predict_seconds']:.3f}"]
+    score_key, score_header, _ = _METRICS[task]
+    header = ["estimator", score_header, "density", "connections", "epochs", "fit s",
+              "predict s"]
+    body = [[r["estimator"], f"{r[score_key]:.4f}", f"{r['density']:.3f}",
+             f"{r['connections']:,}", str(r["epochs"]), f"{r['fit_seconds']:.2f}",
+             f"{r['predict_seconds']:.3f}"]
             for r in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = [header, ["-" * w for w in widths], *body]
@@ -199,15 +534,14 @@ def format_matrix(names, matrix):
     return "\n".join(lines)
 
 
-def _write_csv(path, rows, names, similarity, results):
-    fields = list(rows[0]) + [f"similarity_{n}" for n in names] + ["dataset", "device", "seed"]
+def _write_csv(path, rows, names, similarity):
+    """One row per estimator; run-level fields live in results.json only."""
+    fields = list(rows[0]) + [f"similarity_{n}" for n in names]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row, sims in zip(rows, similarity):
-            writer.writerow({**row, **{f"similarity_{n}": float(s) for n, s in zip(names, sims)},
-                             "dataset": results["dataset"], "device": results["device"],
-                             "seed": results["seed"]})
+            writer.writerow({**row, **{f"similarity_{n}": float(s) for n, s in zip(names, sims)}})
 
 
 def _versions():
@@ -224,32 +558,72 @@ def _versions():
             "skorch": skorch.__version__}
 
 
+# ---------------------------------------------------------------------------- the command
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="sk-weightfree", description="Weight-free neural networks, compared.")
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser(
         "compare", help="fit every estimator on one data set and compare them",
-        description="Fit the estimators on a fixed train/test split; print accuracy, density, "
-                    "connections, timings and the spectral similarity matrix.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Fit the estimators on a fixed train/test split; print the test score "
+                    "(accuracy for classification, R² for regression), density, connections, "
+                    "epochs, timings and the spectral similarity matrix.",
+        epilog="Fair comparison: every estimator gets the same epoch budget (--epochs); the "
+               "pruned family's\nretraining counts inside it (max_epochs + n_rounds * "
+               "finetune_epochs = budget, with\nfinetune_epochs = (budget // 3) // n_rounds "
+               "unless --set). Fit times are measured after one\nuntimed warm-up fit of each "
+               "estimator.\n\n"
+               "Ctrl-C stops the whole run after the estimator being fitted (one press), "
+               "writes nothing\nand exits with status 130. Bad input is one line on standard "
+               "error and exit status 2;\nnothing is written then either: the files are "
+               "written together at the end of a run.\n\n"
+               "results.json records the command line, the data set (source, split, sha256 "
+               "of a file),\nevery estimator's full parameters, the seed, the device and the "
+               "package versions.")
     compare.add_argument("--dataset", default="digits",
-                         help="'digits' (default, embedded), 'fashion-mnist', or a path to a "
-                              ".npz (arrays X, y) or .csv (with --target)")
-    compare.add_argument("--target", help="label column of a .csv data set")
+                         help="'digits' (default, embedded) or 'fashion-mnist' "
+                              "(classification); 'diabetes' or 'friedman1' (regression, "
+                              "the five regressors); or a path to a .npz (arrays X, y) or "
+                              ".csv (with --target). A file's task follows its target: "
+                              "continuous numbers mean regression (see --task)")
+    compare.add_argument("--target", help="target column of a .csv data set")
+    compare.add_argument("--task", choices=("auto", "classification", "regression"),
+                         default="auto",
+                         help="auto (default: regression for a continuous target, as "
+                              "sklearn's type_of_target says; integer targets are class "
+                              "labels), or force one")
     compare.add_argument("--estimators", nargs="+", metavar="NAME",
-                         help=f"subset of {', '.join(ESTIMATOR_NAMES)} (default: all)")
-    compare.add_argument("--epochs", type=_positive_int, help="max_epochs for every estimator")
-    compare.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    compare.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+                         help=f"subset of {', '.join(ESTIMATOR_NAMES)} (default: all), "
+                              "each at most once")
+    compare.add_argument("--set", action="append", metavar="FAMILY.PARAM=VALUE",
+                         help="an estimator parameter, e.g. weight-free.activation=tanh or "
+                              "dense.hidden_layer_sizes=[64,32]; VALUE is JSON or else a "
+                              "plain string; repeatable; checked before any fit")
+    compare.add_argument("--epochs", type=_positive_int,
+                         help="epoch budget of every estimator (default: the estimators' "
+                              "default max_epochs, 30)")
+    compare.add_argument("--device", default="auto",
+                         help="auto (default: cuda when available, else cpu), cpu, cuda, "
+                              "cuda:N, mps")
+    compare.add_argument("--seed", type=int, default=0,
+                         help="seed of the split, the estimators and the spectral estimates "
+                              "(default 0)")
     compare.add_argument("--out", default="compare-results",
                          help="folder for results.json, results.csv, report.png "
-                              "(default: compare-results; '' writes nothing)")
-    compare.add_argument("--quiet", action="store_true", help="print nothing, no progress bars")
+                              "(default: compare-results)")
+    compare.add_argument("--no-output", action="store_true",
+                         help="write no files (print the results only)")
+    compare.add_argument("--quiet", action="store_true",
+                         help="no progress bars or status lines; the results still print")
     return parser
 
 
 def _positive_int(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -257,11 +631,15 @@ def _positive_int(text):
 
 def main(argv=None):
     """Entry point of ``sk-weightfree``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
     try:
-        run_compare(args)
+        run_compare(args, argv)
     except UsageError as exc:
-        print(f"sk-weightfree: error: {exc}", file=sys.stderr)
+        print(f"sk-weightfree: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt) as exc:
+        reason = str(exc) if isinstance(exc, Interrupted) else "interrupted by the user"
+        print(f"sk-weightfree: {reason}; stopped, nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

@@ -1,20 +1,24 @@
-"""Loaders for the data sets used in the examples and benchmarks.
+"""Loaders for the data sets used in the examples, benchmarks and ``sk-weightfree compare``.
 
 Nothing is ever downloaded: the loaders only read files that are already on
-disk (for instance installed by a system package).
+disk (for instance installed by a system package). Every loader raises
+``FileNotFoundError`` for a missing file and ``ValueError`` with a one-line
+message naming the file for content it cannot use.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
+import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-__all__ = ["load_fashion_mnist"]
+__all__ = ["load_csv", "load_fashion_mnist", "load_npz"]
 
 #: Environment variable naming a folder that holds the Fashion-MNIST files.
 FASHION_MNIST_ENV = "SK_WEIGHTFREE_FASHION_MNIST"
@@ -195,7 +199,7 @@ def _load_pair(images_file, labels_file, dtype):
 
 
 def load_fashion_mnist(
-    path=None, *, subset="all", return_X_y=False, dtype=np.float32
+    path=None, *, subset="train", return_X_y=False, dtype=np.float32
 ):
     """Load the Fashion-MNIST data set from local IDX files.
 
@@ -220,12 +224,13 @@ def load_fashion_mnist(
         Folder holding the files. If None, the environment variable
         ``SK_WEIGHTFREE_FASHION_MNIST`` is used when set, else
         ``/usr/share/datasets/fashion-mnist/``.
-    subset : {"all", "train", "test"}, default="all"
-        Which split(s) to load. Only the files of the requested split(s)
-        need to exist.
+    subset : {"train", "test", "all"}, default="train"
+        Which split to load, as in :func:`sklearn.datasets.fetch_20newsgroups`:
+        the official training split (60,000 images), the official test split
+        (10,000), or both concatenated (70,000; the 60,000 training rows
+        first). Only the files of the requested split(s) need to exist.
     return_X_y : bool, default=False
-        If True, return arrays instead of a :class:`~sklearn.utils.Bunch`
-        (see Returns).
+        If True, return ``(X, y)`` instead of a :class:`~sklearn.utils.Bunch`.
     dtype : data-type, default=np.float32
         Data type of the image arrays. Pixel values are kept raw (0 to 255,
         not rescaled), whatever the dtype; use ``np.uint8`` for the most
@@ -236,11 +241,11 @@ def load_fashion_mnist(
     data : :class:`~sklearn.utils.Bunch`
         Dictionary-like object with the attributes:
 
-        X_train, y_train : ndarray of shape (60000, 784) and (60000,)
-            Training images (flattened row-major, given ``dtype``) and
-            labels (int64 in 0..9). Present unless ``subset="test"``.
-        X_test, y_test : ndarray of shape (10000, 784) and (10000,)
-            Test images and labels. Present unless ``subset="train"``.
+        data : ndarray of shape (n_samples, 784)
+            Images of the requested subset, flattened row-major, of the given
+            ``dtype``.
+        target : ndarray of shape (n_samples,)
+            Labels, int64 in 0..9.
         target_names : ndarray of shape (10,)
             Class names; label ``k`` is ``target_names[k]``.
         images_shape : tuple of int
@@ -248,12 +253,8 @@ def load_fashion_mnist(
         DESCR : str
             Description of the data set.
 
-    (X_train, y_train, X_test, y_test) : tuple of ndarray
-        If ``return_X_y`` is True and ``subset="all"``.
-
     (X, y) : tuple of ndarray
-        If ``return_X_y`` is True and ``subset`` is ``"train"`` or
-        ``"test"``: the arrays of that split.
+        If ``return_X_y`` is True: ``data`` and ``target``.
 
     Raises
     ------
@@ -267,33 +268,178 @@ def load_fashion_mnist(
     Examples
     --------
     >>> from sk_weightfree.datasets import load_fashion_mnist
-    >>> X_train, y_train, X_test, y_test = load_fashion_mnist(
-    ...     return_X_y=True)  # doctest: +SKIP
+    >>> X_train, y_train = load_fashion_mnist(return_X_y=True)  # doctest: +SKIP
+    >>> X_test, y_test = load_fashion_mnist(
+    ...     subset="test", return_X_y=True)  # doctest: +SKIP
     >>> X_train.shape, X_test.shape  # doctest: +SKIP
     ((60000, 784), (10000, 784))
     """
-    if subset not in ("all", "train", "test"):
+    if subset not in ("train", "test", "all"):
         raise ValueError(
-            f"subset must be 'all', 'train' or 'test', got {subset!r}"
+            f"subset must be 'train', 'test' or 'all', got {subset!r}"
         )
     splits = ("train", "test") if subset == "all" else (subset,)
     folder = _resolve_fashion_mnist_path(path)
     stems = [stem for split in splits for stem in _FASHION_MNIST_FILES[split]]
     files = _find_files(folder, stems)
 
-    result = Bunch()
+    parts = []
     for split in splits:
         images_stem, labels_stem = _FASHION_MNIST_FILES[split]
-        X, y, image_shape = _load_pair(
-            files[images_stem], files[labels_stem], dtype
-        )
-        result[f"X_{split}"] = X
-        result[f"y_{split}"] = y
-
+        parts.append(_load_pair(files[images_stem], files[labels_stem], dtype))
+    X = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+    y = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
     if return_X_y:
-        return tuple(result[f"{v}_{s}"] for s in splits for v in ("X", "y"))
+        return X, y
+    return Bunch(
+        data=X,
+        target=y,
+        target_names=_FASHION_MNIST_CLASSES.copy(),
+        images_shape=parts[0][2],
+        DESCR=_FASHION_MNIST_DESCR,
+    )
 
-    result["target_names"] = _FASHION_MNIST_CLASSES.copy()
-    result["images_shape"] = image_shape
-    result["DESCR"] = _FASHION_MNIST_DESCR
-    return result
+
+# --------------------------------------------------------------------------
+# Tabular files: CSV and .npz
+# --------------------------------------------------------------------------
+
+
+def load_csv(path, target):
+    """Read a CSV file with a header row into a feature matrix and a target.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file: comma-separated, a header row of column names, one sample per
+        line (blank lines are skipped; a UTF-8 byte-order mark is accepted).
+    target : str
+        Name of the target column. Every other column is a feature and must be
+        numeric.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float64
+        The feature columns in file order. ``nan``/``inf`` spelled out in the
+        file are kept (as in :func:`numpy.loadtxt`); empty fields are an error.
+    y : ndarray of shape (n_samples,)
+        The target column: float64 when every value is a number, else the
+        strings as written (class labels).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is empty, has no data rows, lacks ``target`` (or has it
+        twice), has a line whose number of fields differs from the header, or a
+        feature value that is empty or not a number; the message names the file
+        and the line.
+    """
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        try:
+            rows = list(csv.reader(handle))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    header = [name.strip() for name in rows[0]]
+    if header.count(target) != 1:
+        problem = "no column" if target not in header else "more than one column"
+        raise ValueError(f"{path} has {problem} {target!r}; columns are {header}")
+    column = header.index(target)
+    # keep the file's line numbers for the messages; blank lines are skipped
+    body = [(number, row) for number, row in enumerate(rows[1:], start=2) if row]
+    if not body:
+        raise ValueError(f"{path} has a header but no data rows")
+    for number, row in body:
+        if len(row) != len(header):
+            raise ValueError(
+                f"{path}: line {number} has {len(row)} fields, the header has "
+                f"{len(header)}"
+            )
+    features = [i for i in range(len(header)) if i != column]
+    X = np.empty((len(body), len(features)), dtype=np.float64)
+    for r, (number, row) in enumerate(body):
+        for c, i in enumerate(features):
+            try:
+                X[r, c] = float(row[i])
+            except ValueError:
+                what = "an empty" if not row[i].strip() else f"a non-numeric ({row[i]!r})"
+                raise ValueError(
+                    f"{path}: line {number}, column {header[i]!r} has {what} value; "
+                    "every column but the target must be numeric"
+                ) from None
+    labels = [row[column].strip() for _, row in body]
+    try:
+        y = np.array([float(v) for v in labels])
+    except ValueError:
+        y = np.array(labels)
+    return X, y
+
+
+def load_npz(path):
+    """Read arrays ``X`` and ``y`` from a NumPy ``.npz`` archive.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An archive written by :func:`numpy.savez` (or ``savez_compressed``)
+        holding at least the arrays ``X`` (2-D, numeric) and ``y`` (one row per
+        row of ``X``: labels of any type, or numeric targets, 1-D or 2-D).
+        Pickled object arrays are refused.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a readable ``.npz`` archive, lacks ``X`` or ``y``,
+        holds object arrays, a non-numeric or non-2-D ``X``, or ``X`` and ``y``
+        of different lengths.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:  # FileNotFoundError as is
+        magic = handle.read(6)
+    if magic == b"\x93NUMPY":
+        raise ValueError(f"{path} holds a single .npy array, not an .npz archive")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not an .npz archive (the zip file numpy.savez writes)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = {"X", "y"} - set(data.files)
+            if missing:
+                raise ValueError(
+                    f"{path} lacks array(s) {sorted(missing)}; it needs 'X' and 'y'"
+                )
+            X, y = data["X"], data["y"]
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        if "allow_pickle" in str(exc):
+            raise ValueError(
+                f"{path} holds object arrays (pickled data), which are refused; "
+                "save X as a numeric array and y as numbers or fixed-width strings"
+            ) from None
+        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{path}: X must be numeric, got dtype {X.dtype} (strings or other "
+            "non-numbers)"
+        )
+    if X.ndim != 2:
+        raise ValueError(f"{path}: X must be 2-D (samples x features), got shape {X.shape}")
+    if y.ndim not in (1, 2) or len(y) != len(X):
+        raise ValueError(
+            f"{path}: y must hold one label or target row per row of X; got X {X.shape}, "
+            f"y {y.shape}"
+        )
+    return X, y

@@ -1,42 +1,100 @@
 """The ``sk-weightfree compare`` command."""
 
 import csv
+import gzip
 import json
+import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import sk_weightfree
+from sk_weightfree import cli
 from sk_weightfree.cli import main
+
+FAMILIES = ("dense", "weight-free", "pruned", "weight-agnostic", "random")
+
+
+def tiny(*names, hidden="[8]"):
+    """Arguments for a quick run of ``names``: small networks, CPU, one epoch."""
+    sets = [arg for name in names for arg in ("--set", f"{name}.hidden_layer_sizes={hidden}")]
+    return ["compare", "--estimators", *names, "--epochs", "1", "--device", "cpu", *sets]
+
+
+def spy_fits(monkeypatch, task="classification"):
+    """Record ``(family, n_rows)`` of every fit, in order, without changing what it does."""
+    calls = []
+    for family, cls in cli._estimator_classes(task).items():
+        original = cls.fit
+
+        def fit(self, X, y, *args, _family=family, _original=original, **kwargs):
+            calls.append((_family, len(X)))
+            return _original(self, X, y, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "fit", fit)
+    return calls
 
 
 def test_compare_writes_table_json_csv_and_figure(tmp_path, capsys):
     out = tmp_path / "out"
-    status = main(["compare", "--estimators", "dense", "weight-free", "random",
-                   "--epochs", "2", "--out", str(out), "--quiet", "--device", "cpu"])
-    assert status == 0
-    assert capsys.readouterr().out == ""  # --quiet
+    args = [*tiny("dense", "weight-free", "random"), "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "test acc" in printed and "spectral similarity" in printed  # results still print
+    assert "data:" not in printed and "wrote" not in printed  # no status lines
     results = json.loads((out / "results.json").read_text())
     assert [r["estimator"] for r in results["results"]] == ["dense", "weight-free", "random"]
     for row in results["results"]:
         assert 0.0 <= row["test_accuracy"] <= 1.0 and 0.0 < row["density"] <= 1.0
-        assert row["connections"] > 0 and row["fit_seconds"] > 0 and row["epochs"] == 2
+        assert row["connections"] > 0 and row["fit_seconds"] > 0 and row["epochs"] == 1
     matrix = np.array(results["spectral_similarity"]["matrix"])
     assert matrix.shape == (3, 3)
     np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-6)
     np.testing.assert_allclose(matrix, matrix.T)
-    assert {"torch", "scikit-learn", "skorch"} <= set(results["versions"])
-    assert results["seed"] == 0 and results["device"] == "cpu"
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name != "out"]  # no staging left behind
+
+
+def test_results_json_is_enough_to_reproduce_the_run(tmp_path):
+    out = tmp_path / "out"
+    args = [*tiny("dense", "pruned"), "--set", "dense.activation=tanh", "--seed", "3",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["command"] == ["sk-weightfree", *args]
+    assert {"sk_weightfree", "torch", "scikit-learn", "skorch", "numpy", "scipy",
+            "python"} <= set(results["versions"])
+    assert results["seed"] == 3 and results["device"] == "cpu" and results["device_name"]
+    assert results["dataset"]["source"] == "sklearn.datasets.load_digits"
+    assert "random_state=3" in results["dataset"]["split"]
+    estimators = {e["name"]: e for e in results["estimators"]}
+    assert estimators["dense"]["class"] == "sk_weightfree.DenseClassifier"
+    for name, cls in [("dense", sk_weightfree.DenseClassifier),
+                      ("pruned", sk_weightfree.PrunedClassifier)]:
+        params = estimators[name]["params"]
+        assert set(params) == set(cls().get_params())  # every parameter, not a few
+        assert params["random_state"] == 3 and params["device"] == "cpu"
+    assert estimators["dense"]["params"]["activation"] == "tanh"
+    assert estimators["dense"]["params"]["hidden_layer_sizes"] == [8]
+    # rebuilt from the JSON alone, the estimator is the one that ran
+    rebuilt = sk_weightfree.DenseClassifier(**estimators["dense"]["params"])
+    assert rebuilt.get_params()["max_epochs"] == 1
+
+
+def test_csv_holds_only_per_estimator_rows(tmp_path):
+    out = tmp_path / "out"
+    assert main([*tiny("dense", "random"), "--out", str(out), "--quiet"]) == 0
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["estimator"] for r in rows] == ["dense", "weight-free", "random"]
-    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["estimator"] for r in rows] == ["dense", "random"]
+    assert not {"dataset", "device", "seed"} & set(rows[0])
+    assert {"test_accuracy", "similarity_dense", "similarity_random"} <= set(rows[0])
 
 
-def test_compare_prints_an_aligned_table(tmp_path, capsys):
-    main(["compare", "--estimators", "dense", "pruned", "--epochs", "1", "--out", "",
-          "--device", "cpu"])
+def test_compare_prints_an_aligned_table(capsys):
+    assert main([*tiny("dense", "pruned"), "--no-output"]) == 0
     out = capsys.readouterr().out
     assert "test acc" in out and "spectral similarity" in out
     lines = [line for line in out.splitlines() if line.startswith(("dense ", "pruned "))]
@@ -44,18 +102,51 @@ def test_compare_prints_an_aligned_table(tmp_path, capsys):
     assert len(lines[0]) == len(lines[1])
 
 
+def test_no_output_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([*tiny("dense"), "--no-output", "--quiet"]) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_duplicate_estimators_are_refused_before_anything(tmp_path, capsys, monkeypatch):
+    calls = spy_fits(monkeypatch)
+    out = tmp_path / "out"
+    assert main([*tiny("dense", "dense"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "dense more than once" in err
+    assert calls == [] and not out.exists()
+
+
 def test_compare_reads_npz_and_csv(tmp_path):
     rng = np.random.RandomState(0)
     X = rng.randn(60, 4)
     y = (X[:, 0] > 0).astype(int)
     np.savez(tmp_path / "data.npz", X=X, y=y)
-    assert main(["compare", "--dataset", str(tmp_path / "data.npz"), "--estimators", "dense",
-                 "--epochs", "1", "--out", "", "--quiet"]) == 0
+    assert main([*tiny("dense"), "--dataset", str(tmp_path / "data.npz"), "--no-output",
+                 "--quiet"]) == 0
     lines = ["a,b,c,label"] + [f"{r[0]},{r[1]},{r[2]},{'yes' if t else 'no'}"
                                 for r, t in zip(X, y)]
     (tmp_path / "data.csv").write_text("\n".join(lines))
-    assert main(["compare", "--dataset", str(tmp_path / "data.csv"), "--target", "label",
-                 "--estimators", "dense", "--epochs", "1", "--out", "", "--quiet"]) == 0
+    assert main([*tiny("dense"), "--dataset", str(tmp_path / "data.csv"), "--target", "label",
+                 "--no-output", "--quiet"]) == 0
+
+
+def _bad_data_sets(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.randn(30, 3)
+    y = np.arange(30) % 2
+    rows = lambda X, y: "a,b,c,label\n" + "\n".join(  # noqa: E731
+        ",".join(str(v) for v in [*r, t]) for r, t in zip(X, y))
+    with_nan = X.copy()
+    with_nan[4, 1] = np.nan
+    (tmp_path / "nan.csv").write_text(rows(with_nan, y))
+    (tmp_path / "one-class.csv").write_text(rows(X, np.zeros(30, int)))
+    np.savez(tmp_path / "strings.npz", X=X.astype(str), y=y)
+    np.savez(tmp_path / "objects.npz", X=X.astype(object), y=y)
+    np.savez(tmp_path / "inf.npz", X=np.where(X > 2, np.inf, X), y=y)
+    np.savez(tmp_path / "one-row.npz", X=X[:1], y=y[:1])
+    np.savez(tmp_path / "nan-target.npz", X=X, y=np.where(y == 1, np.nan, 0.5))
+    (tmp_path / "garbage.npz").write_text("not a zip")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -63,15 +154,142 @@ def test_compare_reads_npz_and_csv(tmp_path):
     (["--dataset", "missing.npz"], "neither"),
     (["--dataset", "{tmp}/data.csv"], "--target"),
     (["--dataset", "{tmp}/data.csv", "--target", "nope"], "no column 'nope'"),
+    (["--dataset", "{tmp}/nan.csv", "--target", "label"], "missing (NaN)"),
+    (["--dataset", "{tmp}/one-class.csv", "--target", "label"], "only one class"),
+    (["--dataset", "{tmp}/strings.npz"], "must be numeric"),
+    (["--dataset", "{tmp}/objects.npz"], "object arrays"),
+    (["--dataset", "{tmp}/inf.npz"], "infinite"),
+    (["--dataset", "{tmp}/one-row.npz"], "cannot split"),
+    (["--dataset", "{tmp}/nan-target.npz"], "target has missing"),
+    (["--dataset", "{tmp}/garbage.npz"], "not an .npz archive"),
+    (["--dataset", "digits", "--target", "label"], "--target"),
     (["--estimators", "dense", "svm"], "unknown estimator"),
     (["--device", "tpu"], "device"),
+    (["--set", "dense.activation"], "FAMILY.PARAM=VALUE"),
+    (["--set", "activation=tanh"], "FAMILY.PARAM=VALUE"),
+    (["--set", "svm.C=1"], "unknown estimator 'svm'"),
+    (["--set", "pruned.density=0.5"], "not among the estimators"),
+    (["--set", "dense.colour=red"], "no parameter 'colour'"),
+    (["--set", "dense.activation=sigmoidish"], "activation"),
+    (["--set", "dense.lr=-1"], "lr"),
+    (["--set", "dense.hidden_layer_sizes=[0]"], "hidden_layer_sizes"),
 ])
-def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path, capsys):
+def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path, capsys, monkeypatch):
     (tmp_path / "data.csv").write_text("a,b\n1,0\n2,1\n")
+    _bad_data_sets(tmp_path)
+    calls = spy_fits(monkeypatch)
+    out = tmp_path / "out"
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    assert main(["compare", "--quiet", "--out", "", *args]) == 2
+    assert main([*tiny("dense"), "--quiet", "--out", str(out), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+    assert calls == [] and not out.exists()  # refused before any fit, nothing written
+
+
+def test_a_failing_fit_leaves_the_output_folder_untouched(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")  # from an earlier run
+
+    def refuse(self, X, y, *args, **kwargs):
+        if len(X) > cli._WARMUP_ROWS:
+            raise ValueError("the data cannot be\nlearned")
+        return self
+
+    monkeypatch.setattr(sk_weightfree.RandomNetworkClassifier, "fit", refuse)
+    assert main([*tiny("dense", "random"), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "random could not be fitted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert (out / "results.json").read_text() == "{}"
+
+
+def test_set_reaches_the_estimator(tmp_path):
+    out = tmp_path / "out"
+    args = [*tiny("weight-free", "pruned"), "--set", "weight-free.activation=tanh",
+            "--set", "pruned.density=0.25", "--set", 'weight-free.sampling="threshold"',
+            "--set", "pruned.rewind=false", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    params = {e["name"]: e["params"]
+              for e in json.loads((out / "results.json").read_text())["estimators"]}
+    assert params["weight-free"]["activation"] == "tanh"
+    assert params["weight-free"]["sampling"] == "threshold"
+    assert params["pruned"]["density"] == 0.25 and params["pruned"]["rewind"] is False
+
+
+@pytest.mark.parametrize("epochs, settings, max_epochs, finetune", [
+    (6, [], 4, 2),
+    (9, ["--set", "pruned.n_rounds=2"], 7, 1),
+    (6, ["--set", "pruned.finetune_epochs=1"], 5, 1),
+    (2, [], 2, 0),
+])
+def test_pruned_retraining_counts_inside_the_epoch_budget(epochs, settings, max_epochs,
+                                                          finetune, tmp_path):
+    out = tmp_path / "out"
+    args = [*tiny("dense", "pruned"), "--epochs", str(epochs), *settings,
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    params = {e["name"]: e["params"] for e in results["estimators"]}
+    assert params["pruned"]["max_epochs"] == max_epochs
+    assert params["pruned"]["finetune_epochs"] == finetune
+    assert params["dense"]["max_epochs"] == epochs == results["epoch_budget"]
+    assert [r["epochs"] for r in results["results"]] == [epochs, epochs]
+
+
+def test_a_pruned_budget_that_does_not_fit_is_refused(capsys):
+    args = [*tiny("pruned"), "--epochs", "4", "--set", "pruned.finetune_epochs=4",
+            "--no-output"]
+    assert main(args) == 2
+    assert "budget of 4 epochs" in capsys.readouterr().err
+
+
+def test_every_estimator_is_warmed_up_before_the_timed_fits(monkeypatch):
+    calls = spy_fits(monkeypatch)
+    assert main([*tiny("dense", "weight-free"), "--no-output", "--quiet"]) == 0
+    n_train = 1257  # 70% of digits
+    assert calls == [("dense", cli._WARMUP_ROWS), ("weight-free", cli._WARMUP_ROWS),
+                     ("dense", n_train), ("weight-free", n_train)]
+
+
+def test_one_ctrl_c_stops_the_whole_run(tmp_path, capsys, monkeypatch):
+    calls = spy_fits(monkeypatch)
+    original = sk_weightfree.WeightFreeClassifier.fit
+
+    def interrupted(self, X, y, *args, **kwargs):
+        # what skorch and the estimator do on Ctrl-C: keep the last epoch, flag the net
+        original(self, X, y, *args, **kwargs)
+        if len(X) > cli._WARMUP_ROWS:
+            self.net_.interrupted_ = True
+        return self
+
+    monkeypatch.setattr(sk_weightfree.WeightFreeClassifier, "fit", interrupted)
+    out = tmp_path / "out"
+    status = main([*tiny("dense", "weight-free", "random"), "--out", str(out), "--quiet"])
+    assert status == 130
+    assert ("random", 1257) not in calls  # stopped after the interrupted estimator
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "interrupted" in err and "'weight-free'" in err
+
+
+def test_ctrl_c_outside_a_fit_also_stops_cleanly(tmp_path, capsys, monkeypatch):
+    def press(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sk_weightfree, "pairwise_spectral_similarity", press)
+    out = tmp_path / "out"
+    assert main([*tiny("dense"), "--out", str(out), "--quiet"]) == 130
+    assert not out.exists()
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_help_documents_devices_interrupts_and_budgets():
+    text = cli.build_parser()._subparsers._group_actions[0].choices["compare"].format_help()
+    flat = " ".join(text.split())
+    assert "mps" in flat and "130" in flat and "--no-output" in flat and "--set" in flat
+    assert "finetune_epochs" in flat and "warm-up" in flat
 
 
 def test_python_dash_m_and_argument_errors():
@@ -81,3 +299,85 @@ def test_python_dash_m_and_argument_errors():
     bad = subprocess.run([sys.executable, "-m", "sk_weightfree", "compare", "--epochs", "0"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_fashion_mnist_is_read_as_its_official_split(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+                   rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    monkeypatch.setenv("SK_WEIGHTFREE_FASHION_MNIST", str(tmp_path))
+    data = cli.prepare_dataset("fashion-mnist")
+    assert data["X_train"].shape == (20, 784) and data["X_test"].shape == (10, 784)
+    assert data["task"] == "classification"
+
+
+# ------------------------------------------------------------------ regression
+# These wait for the regressors (DenseRegressor, ... in sk_weightfree); until they
+# exist the first three fail with "regression needs DenseRegressor, ...".
+
+def _continuous_csv(path):
+    rng = np.random.RandomState(0)
+    X = rng.randn(80, 3)
+    y = X @ [1.5, -2.0, 0.5] + 0.1 * rng.randn(80)
+    path.write_text("a,b,c,price\n" + "\n".join(
+        ",".join(f"{v:.6f}" for v in [*r, t]) for r, t in zip(X, y)))
+
+
+@pytest.mark.parametrize("dataset", ["diabetes", "friedman1", "{tmp}/prices.csv"])
+def test_regression_data_runs_the_five_regressors(dataset, tmp_path, capsys):
+    _continuous_csv(tmp_path / "prices.csv")
+    out = tmp_path / "out"
+    target = ["--target", "price"] if dataset.endswith(".csv") else []
+    args = [*tiny(*FAMILIES), "--dataset", dataset.replace("{tmp}", str(tmp_path)), *target,
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "test R²" in printed and "test acc" not in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "regression" and results["metric"] == "test_r2"
+    assert [e["class"] for e in results["estimators"]] == [
+        "sk_weightfree.DenseRegressor", "sk_weightfree.WeightFreeRegressor",
+        "sk_weightfree.PrunedRegressor", "sk_weightfree.WeightAgnosticRegressor",
+        "sk_weightfree.RandomNetworkRegressor"]
+    for row in results["results"]:
+        assert np.isfinite(row["test_r2"]) and row["test_r2"] <= 1.0
+        assert "test_accuracy" not in row
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("dataset, n_train, n_features", [
+    ("diabetes", 309, 10), ("friedman1", 1400, 10), ("{tmp}/prices.csv", 56, 3)])
+def test_regression_data_sets_are_detected(dataset, n_train, n_features, tmp_path):
+    _continuous_csv(tmp_path / "prices.csv")
+    data = cli.prepare_dataset(dataset.replace("{tmp}", str(tmp_path)),
+                               "price" if dataset.endswith(".csv") else None)
+    assert data["task"] == "regression"
+    assert data["X_train"].shape == (n_train, n_features)
+    assert data["y_train"].dtype == np.float64
+
+
+def test_integer_targets_are_labels_unless_told(tmp_path):
+    X = np.random.RandomState(0).randn(40, 2)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(40) % 3)
+    assert cli.prepare_dataset(str(tmp_path / "d.npz"))["task"] == "classification"
+    forced = cli.prepare_dataset(str(tmp_path / "d.npz"), task="regression")
+    assert forced["task"] == "regression"
+
+
+def test_report_figure_shows_r2_for_any_subset(tmp_path):
+    from sk_weightfree._report import plot_report
+
+    grid = np.linspace(0, 2, 50)
+    rows = [{"estimator": "pruned", "test_r2": -0.3, "density": 0.1}]
+    path = plot_report(rows, ["pruned"], np.ones((1, 1)), {"pruned": (grid, grid)},
+                       tmp_path / "r.png", score_key="test_r2", score_label="test R²")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="distinct"):
+        plot_report(rows * 2, ["pruned", "pruned"], np.ones((1, 1)), {}, tmp_path / "x.png")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import sk_weightfree.datasets as ds
-from sk_weightfree.datasets import _read_idx, load_fashion_mnist
+from sk_weightfree.datasets import _read_idx, load_csv, load_fashion_mnist, load_npz
 
 _CODES = {
     np.dtype("u1"): 0x08,
@@ -145,28 +145,18 @@ def test_read_idx_truncated_gzip(tmp_path):
 def test_load_bunch(fake_data):
     path, arrays = fake_data
     data = load_fashion_mnist(path)
-    assert set(data) >= {
-        "X_train", "y_train", "X_test", "y_test",
-        "target_names", "images_shape", "DESCR",
-    }
-    assert data.X_train.shape == (N_TRAIN, 784)
-    assert data.X_test.shape == (N_TEST, 784)
-    assert data.X_train.dtype == np.float32
-    assert data.y_train.dtype == np.int64
-    assert data.y_train.shape == (N_TRAIN,)
-    np.testing.assert_array_equal(
-        data.X_train, arrays["X_train"].reshape(N_TRAIN, -1)
-    )
-    np.testing.assert_array_equal(
-        data.X_test, arrays["X_test"].reshape(N_TEST, -1)
-    )
-    np.testing.assert_array_equal(data.y_train, [0, 9, 3, 3, 7])
-    np.testing.assert_array_equal(data.y_test, [1, 0, 8])
+    assert set(data) == {"data", "target", "target_names", "images_shape", "DESCR"}
+    assert data.data.shape == (N_TRAIN, 784)  # the training split by default
+    assert data.data.dtype == np.float32
+    assert data.target.dtype == np.int64
+    assert data.target.shape == (N_TRAIN,)
+    np.testing.assert_array_equal(data.data, arrays["X_train"].reshape(N_TRAIN, -1))
+    np.testing.assert_array_equal(data.target, [0, 9, 3, 3, 7])
     # raw values, row-major flattening
-    assert data.X_train[0, 0] == 255.0
-    assert data.X_train[0, 1] == 0.0
-    assert data.X_train[4, 783] == 17.0
-    assert data.X_train.max() <= 255 and data.X_train.min() >= 0
+    assert data.data[0, 0] == 255.0
+    assert data.data[0, 1] == 0.0
+    assert data.data[4, 783] == 17.0
+    assert data.data.max() <= 255 and data.data.min() >= 0
     assert data.images_shape == (28, 28)
     assert len(data.target_names) == 10
     assert data.target_names[0] == "T-shirt/top"
@@ -174,35 +164,43 @@ def test_load_bunch(fake_data):
     assert "Fashion-MNIST" in data.DESCR
 
 
-def test_return_X_y(fake_data):
+def test_return_X_y_is_a_pair_as_in_scikit_learn(fake_data):
     path, arrays = fake_data
     out = load_fashion_mnist(path, return_X_y=True)
-    assert isinstance(out, tuple) and len(out) == 4
-    X_train, y_train, X_test, y_test = out
-    assert X_train.shape == (N_TRAIN, 784) and y_train.shape == (N_TRAIN,)
-    assert X_test.shape == (N_TEST, 784) and y_test.shape == (N_TEST,)
-    np.testing.assert_array_equal(y_test, arrays["y_test"])
+    assert isinstance(out, tuple) and len(out) == 2
+    X, y = out
+    np.testing.assert_array_equal(X, arrays["X_train"].reshape(N_TRAIN, -1))
+    np.testing.assert_array_equal(y, arrays["y_train"])
 
 
 @pytest.mark.parametrize("subset, n", [("train", N_TRAIN), ("test", N_TEST)])
 def test_subset(fake_data, subset, n):
     path, arrays = fake_data
     data = load_fashion_mnist(path, subset=subset)
-    other = "test" if subset == "train" else "train"
-    assert f"X_{other}" not in data and f"y_{other}" not in data
-    assert data[f"X_{subset}"].shape == (n, 784)
+    assert data.data.shape == (n, 784)
     X, y = load_fashion_mnist(path, subset=subset, return_X_y=True)
     np.testing.assert_array_equal(X, arrays[f"X_{subset}"].reshape(n, -1))
     np.testing.assert_array_equal(y, arrays[f"y_{subset}"])
+
+
+def test_subset_all_concatenates_train_then_test(fake_data):
+    path, arrays = fake_data
+    X, y = load_fashion_mnist(path, subset="all", return_X_y=True)
+    np.testing.assert_array_equal(
+        X, np.concatenate([arrays["X_train"], arrays["X_test"]]).reshape(N_TRAIN + N_TEST, -1)
+    )
+    np.testing.assert_array_equal(y, np.concatenate([arrays["y_train"], arrays["y_test"]]))
 
 
 def test_subset_only_needs_its_files(fake_data):
     path, _ = fake_data
     for name in TEST_NAMES:
         (path / f"{name}.gz").unlink()
-    assert load_fashion_mnist(path, subset="train").X_train.shape[0] == N_TRAIN
+    assert load_fashion_mnist(path, subset="train").data.shape[0] == N_TRAIN
     with pytest.raises(FileNotFoundError):
-        load_fashion_mnist(path)
+        load_fashion_mnist(path, subset="test")
+    with pytest.raises(FileNotFoundError):
+        load_fashion_mnist(path, subset="all")
 
 
 def test_invalid_subset(fake_data):
@@ -214,11 +212,9 @@ def test_invalid_subset(fake_data):
 def test_dtype(fake_data, dtype):
     path, arrays = fake_data
     data = load_fashion_mnist(path, dtype=dtype)
-    assert data.X_train.dtype == dtype
-    assert data.X_train.flags.writeable
-    np.testing.assert_array_equal(
-        data.X_train, arrays["X_train"].reshape(N_TRAIN, -1)
-    )
+    assert data.data.dtype == dtype
+    assert data.data.flags.writeable
+    np.testing.assert_array_equal(data.data, arrays["X_train"].reshape(N_TRAIN, -1))
 
 
 def test_uncompressed_variant(tmp_path):
@@ -230,9 +226,8 @@ def test_uncompressed_variant(tmp_path):
     # mix: compressed test images, uncompressed test labels
     write_idx(tmp_path / f"{TEST_NAMES[0]}.gz", X_te)
     write_idx(tmp_path / TEST_NAMES[1], y_te, compress=False)
-    X_train, y_train, X_test, y_test = load_fashion_mnist(
-        tmp_path, return_X_y=True
-    )
+    X_train, y_train = load_fashion_mnist(tmp_path, return_X_y=True)
+    X_test, y_test = load_fashion_mnist(tmp_path, subset="test", return_X_y=True)
     np.testing.assert_array_equal(X_train, X_tr.reshape(N_TRAIN, -1))
     np.testing.assert_array_equal(y_train, y_tr)
     np.testing.assert_array_equal(X_test, X_te.reshape(N_TEST, -1))
@@ -242,20 +237,20 @@ def test_uncompressed_variant(tmp_path):
 def test_path_from_env(fake_data, monkeypatch):
     path, _ = fake_data
     monkeypatch.setenv(ds.FASHION_MNIST_ENV, str(path))
-    assert load_fashion_mnist().X_train.shape == (N_TRAIN, 784)
+    assert load_fashion_mnist().data.shape == (N_TRAIN, 784)
 
 
 def test_default_path(fake_data, monkeypatch):
     path, _ = fake_data
     monkeypatch.delenv(ds.FASHION_MNIST_ENV, raising=False)
     monkeypatch.setattr(ds, "_DEFAULT_FASHION_MNIST_PATH", str(path))
-    assert load_fashion_mnist().X_test.shape == (N_TEST, 784)
+    assert load_fashion_mnist(subset="test").data.shape == (N_TEST, 784)
 
 
 def test_missing_folder(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError) as exc:
-        load_fashion_mnist(missing)
+        load_fashion_mnist(missing, subset="all")
     msg = str(exc.value)
     assert "apt-get install dataset-fashion-mnist" in msg
     assert "path=" in msg
@@ -281,7 +276,7 @@ def test_mismatched_counts(fake_data):
     path, _ = fake_data
     write_idx(path / f"{TEST_NAMES[1]}.gz", np.zeros(N_TEST + 1, np.uint8))
     with pytest.raises(ValueError, match="3 images.*4 labels"):
-        load_fashion_mnist(path)
+        load_fashion_mnist(path, subset="test")
 
 
 def test_corrupt_file_in_loader(fake_data):
@@ -306,7 +301,73 @@ def test_label_out_of_range(fake_data):
     path, _ = fake_data
     write_idx(path / f"{TEST_NAMES[1]}.gz", np.array([0, 10, 1], np.uint8))
     with pytest.raises(ValueError, match="labels"):
-        load_fashion_mnist(path)
+        load_fashion_mnist(path, subset="test")
+
+
+# --------------------------------------------------------------------------
+# load_csv, load_npz
+# --------------------------------------------------------------------------
+
+
+def test_load_csv_labels_and_numeric_targets(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("\ufeffa, label ,b\n1,yes,2.5\n\n3,no,-4\n")
+    X, y = load_csv(f, "label")
+    np.testing.assert_array_equal(X, [[1.0, 2.5], [3.0, -4.0]])
+    assert X.dtype == np.float64 and list(y) == ["yes", "no"]
+    f.write_text("a,price\n1,2.5\n2,3.25\n")
+    X, y = load_csv(f, "price")
+    assert y.dtype == np.float64 and list(y) == [2.5, 3.25]
+
+
+@pytest.mark.parametrize("text, target, message", [
+    ("", "y", "empty"),
+    ("a,y\n", "y", "no data rows"),
+    ("a,b\n1,2\n", "y", "no column 'y'"),
+    ("y,a,y\n1,2,3\n", "y", "more than one column 'y'"),
+    ("a,y\n1,2\n3\n", "y", "line 3 has 1 fields"),
+    ("a,y\n1,2\n,3\n", "y", "line 3, column 'a' has an empty value"),
+    ("a,y\n1,2\nx,3\n", "y", "line 3, column 'a' has a non-numeric ('x') value"),
+])
+def test_load_csv_errors_name_the_file_and_line(tmp_path, text, target, message):
+    f = tmp_path / "d.csv"
+    f.write_text(text)
+    with pytest.raises(ValueError, match="d.csv") as exc:
+        load_csv(f, target)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_load_npz(tmp_path):
+    X, y = np.arange(6.0).reshape(3, 2), np.array(["a", "b", "a"])
+    np.savez(tmp_path / "d.npz", X=X, y=y, extra=np.zeros(1))
+    X_read, y_read = load_npz(tmp_path / "d.npz")
+    np.testing.assert_array_equal(X_read, X)
+    np.testing.assert_array_equal(y_read, y)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"X": np.zeros((2, 2))}, "lacks array(s) ['y']"),
+    ({"X": np.array([["a", "b"]]), "y": np.array([1])}, "X must be numeric"),
+    ({"X": np.array([[1, 2]], dtype=object), "y": np.array([1])}, "object arrays"),
+    ({"X": np.zeros(3), "y": np.zeros(3)}, "X must be 2-D"),
+    ({"X": np.zeros((3, 2)), "y": np.zeros(2)}, "one label or target row per row"),
+])
+def test_load_npz_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "d.npz", **arrays)
+    with pytest.raises(ValueError, match="d.npz") as exc:
+        load_npz(tmp_path / "d.npz")
+    assert message in str(exc.value)
+
+
+def test_load_npz_refuses_what_is_not_an_archive(tmp_path):
+    np.save(tmp_path / "d.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="single .npy array"):
+        load_npz(tmp_path / "d.npy")
+    (tmp_path / "d.npz").write_text("X,y\n")
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        load_npz(tmp_path / "d.npz")
+    with pytest.raises(FileNotFoundError):
+        load_npz(tmp_path / "missing.npz")
 
 
 # --------------------------------------------------------------------------
@@ -325,9 +386,9 @@ _REAL = "/usr/share/datasets/fashion-mnist/"
     reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
 )
 def test_real_fashion_mnist():
-    X_train, y_train, X_test, y_test = load_fashion_mnist(
-        _REAL, return_X_y=True, dtype=np.uint8
-    )
+    X_train, y_train = load_fashion_mnist(_REAL, return_X_y=True, dtype=np.uint8)
+    X_test, y_test = load_fashion_mnist(_REAL, subset="test", return_X_y=True,
+                                        dtype=np.uint8)
     assert X_train.shape == (60000, 784) and y_train.shape == (60000,)
     assert X_test.shape == (10000, 784) and y_test.shape == (10000,)
     assert X_train.max() == 255 and X_train.min() == 0

@@ -1,0 +1,761 @@
+"""A compact, pickle-free model file, the numpy-only predictor read back from it, and ONNX.
+
+:func:`dump` writes a fitted estimator's network as one ``.npz`` file: a JSON header and
+plain arrays, the {0,1} masks bit-packed (one bit per possible edge). :func:`load` reads it
+back without unpickling anything (``allow_pickle`` never enters) and without importing
+torch, skorch or scikit-learn, checks every declared size against the data before it
+allocates, and returns a :class:`CompactPredictor` that predicts with numpy and scipy
+alone. :func:`to_onnx` exports the same network through ``torch.onnx``.
+
+The file format is described in the "Deploying a weight-free network" page of the docs.
+"""
+
+import json
+import os
+import warnings
+import zipfile
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._inference import (ACTIVATIONS, DEFAULT_BATCH_SIZE, METHODS, OUT_ACTIVATIONS, LayerSpec,
+                         NetworkSpec, forward, softmax, spec_from_estimator)
+from scipy.special import expit
+
+__all__ = ["CompactPredictor", "dump", "load", "to_onnx"]
+
+FORMAT_NAME = "sk_weightfree-compact"
+FORMAT_VERSION = 1
+PRECISIONS = {"float32": np.float32, "float16": np.float16}
+MAX_HEADER_BYTES = 1 << 20
+MAX_ENTRIES = 100_000
+MAX_DIMENSION = 2**31 - 1
+MAX_LABEL_CHARS = 1024
+MAX_MEMBERS = 256
+# A loaded network may hold at most this much memory per byte of file (bits -> float64 is
+# 64x, plus the sum-of-inputs form), or MIN_MEMORY_BUDGET for small files: declared sizes
+# cannot make load allocate more than the file justifies.
+MEMORY_PER_FILE_BYTE = 160
+MIN_MEMORY_BUDGET = 256 * 2**20
+_HEADER_KEY = "header"
+
+
+# ---------------------------------------------------------------------------- dump
+def dump(estimator, path, *, precision="float32"):
+    """Write a fitted estimator to a compact, pickle-free ``.npz`` file.
+
+    Parameters
+    ----------
+    estimator : fitted estimator of sk_weightfree
+        Any of the package's classifiers or regressors.
+    path : str, path-like or writable binary file
+        Where to write (the name is used as given; ``.npz`` is not appended).
+    precision : {"float32", "float16"}, default="float32"
+        Storage type of real numbers: real weights and per-unit arrays. With "float32"
+        the file reproduces a network trained in float32 exactly (per-unit arrays that
+        float32 would round are kept in float64); "float16" halves the real-weight part
+        and rounds (predictions change slightly). {0,1} masks are one bit per edge either
+        way.
+
+    Returns
+    -------
+    size : int
+        Bytes written.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}; got {precision!r}.")
+    if not hasattr(estimator, "coefs_"):
+        from sklearn.exceptions import NotFittedError  # the estimator is here: sklearn is too
+
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet; call fit first."
+        )
+    spec = spec_from_estimator(estimator)
+    arrays = _Arrays(PRECISIONS[precision])
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "package_version": _package_version(),
+        "estimator": type(estimator).__name__,
+        "task": "classifier" if spec.is_classifier else "regressor",
+        "activation": spec.activation,
+        "out_activation": spec.out_activation,
+        "paired_inputs": spec.paired_inputs,
+        "n_features_in": spec.n_features_in,
+        "n_outputs": spec.n_outputs,
+        "layer_shapes": [list(map(int, shape)) for shape in spec.layer_shapes],
+        "dtype": precision,
+        "classes": None if spec.classes is None else arrays.add(_label_array(spec.classes)),
+        "members": [[_dump_layer(layer, arrays) for layer in member] for member in spec.members],
+    }
+    payload = {_HEADER_KEY: np.frombuffer(
+        json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)}
+    payload.update(arrays.arrays)
+    if hasattr(path, "write"):
+        start = path.tell() if path.seekable() else 0
+        np.savez(path, **payload)
+        return path.tell() - start if path.seekable() else None
+    path = os.fspath(path)
+    partial = path + ".partial"
+    with open(partial, "wb") as f:
+        np.savez(f, **payload)
+    os.replace(partial, path)  # a reader never sees half a file
+    return os.path.getsize(path)
+
+
+def _package_version():
+    try:
+        from importlib.metadata import version
+
+        return version("sk-weightfree")
+    except Exception:  # not installed (source checkout): the package's own constant
+        import sk_weightfree
+
+        return getattr(sk_weightfree, "__version__", "unknown")
+
+
+class _Arrays:
+    """The arrays of a file, named a0, a1, ...; identical arrays are stored once."""
+
+    def __init__(self, real_dtype):
+        self.real_dtype = real_dtype
+        self.arrays = {}
+        self._seen = {}
+
+    def add(self, array):
+        array = np.ascontiguousarray(array)
+        fingerprint = (array.dtype.str, array.shape, array.tobytes())
+        if fingerprint not in self._seen:
+            key = f"a{len(self.arrays)}"
+            self.arrays[key] = array
+            self._seen[fingerprint] = key
+        return self._seen[fingerprint]
+
+    def add_real(self, values, *, exact=False):
+        """Real values in the file's precision; with ``exact``, in float64 where float32
+        would round them (per-unit arrays: a few numbers per unit, not per edge)."""
+        values = np.asarray(values, dtype=np.float64)
+        stored = values.astype(self.real_dtype)
+        if exact and self.real_dtype == np.float32 and not np.array_equal(stored, values):
+            stored = values
+        return self.add(stored)
+
+    def add_optional(self, values, default):
+        if np.all(values == default):
+            return None
+        return self.add_real(values, exact=True)
+
+
+def _label_array(classes):
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "biuf":
+        return classes
+    if classes.dtype.kind == "U":
+        return classes
+    if all(isinstance(c, str) for c in classes):
+        return classes.astype(str)
+    raise ValueError(
+        f"class labels of type {sorted({type(c).__name__ for c in classes})} cannot be stored "
+        f"without pickling; use numeric or string labels."
+    )
+
+
+def _dump_layer(layer, arrays):
+    coefs = layer.weights
+    mask = coefs != 0
+    entry = {}
+    value = layer.shared_value
+    itemsize = np.dtype(arrays.real_dtype).itemsize
+    if value is not None:
+        entry.update(kind="mask", mask=arrays.add(np.packbits(mask, axis=None)), value=value)
+    elif mask.size / 8 + itemsize * mask.sum() < itemsize * mask.size:
+        # pruned layers: the kept positions as bits, the kept values in row-major order
+        entry.update(kind="sparse", mask=arrays.add(np.packbits(mask, axis=None)),
+                     values=arrays.add_real(coefs[mask]))
+    else:
+        entry.update(kind="dense", weights=arrays.add_real(coefs))
+    entry["intercepts"] = arrays.add_optional(layer.intercepts, 0.0)
+    entry["unit_scales"] = arrays.add_optional(layer.unit_scales, 1.0)
+    signs = layer.unit_signs
+    entry["unit_signs"] = None if signs is None else arrays.add_optional(signs, 1.0)
+    return entry
+
+
+# ---------------------------------------------------------------------------- load
+def load(path, *, inference="auto", batch_size=DEFAULT_BATCH_SIZE):
+    """Read a file written by :func:`dump` into a numpy-only :class:`CompactPredictor`.
+
+    Safe on files from an untrusted source: nothing is unpickled or executed, every
+    declared size is checked against the data before anything is allocated, and any
+    malformed, truncated or inconsistent file raises ``ValueError``. Imports neither torch
+    nor skorch nor scikit-learn.
+
+    Parameters
+    ----------
+    path : str, path-like or readable binary file
+    inference : {"auto", "sum", "blas"}, default="auto"
+        How {0,1} layers are computed: sums of selected inputs or BLAS products, chosen
+        per layer and batch size ("auto"), or always one of the two.
+    batch_size : int, default=4096
+        Rows per batch at prediction (bounds memory; outputs do not depend on it).
+
+    Returns
+    -------
+    predictor : CompactPredictor
+    """
+    if inference not in METHODS:
+        raise ValueError(f"inference must be one of {METHODS}; got {inference!r}.")
+    if hasattr(path, "read"):
+        return _load_file(path, "<file object>", inference, batch_size)
+    with open(path, "rb") as f:  # a missing file is FileNotFoundError, not a broken file
+        return _load_file(f, os.fspath(path), inference, batch_size)
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def _load_file(f, name, inference, batch_size):
+    try:
+        header, spec = _read(f)
+    except _Invalid as exc:
+        raise ValueError(f"{name} is not a valid sk_weightfree model file: {exc}") from None
+    except Exception as exc:  # zipfile, zlib, struct, numpy header parsing, ...
+        raise ValueError(
+            f"{name} is not a valid sk_weightfree model file "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
+    return CompactPredictor(spec, header, inference=inference, batch_size=batch_size)
+
+
+def _read(f):
+    f.seek(0, os.SEEK_END)
+    file_size = f.tell()
+    f.seek(0)
+    if not zipfile.is_zipfile(f):
+        raise _Invalid("not a zip (.npz) archive")
+    f.seek(0)
+    with zipfile.ZipFile(f) as archive:
+        entries = archive.infolist()
+        if len(entries) > MAX_ENTRIES:
+            raise _Invalid(f"{len(entries)} entries")
+        declared = 0
+        for info in entries:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                raise _Invalid(f"entry {info.filename!r} is compressed; entries are stored")
+            declared += info.file_size
+        if declared > file_size:
+            raise _Invalid(f"entries declare {declared} bytes in a {file_size}-byte file")
+        reader = _EntryReader(archive, file_size)
+        raw = reader.read(_HEADER_KEY, kinds="u", shape=None)
+        if raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
+            raise _Invalid("the header is not a 1-D byte array of at most 1 MiB")
+        try:
+            header = json.loads(raw.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise _Invalid(f"the header is not JSON ({exc})") from None
+        spec = _spec_from_header(header, reader)
+    return header, spec
+
+
+class _EntryReader:
+    """Reads ``.npy`` entries of the archive, checking dtype and shape before the data."""
+
+    def __init__(self, archive, file_size):
+        self.archive = archive
+        self.file_size = file_size
+        self.names = set(archive.namelist())
+
+    def header(self, key):
+        """``(shape, dtype)`` of an entry, from its ``.npy`` header alone."""
+        handle, shape, dtype, _ = self._open(key)
+        handle.close()
+        return shape, dtype
+
+    def _open(self, key):
+        if not isinstance(key, str) or f"{key}.npy" not in self.names:
+            raise _Invalid(f"missing array {key!r}")
+        info = self.archive.getinfo(f"{key}.npy")
+        handle = self.archive.open(info)
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise _Invalid(f"array {key!r}: unsupported .npy version {version}")
+            if fortran and len(shape) > 1:
+                raise _Invalid(f"array {key!r} is in Fortran order")
+            if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
+                raise _Invalid(f"array {key!r} has dtype {dtype}; only plain numbers and "
+                               f"strings are allowed")
+            n_items = 1
+            for n in shape:
+                n_items *= n
+            n_bytes = n_items * dtype.itemsize
+            if n_bytes != info.file_size - handle.tell():
+                raise _Invalid(f"array {key!r} declares shape {shape} of {dtype} "
+                               f"({n_bytes} bytes) but holds {info.file_size - handle.tell()}")
+        except BaseException:
+            handle.close()
+            raise
+        return handle, shape, dtype, n_bytes
+
+    def read(self, key, *, kinds, shape, max_itemsize=8):
+        """The array ``key``: dtype kind in ``kinds``, ``shape`` (None: any), native order."""
+        handle, actual_shape, dtype, n_bytes = self._open(key)
+        with handle:
+            if dtype.kind not in kinds or (dtype.kind != "U" and dtype.itemsize > max_itemsize):
+                raise _Invalid(f"array {key!r} has dtype {dtype}")
+            if dtype.kind == "U" and dtype.itemsize > 4 * MAX_LABEL_CHARS:
+                raise _Invalid(f"array {key!r}: labels longer than {MAX_LABEL_CHARS} characters")
+            if shape is not None and tuple(actual_shape) != tuple(shape):
+                raise _Invalid(f"array {key!r} has shape {actual_shape}, expected {tuple(shape)}")
+            data = handle.read(n_bytes)
+            if len(data) != n_bytes or handle.read(1):  # reading to the end checks the CRC
+                raise _Invalid(f"array {key!r} is truncated")
+        array = np.frombuffer(data, dtype=dtype).reshape(actual_shape)
+        return array.astype(dtype.newbyteorder("="))  # a writable, native-order copy
+
+
+def _require(condition, message):
+    if not condition:
+        raise _Invalid(message)
+
+
+def _int(header, key, low=1, high=MAX_DIMENSION):
+    value = header.get(key)
+    _require(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+             f"{key!r} must be an integer in [{low}, {high}]; got {value!r}")
+    return value
+
+
+def _choice(header, key, options):
+    value = header.get(key)
+    _require(isinstance(value, str) and value in options,
+             f"{key!r} must be one of {tuple(options)}; got {value!r}")
+    return value
+
+
+def _spec_from_header(header, reader):
+    _require(isinstance(header, dict), "the header is not a JSON object")
+    _require(header.get("format") == FORMAT_NAME, f"format is {header.get('format')!r}")
+    version = header.get("format_version")
+    _require(isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+             f"format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise _Invalid(
+            f"it has format version {version}, newer than this sk_weightfree reads "
+            f"(up to {FORMAT_VERSION}); upgrade sk_weightfree"
+        )
+    task = _choice(header, "task", ("classifier", "regressor"))
+    activation = _choice(header, "activation", ACTIVATIONS)
+    out_activation = _choice(header, "out_activation", OUT_ACTIVATIONS)
+    _require(isinstance(header.get("paired_inputs"), bool), "'paired_inputs' must be a boolean")
+    paired = header["paired_inputs"]
+    _choice(header, "dtype", PRECISIONS)
+    n_features = _int(header, "n_features_in")
+    shapes = header.get("layer_shapes")
+    _require(isinstance(shapes, list) and 1 <= len(shapes) <= 1000,
+             "'layer_shapes' must be a list of 1 to 1000 [n_in, n_out] pairs")
+    for i, shape in enumerate(shapes):
+        _require(isinstance(shape, list) and len(shape) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_DIMENSION
+            for n in shape), f"layer_shapes[{i}] is {shape!r}")
+    width = 2 if paired else 1
+    n_in = n_features
+    for i, (rows, cols) in enumerate(shapes):
+        _require(rows == width * n_in,
+                 f"layer {i} has {rows} inputs; the previous layer gives {width * n_in}")
+        n_in = cols
+    n_last = shapes[-1][1]
+    n_outputs = _int(header, "n_outputs", 1, n_last)
+    if task == "classifier":
+        _require(out_activation in ("softmax", "logistic"),
+                 f"a classifier's out_activation is {out_activation!r}")
+        classes = reader.read(header.get("classes"), kinds="biufU", shape=(n_last,))
+        _require(classes.dtype.kind != "f" or np.isfinite(classes).all(),
+                 "class labels are not finite")
+    else:
+        _require(out_activation == "identity",
+                 f"a regressor's out_activation is {out_activation!r}")
+        _require(header.get("classes") is None, "a regressor has classes")
+        classes = None
+    members = header.get("members")
+    _require(isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS,
+             f"'members' must be a list of 1 to {MAX_MEMBERS} networks")
+    # Memory the predictor will hold, known before any array is read: one float64 matrix
+    # per distinct weight array (members share masks) and a few per-unit arrays per member.
+    n_matrices = len({json.dumps(entry, sort_keys=True) for member in members
+                      if isinstance(member, list) for entry in member})
+    largest = max(rows * cols for rows, cols in shapes)
+    n_units = sum(cols for _, cols in shapes)
+    planned = 8 * (2 * n_matrices * largest + 6 * len(members) * n_units)
+    budget = max(MIN_MEMORY_BUDGET, MEMORY_PER_FILE_BYTE * reader.file_size)
+    _require(planned <= budget,
+             f"its network would need about {planned / 2**20:.0f} MiB, more than "
+             f"{budget / 2**20:.0f} MiB for a file of {reader.file_size} bytes")
+    layers_cache = {}
+    spec_members = []
+    for m, member in enumerate(members):
+        _require(isinstance(member, list) and len(member) == len(shapes),
+                 f"member {m} does not have {len(shapes)} layers")
+        spec_members.append([
+            _load_layer(entry, shape, i < len(shapes) - 1, reader, layers_cache, f"{m}.{i}")
+            for i, (entry, shape) in enumerate(zip(member, shapes))
+        ])
+    return NetworkSpec(
+        activation=activation, out_activation=out_activation, paired_inputs=paired,
+        members=spec_members, n_features_in=n_features, classes=classes,
+        n_outputs=n_outputs, estimator=str(header.get("estimator", "")),
+    )
+
+
+def _finite(array, what):
+    _require(np.isfinite(array).all(), f"{what} holds non-finite values")
+    return array
+
+
+def _load_layer(entry, shape, hidden, reader, cache, where):
+    _require(isinstance(entry, dict), f"layer {where} is not a JSON object")
+    shape = tuple(shape)
+    n_in, n_out = shape
+    n_edges = n_in * n_out
+
+    def cached(key, make):
+        # members of an ensemble share their masks and per-unit arrays: read and build once
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+    def read(key, kinds, shape, max_itemsize=8):
+        return cached(("array", str(key), kinds, shape),
+                      lambda: reader.read(key, kinds=kinds, shape=shape, max_itemsize=max_itemsize))
+
+    def mask():
+        key = entry.get("mask")
+
+        def unpack():
+            packed = read(key, "u", ((n_edges + 7) // 8,), max_itemsize=1)
+            bits = np.unpackbits(packed)
+            _require(not bits[n_edges:].any(), f"layer {where}: mask padding bits are set")
+            return bits[:n_edges].reshape(n_in, n_out).astype(np.float64)
+
+        return cached(("mask", str(key), shape), unpack)
+
+    kind = _choice(entry, "kind", ("mask", "sparse", "dense"))
+    value = None
+    if kind == "mask":
+        value = entry.get("value")
+        _require(isinstance(value, (int, float)) and not isinstance(value, bool)
+                 and np.isfinite(value) and value != 0,
+                 f"layer {where}: 'value' must be a finite nonzero number; got {value!r}")
+        value = float(value)
+        coefs = mask()
+    elif kind == "sparse":
+        def scatter():
+            keep = mask() != 0
+            n_kept = int(keep.sum())
+            shape_values, _ = reader.header(entry.get("values"))
+            _require(tuple(shape_values) == (n_kept,),
+                     f"layer {where}: {n_kept} kept edges but values of shape {shape_values}")
+            values = _finite(read(entry.get("values"), "f", (n_kept,)), f"layer {where} weights")
+            coefs = np.zeros((n_in, n_out))
+            coefs[keep] = values
+            return coefs
+
+        coefs = cached(("sparse", str(entry.get("mask")), str(entry.get("values")), shape),
+                       scatter)
+    else:
+        coefs = _finite(read(entry.get("weights"), "f", (n_in, n_out)), f"layer {where} weights")
+
+    def per_unit(key, default):
+        if entry.get(key) is None:
+            return cached(("default", n_out, default), lambda: np.full(n_out, default))
+        return _finite(read(entry[key], "f", (n_out,)), f"layer {where} {key}")
+
+    return LayerSpec(coefs, per_unit("intercepts", 0.0), per_unit("unit_scales", 1.0),
+                     per_unit("unit_signs", 1.0) if hidden else None, value=value)
+
+
+# ---------------------------------------------------------------------------- predictor
+class _ClassifierOnly:
+    """A method that exists only on predictors of classifiers (``hasattr`` is False else)."""
+
+    def __init__(self, method):
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        if obj.classes_ is None:
+            raise AttributeError(f"a regressor's predictor has no {self.name}")
+        return self.method.__get__(obj, objtype)
+
+
+class CompactPredictor:
+    """A fitted network read by :func:`load`: predicts with numpy and scipy alone.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+        The network (see :mod:`sk_weightfree._inference`).
+    metadata : dict
+        The file's header.
+    inference : {"auto", "sum", "blas"}, default="auto"
+    batch_size : int, default=4096
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,) or None
+        Class labels (None for a regressor).
+    n_features_in_ : int
+    n_outputs_ : int
+    n_layers_ : int
+        Layers including input and output, as in ``MLPClassifier``.
+    activation, out_activation_ : str
+    estimator_name_ : str
+        Class name of the estimator that was dumped.
+    metadata_ : dict
+        The file's JSON header (format and package versions, shapes, ...).
+    """
+
+    def __init__(self, spec, metadata=None, *, inference="auto", batch_size=DEFAULT_BATCH_SIZE):
+        if inference not in METHODS:
+            raise ValueError(f"inference must be one of {METHODS}; got {inference!r}.")
+        self.spec = spec
+        self.metadata_ = dict(metadata or {})
+        self.inference = inference
+        self.batch_size = batch_size
+        self.classes_ = spec.classes
+        self.n_features_in_ = spec.n_features_in
+        self.n_outputs_ = spec.n_outputs
+        self.n_layers_ = len(spec.layer_shapes) + 1
+        self.activation = spec.activation
+        self.out_activation_ = spec.out_activation
+        self.estimator_name_ = spec.estimator
+
+    def __repr__(self):
+        shapes = " -> ".join(str(s[0]) for s in self.spec.layer_shapes)
+        return (f"CompactPredictor({self.estimator_name_}, {shapes} -> "
+                f"{self.spec.layer_shapes[-1][1]})")
+
+    def _validate(self, X):
+        if sp.issparse(X):
+            if X.ndim != 2:
+                raise ValueError(f"Expected a 2-D matrix; got {X.ndim} dimensions.")
+            X = X.tocsr().astype(np.float64)
+            values = X.data
+        else:
+            X = np.asarray(X)
+            if X.dtype.kind == "c":
+                raise ValueError("Complex data not supported.")
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"X cannot be converted to numbers: {exc}") from None
+            if X.ndim != 2:
+                raise ValueError(
+                    f"Expected a 2-D array; got {X.ndim} dimensions. Reshape a single "
+                    f"sample with X.reshape(1, -1)."
+                )
+            values = X
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but this predictor expects "
+                f"{self.n_features_in_}."
+            )
+        if not np.isfinite(values).all():
+            raise ValueError("Input X contains NaN or infinity.")
+        return X
+
+    def _output(self, X):
+        return forward(self.spec, self._validate(X), batch_size=self.batch_size,
+                       method=self.inference)
+
+    def decision_function(self, X):
+        """The network's output: logits (binary: their difference, shape (n_samples,)),
+        or for a regressor the prediction itself."""
+        z = self._output(X)
+        if self.classes_ is not None and self.out_activation_ == "softmax" and z.shape[1] == 2:
+            return z[:, 1] - z[:, 0]
+        return z
+
+    def predict(self, X):
+        """Class labels (multilabel: indicator matrix) or regression outputs."""
+        z = self._output(X)
+        if self.classes_ is None:
+            return z.ravel() if z.shape[1] == 1 else z
+        if self.out_activation_ == "logistic":
+            return (z > 0).astype(int)
+        return self.classes_[np.argmax(z, axis=1)]
+
+    def _predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        z = self._output(X)
+        if self.out_activation_ == "logistic":
+            return expit(z)
+        return softmax(z)
+
+    predict_proba = _ClassifierOnly(_predict_proba)
+
+    def _predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    predict_log_proba = _ClassifierOnly(_predict_log_proba)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classifiers; subset accuracy for multilabel) or R² (regressors,
+        averaged over outputs), as the estimator's ``score``."""
+        prediction = self.predict(X)
+        y = np.asarray(y)
+        if y.shape[0] != prediction.shape[0]:
+            raise ValueError(f"X has {prediction.shape[0]} samples but y has {y.shape[0]}.")
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if self.classes_ is not None:
+            correct = prediction == y
+            if correct.ndim > 1:
+                correct = correct.all(axis=1)
+            return float(np.average(correct, weights=weights))
+        return _r2(y.astype(float), prediction, weights)
+
+
+def _r2(y, prediction, weights):
+    y = y.reshape(len(y), -1)
+    prediction = prediction.reshape(len(prediction), -1)
+    w = np.ones(len(y)) if weights is None else weights
+    w = w[:, None]
+    residual = (w * (y - prediction) ** 2).sum(axis=0)
+    mean = (w * y).sum(axis=0) / w.sum()
+    total = (w * (y - mean) ** 2).sum(axis=0)
+    # as sklearn.metrics.r2_score: a constant target scores 1 if predicted exactly, else 0
+    scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
+                      np.where(residual == 0, 1.0, 0.0))
+    return float(scores.mean())
+
+
+# ---------------------------------------------------------------------------- ONNX
+def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
+    """Export a fitted estimator's network to ONNX through ``torch.onnx``.
+
+    The graph is the prediction formula written as plain torch layers: per layer an
+    optional ``[h, -h]`` concatenation (paired inputs), a ``Linear`` without bias holding
+    the weights (the {0,1} mask for weight-free networks), the per-unit affine map, the
+    activation and the unit signs. Its input is ``X`` (any number of rows); its output,
+    ``probabilities`` for classifiers (softmax, or logistic per column for multilabel;
+    an ensemble averages its members' probabilities) or ``predictions`` for regressors.
+
+    Needs the optional extra: ``pip install "sk-weightfree[onnx]"``.
+
+    Parameters
+    ----------
+    estimator : fitted estimator of sk_weightfree
+    path : str or path-like
+    dtype : {"float32", "float64"}, default="float32"
+        Type of the graph's input, weights and output.
+    opset_version : int, optional
+        ONNX opset (torch's default when None).
+
+    Returns
+    -------
+    path : str
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError(
+            'to_onnx needs the optional ONNX packages: pip install "sk-weightfree[onnx]"'
+        ) from None
+    import torch
+
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
+    if not hasattr(estimator, "coefs_"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet; call fit first."
+        )
+    spec = spec_from_estimator(estimator)
+    torch_dtype = getattr(torch, dtype)
+    module = _torch_module(spec).to(torch_dtype).eval()
+    output = "probabilities" if spec.is_classifier else "predictions"
+    path = os.fspath(path)
+    example = torch.zeros(2, spec.n_features_in, dtype=torch_dtype)
+    with warnings.catch_warnings():
+        # torch >= 2.9 prefers the dynamo exporter, which needs onnxscript; the TorchScript
+        # exporter handles these plain layers and needs nothing beyond torch
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export",
+                                category=DeprecationWarning)
+        torch.onnx.export(
+            module, (example,), path, dynamo=False, input_names=["X"],
+            output_names=[output], dynamic_axes={"X": {0: "n_samples"}, output: {0: "n_samples"}},
+            opset_version=opset_version,
+        )
+    onnx.checker.check_model(onnx.load(path))
+    return path
+
+
+def _torch_module(spec):
+    """The spec as a plain torch module (built only by :func:`to_onnx`)."""
+    import torch
+    from torch import nn
+
+    class Paired(nn.Module):
+        def forward(self, x):
+            return torch.cat([x, -x], dim=1)
+
+    class UnitAffine(nn.Module):
+        def __init__(self, scale, shift):
+            super().__init__()
+            self.register_buffer("scale", torch.as_tensor(scale))
+            self.register_buffer("shift", torch.as_tensor(shift))
+
+        def forward(self, x):
+            return x * self.scale + self.shift
+
+    class UnitSigns(nn.Module):
+        def __init__(self, signs):
+            super().__init__()
+            self.register_buffer("signs", torch.as_tensor(signs))
+
+        def forward(self, x):
+            return x * self.signs
+
+    class Ensemble(nn.Module):
+        def __init__(self, members, head):
+            super().__init__()
+            self.members = nn.ModuleList(members)
+            self.head = head
+
+        def forward(self, x):
+            outputs = [self.head(member(x)) for member in self.members]
+            return torch.stack(outputs).mean(dim=0) if len(outputs) > 1 else outputs[0]
+
+    activations = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid,
+                   "identity": nn.Identity}
+    heads = {"softmax": lambda: nn.Softmax(dim=1), "logistic": nn.Sigmoid,
+             "identity": nn.Identity}
+    members = []
+    for member in spec.members:
+        parts = []
+        for i, layer in enumerate(member):
+            if spec.paired_inputs:
+                parts.append(Paired())
+            linear = nn.Linear(*layer.coefs.shape, bias=False)
+            with torch.no_grad():
+                linear.weight.copy_(torch.as_tensor(layer.weights.T))
+            parts += [linear, UnitAffine(layer.unit_scales, layer.intercepts)]
+            if i < len(member) - 1:
+                parts.append(activations[spec.activation]())
+                if layer.unit_signs is not None and not np.all(layer.unit_signs == 1):
+                    parts.append(UnitSigns(layer.unit_signs))
+        members.append(nn.Sequential(*parts))
+    return Ensemble(members, heads[spec.out_activation]())

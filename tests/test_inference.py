@@ -1,0 +1,200 @@
+"""The numpy prediction formula (sk_weightfree._inference) against the estimators."""
+
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.special import softmax
+from sklearn.datasets import load_digits, make_regression
+from sklearn.preprocessing import StandardScaler
+
+import sk_weightfree
+from sk_weightfree._inference import (LayerSpec, NetworkSpec, forward, spec_from_estimator,
+                                      use_sum_of_inputs)
+
+PACKAGE_DIR = Path(sk_weightfree.__file__).parent
+TINY = dict(hidden_layer_sizes=(16,), max_epochs=2, batch_size=32, device="cpu", random_state=0)
+
+CLASSIFIER_CASES = [
+    ("DenseClassifier", {}),
+    ("WeightFreeClassifier", {}),
+    ("WeightFreeClassifier", {"unit_signs": "random"}),
+    ("PrunedClassifier", {"finetune_epochs": 1}),
+    ("WeightAgnosticClassifier", {"ensemble": False}),
+    ("WeightAgnosticClassifier", {"ensemble": True}),
+    ("RandomNetworkClassifier", {}),
+]
+# Regressors: collected once the package has them (they are being added alongside).
+REGRESSOR_CASES = [
+    (name.replace("Classifier", "Regressor"), params) for name, params in CLASSIFIER_CASES
+    if name != "WeightFreeClassifier" or params
+] if hasattr(sk_weightfree, "DenseRegressor") else []
+
+
+def case_id(case):
+    name, params = case
+    return name + "".join(f"-{k}={v}" for k, v in params.items())
+
+
+@pytest.fixture(scope="module")
+def digits_small():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X[:300]), y[:300]
+
+
+@pytest.fixture(scope="module")
+def regression_data():
+    X, y = make_regression(n_samples=200, n_features=6, n_targets=2, noise=0.1, random_state=0)
+    return X, y * 10 + 3  # unscaled targets: the folded standardisation is exercised
+
+
+def assert_same_labels(labels, expected, logits):
+    """Labels agree wherever the top two logits differ: exact ties (frequent in
+    weight-agnostic networks, whose outputs are sums of equal terms) fall either way at
+    rounding level."""
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] > 1e-9 * (1 + np.abs(top2[:, 1]))
+    assert decided.mean() > 0.5
+    np.testing.assert_array_equal(labels[decided], expected[decided])
+
+
+def fit(name, params, X, y):
+    cls = getattr(sk_weightfree, name)
+    return cls(**{**TINY, **params}).fit(X, y)
+
+
+@pytest.mark.parametrize("case", CLASSIFIER_CASES, ids=case_id)
+def test_formula_reproduces_classifier(case, digits_small):
+    X, y = digits_small
+    est = fit(*case, X, y)
+    z = forward(spec_from_estimator(est), X)
+    np.testing.assert_allclose(softmax(z, axis=1), est.predict_proba(X), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(z - z.mean(axis=1, keepdims=True),
+                               est.decision_function(X) - est.decision_function(X).mean(
+                                   axis=1, keepdims=True), rtol=0, atol=1e-5)
+    assert_same_labels(est.classes_[z.argmax(axis=1)], est.predict(X), z)
+
+
+@pytest.mark.parametrize("case", REGRESSOR_CASES, ids=case_id)
+def test_formula_reproduces_regressor(case, regression_data):
+    X, y = regression_data
+    est = fit(*case, X, y)
+    np.testing.assert_allclose(forward(spec_from_estimator(est), X), est.predict(X),
+                               rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(sk_weightfree, "DenseRegressor"), reason="no regressors yet")
+def test_formula_reproduces_multilabel(digits_small):
+    X, y = digits_small
+    Y = np.stack([y % 2, y > 4, y == 0], axis=1).astype(int)
+    for ensemble in (False, True):
+        est = fit("WeightAgnosticClassifier", {"ensemble": ensemble}, X, Y)
+        spec = spec_from_estimator(est)
+        assert spec.multilabel
+        z = forward(spec, X)
+        np.testing.assert_allclose(1 / (1 + np.exp(-z)), est.predict_proba(X), atol=1e-6)
+
+
+def random_spec(rng, sizes=(40, 30, 20, 5), density=0.3, paired=False, n_members=1):
+    """A network with {0,1} hidden layers and a real-weight output layer."""
+    shapes = list(zip(sizes[:-1], sizes[1:]))
+    width = 2 if paired else 1
+    masks = [(rng.random((width * n_in, n_out)) < density).astype(float)
+             for n_in, n_out in shapes[:-1]]
+    readout = rng.standard_normal((width * shapes[-1][0], shapes[-1][1]))
+    members = []
+    for value in rng.choice([-2.0, 0.5, 1.0], size=n_members, replace=False):
+        layers = [LayerSpec(m * value, rng.standard_normal(m.shape[1]),
+                            rng.random(m.shape[1]) + 0.5, rng.choice([-1.0, 1.0], m.shape[1]))
+                  for m in masks]
+        layers.append(LayerSpec(readout, rng.standard_normal(readout.shape[1]),
+                                np.ones(readout.shape[1])))
+        members.append(layers)
+    return NetworkSpec("relu", "softmax", paired, members, sizes[0],
+                       classes=np.arange(sizes[-1]))
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("n_members", [1, 3])
+def test_output_does_not_depend_on_batching_or_method(paired, n_members):
+    rng = np.random.default_rng(0)
+    spec = random_spec(rng, paired=paired, n_members=n_members)
+    X = rng.standard_normal((150, 40))
+    reference = forward(spec, X, batch_size=150, method="blas")
+    for batch_size in (1, 7, 64, 1000):
+        for method in ("auto", "sum", "blas"):
+            np.testing.assert_allclose(forward(spec, X, batch_size=batch_size, method=method),
+                                       reference, rtol=1e-12, atol=1e-12)
+    # sparse rows give the same outputs as their dense form
+    X[np.abs(X) < 1] = 0
+    np.testing.assert_allclose(forward(spec, sp.csr_matrix(X), batch_size=16),
+                               forward(spec, X), rtol=1e-12, atol=1e-12)
+
+
+def test_formula_by_hand():
+    """The paired, signed, scaled formula of the contract, written out in numpy."""
+    rng = np.random.default_rng(1)
+    spec = random_spec(rng, sizes=(6, 5, 4, 3), paired=True)
+    X = rng.standard_normal((10, 6))
+    a = X
+    for i, layer in enumerate(spec.members[0]):
+        a = np.hstack([a, -a])
+        z = (a @ layer.coefs) * layer.unit_scales + layer.intercepts
+        if i < 2:
+            a = np.maximum(z, 0) * layer.unit_signs
+    np.testing.assert_allclose(forward(spec, X), z, rtol=1e-12, atol=1e-12)
+
+
+def test_sparse_input_is_never_densified():
+    rng = np.random.default_rng(0)
+    n_samples, n_features = 100_000, 2_000  # 1.6 GB if densified
+    X = sp.random(n_samples, n_features, density=1e-3, format="csr", random_state=0)
+    spec = NetworkSpec("relu", "identity", False, [[
+        LayerSpec(rng.random((n_features, 8)) < 0.1, np.zeros(8), np.ones(8)),
+        LayerSpec(rng.standard_normal((8, 2)), np.zeros(2), np.ones(2))]], n_features)
+    tracemalloc.start()
+    try:
+        out = forward(spec, X, batch_size=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (n_samples, 2)
+    assert peak < 100 * 2**20, peak
+
+
+def test_sum_of_inputs_rule():
+    # sparse layers and small batches: sums; dense layers, big batches or tiny layers: BLAS
+    assert use_sum_of_inputs(0.05, 784 * 300, 1)
+    assert use_sum_of_inputs(0.02, 784 * 300, 4096)
+    assert not use_sum_of_inputs(0.05, 784 * 300, 4096)
+    assert not use_sum_of_inputs(0.5, 784 * 300, 1)
+    assert not use_sum_of_inputs(0.01, 100 * 10, 1)
+
+
+def test_bad_arguments():
+    spec = random_spec(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="method"):
+        forward(spec, np.zeros((2, 40)), method="fast")
+    with pytest.raises(ValueError, match="batch_size"):
+        forward(spec, np.zeros((2, 40)), batch_size=0)
+    with pytest.raises(ValueError, match="activation"):
+        NetworkSpec("gelu", "softmax", False, spec.members, 40)
+
+
+def test_inference_module_imports_no_torch():
+    # Import the module on its own: a bare package object stands in for sk_weightfree's
+    # __init__ (which imports the estimators), so only _inference's own imports count.
+    code = f"""
+import sys, types
+package = types.ModuleType("sk_weightfree")
+package.__path__ = [{str(PACKAGE_DIR)!r}]
+sys.modules["sk_weightfree"] = package
+import sk_weightfree._inference
+banned = [m for m in ("torch", "skorch", "sklearn") if m in sys.modules]
+assert not banned, banned
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

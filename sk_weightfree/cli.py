@@ -123,11 +123,12 @@ def _pruned_budget(estimator, budget, explicit):
 def build_estimators(names, task, settings, *, budget, seed, device, verbose):
     """Construct and validate every estimator before anything is fitted.
 
-    Returns ``({name: estimator}, budget)``. Each gets ``random_state=seed``, ``device``, ``verbose`` and an equal epoch budget
-    (see ``--help``; None: the dense estimator's default ``max_epochs``); ``settings``
-    (from ``--set``) override those. Parameters are
-    checked by the estimators' own constraints (``_parameter_constraints``) and
-    cross-parameter checks, so a bad name or value fails here, before any fit.
+    Returns ``({name: estimator}, budget)``. Each gets ``random_state=seed``,
+    ``device``, ``verbose`` and an equal epoch ``budget`` (see ``--help``; None means
+    the dense estimator's default ``max_epochs``); ``settings`` (from ``--set``)
+    override those. Parameters are checked by the estimators' own constraints
+    (``_parameter_constraints``) and cross-parameter checks, so a bad name or value
+    fails here, before any fit.
     """
     classes = _estimator_classes(task)
     if budget is None:
@@ -576,9 +577,9 @@ def build_parser():
                "family, and the table's 'epochs' column shows what each one ran. Fit times "
                "are\nmeasured after one untimed warm-up fit of each estimator.\n\n"
                "One Ctrl-C stops the whole run: the fit in progress ends and no further "
-               "estimator is\nfitted; nothing is written and the exit status is 130. Bad input is one line on standard "
-               "error and exit status 2;\nnothing is written then either: the files are "
-               "written together at the end of a run.\n\n"
+               "estimator is\nfitted; nothing is written and the exit status is 130. Bad input is "
+               "one line on standard\nerror and exit status 2; nothing is written then "
+               "either: the files are written together\nat the end of a run.\n\n"
                "results.json records the command line, the data set (source, split, sha256 "
                "of a file),\nevery estimator's full parameters, the seed, the device and the "
                "package versions.")

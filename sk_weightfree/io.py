@@ -83,6 +83,8 @@ def dump(estimator, path, *, precision="float32"):
         "paired_inputs": spec.paired_inputs,
         "n_features_in": spec.n_features_in,
         "n_outputs": spec.n_outputs,
+        # regressors: predict returns shape (n_samples,) when fitted on a 1-D y
+        "single_output": bool(getattr(estimator, "_single_output", spec.n_outputs == 1)),
         "layer_shapes": [list(map(int, shape)) for shape in spec.layer_shapes],
         "dtype": precision,
         "classes": None if spec.classes is None else arrays.add(_label_array(spec.classes)),
@@ -381,6 +383,10 @@ def _spec_from_header(header, reader):
         _require(out_activation == "identity",
                  f"a regressor's out_activation is {out_activation!r}")
         _require(header.get("classes") is None, "a regressor has classes")
+        _require(isinstance(header.get("single_output", False), bool),
+                 "'single_output' must be a boolean")
+        _require(not header.get("single_output") or n_outputs == 1,
+                 f"'single_output' with {n_outputs} outputs")
         classes = None
     members = header.get("members")
     _require(isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS,
@@ -590,7 +596,7 @@ class CompactPredictor:
         """Class labels (multilabel: indicator matrix) or regression outputs."""
         z = self._output(X)
         if self.classes_ is None:
-            return z.ravel() if z.shape[1] == 1 else z
+            return z.ravel() if self.metadata_.get("single_output", z.shape[1] == 1) else z
         if self.out_activation_ == "logistic":
             return (z > 0).astype(int)
         return self.classes_[np.argmax(z, axis=1)]
@@ -692,8 +698,7 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     with warnings.catch_warnings():
         # torch >= 2.9 prefers the dynamo exporter, which needs onnxscript; the TorchScript
         # exporter handles these plain layers and needs nothing beyond torch
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export",
-                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(
             module, (example,), path, dynamo=False, input_names=["X"],
             output_names=[output], dynamic_axes={"X": {0: "n_samples"}, output: {0: "n_samples"}},

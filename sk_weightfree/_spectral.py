@@ -13,14 +13,16 @@ eigenvalues lie in ``[0, 2]``.
 Such a layered graph is bipartite (even layers against odd layers), so with
 ``C`` the even-by-odd block of ``D^{-1/2} A D^{-1/2}`` the spectrum of ``L`` is
 ``{1 - s, 1 + s}`` for the singular values ``s`` of ``C``, plus eigenvalue 1
-for the remaining nodes. Both methods below work on ``C`` only.
+for the remaining nodes. Both methods below work on ``C`` only. Those
+remaining "forced" ones (size imbalance of the two sides, isolated units) are
+the same for every network of one shape; ``drop_forced_ones`` leaves them out.
 """
 
 import numbers
 import sys
 
 import numpy as np
-from scipy import fft, linalg, sparse
+from scipy import linalg, sparse
 from scipy.stats import wasserstein_distance
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
@@ -59,7 +61,9 @@ def _as_layers(net):
     net : object
         A fitted estimator with ``coefs_``, a ``torch.nn.Module`` (its
         ``nn.Linear`` submodules in registration order), or a list/tuple of
-        2-D arrays or sparse matrices shaped ``(n_in, n_out)``.
+        2-D arrays or sparse matrices shaped ``(n_in, n_out)``. An estimator
+        with ``paired_inputs_ == True`` has ``coefs_`` of shape
+        ``(2 * n_in, n_out)``; its twin rows are folded into one signed layer.
 
     Returns
     -------
@@ -77,6 +81,8 @@ def _as_layers(net):
                 f"got {type(raw).__name__}."
             )
         raw = list(raw)
+        if getattr(net, "paired_inputs_", False):
+            raw = [_fold_paired(w, i) for i, w in enumerate(raw)]
     elif module_cls is not None and isinstance(net, module_cls):
         raw = [
             m.weight.detach().cpu().numpy().T
@@ -111,6 +117,24 @@ def _as_layers(net):
                 f"{layers[i].shape[1]} rows."
             )
     return layers
+
+
+def _fold_paired(w, i):
+    """Signed ``(n_in, n_out)`` weights of a layer that sees ``[h, -h]``.
+
+    Row ``j`` carries unit ``j`` and row ``n_in + j`` its inhibitory twin:
+    both are one neuron, so they make one node, and two lines that are both
+    on cancel exactly (``1 - 1 = 0``, no edge).
+    """
+    w = w.toarray() if sparse.issparse(w) else np.asarray(w)
+    if w.ndim != 2 or w.shape[0] % 2:
+        raise ValueError(
+            f"Layer {i} of a network with paired inputs must have an even "
+            f"number of rows (inputs, then their inhibitory twins); got shape "
+            f"{w.shape}."
+        )
+    n_in = w.shape[0] // 2
+    return w[:n_in] - w[n_in:]
 
 
 def _check_layer(w, i):
@@ -209,128 +233,127 @@ def _inv_sqrt(deg):
     return out
 
 
-def _laplacian_eigenvalues(net, weighted=False):
+def _laplacian_eigenvalues(net, weighted=False, drop_forced_ones=False):
     """Exact sorted eigenvalues of the normalised Laplacian of ``net``."""
-    return _exact_eigenvalues(_as_layers(net), weighted)
+    s, n_forced = _exact_singular_values(_as_layers(net), weighted)
+    ones = np.ones(0 if drop_forced_ones else n_forced)
+    return np.sort(np.concatenate([1.0 - s, 1.0 + s, ones]))
 
 
-def _exact_eigenvalues(layers, weighted):
+def _smaller_side(layers, weighted):
+    """Normalised block over connected units, smaller side first.
+
+    Returns ``(left, n_forced)``: ``left`` has shape ``(m, k)`` with
+    ``m <= k``, so the Laplacian has the eigenvalues ``1 +- s`` for the ``m``
+    singular values ``s`` of ``left`` and ``n_forced = n_nodes - 2 m``
+    eigenvalues at exactly 1 (isolated units and the imbalance of the sides).
+    """
+    block, n_nodes = _normalized_block(layers, weighted)
+    # Isolated units are empty rows/columns; dropping them changes nothing
+    # but the count of forced ones, which is then known without sampling.
+    block = block[block.getnnz(axis=1) > 0][:, block.getnnz(axis=0) > 0]
+    if block.shape[0] > block.shape[1]:
+        block = block.T
+    left = block.tocsr()
+    return left, n_nodes - 2 * left.shape[0]
+
+
+def _exact_singular_values(layers, weighted):
     # Dense SVD of the bipartite block: cheaper and more accurate than
     # eigvalsh of the full Laplacian.
-    block, n_nodes = _normalized_block(layers, weighted)
-    s = linalg.svdvals(block.toarray(), check_finite=False)
-    s = np.clip(s, 0.0, 1.0)
-    ones = np.ones(n_nodes - 2 * s.size)
-    return np.sort(np.concatenate([1.0 - s, 1.0 + s, ones]))
+    left, n_forced = _smaller_side(layers, weighted)
+    if left.shape[0] == 0:
+        return np.zeros(0), n_forced
+    s = linalg.svdvals(left.toarray(), check_finite=False)
+    return np.clip(s, 0.0, 1.0), n_forced
 
 
 # --------------------------------------------------------------------------
 # Densities
 # --------------------------------------------------------------------------
 def _smooth(grid, centers, weights, bandwidth):
-    """Sum of Gaussians ``weights[j] * N(grid; centers[j], bandwidth[j])``.
-
-    ``bandwidth`` is a scalar or one value per center; chunked over centers.
-    """
-    bandwidth = np.broadcast_to(np.asarray(bandwidth, dtype=float), centers.shape)
+    """Sum of Gaussians ``weights[j] * N(grid; centers[j], bandwidth)``."""
     scaled = weights / bandwidth
     out = np.zeros_like(grid)
     step = max(1, _CHUNK // grid.size)
     for start in range(0, centers.size, step):
         sl = slice(start, start + step)
-        z = (grid[:, None] - centers[None, sl]) / bandwidth[None, sl]
+        z = (grid[:, None] - centers[None, sl]) / bandwidth
         # einsum avoids threaded BLAS, whose spin-waits are slow on busy CPUs.
         out += np.einsum("ij,j->i", np.exp(-0.5 * z * z), scaled[sl])
     return out
 
 
-def _exact_density(layers, grid, bandwidth, weighted):
-    eig = _exact_eigenvalues(layers, weighted)
-    return _smooth(grid, eig, np.ones_like(eig), bandwidth)
+def _lanczos_quadrature(left, n_steps, n_vectors, rng):
+    """Stochastic Lanczos quadrature of the spectrum of ``W = left @ left.T``.
 
-
-def _jackson(n_moments):
-    """Jackson damping factors g_0 .. g_{n_moments - 1}."""
-    m1 = n_moments + 1
-    j = np.arange(n_moments)
-    a = np.pi / m1
-    return ((m1 - j) * np.cos(a * j) + np.sin(a * j) / np.tan(a)) / m1
-
-
-def _chebyshev_traces(block, degree, n_vectors, rng):
-    """Estimate ``tr T_k(2 W - I)`` for ``k = 0 .. degree``.
-
-    ``W`` is the smaller of ``C C^T`` and ``C^T C`` (eigenvalues in [0, 1]).
-    Rademacher probes; the identity is used (exact traces) when
-    ``n_vectors`` reaches the dimension of ``W``.
+    Returns Ritz values ``theta`` (eigenvalues of ``W`` lie in [0, 1]) and
+    weights summing to ``dim`` such that ``sum(weights * f(theta))``
+    estimates ``trace(f(W))``. Each probe's ``n_steps`` Ritz values are the
+    Gauss quadrature rule of its spectral measure, exact for polynomials of
+    degree ``2 * n_steps - 1``. All probes run together as one block, so each
+    step is one sparse product with a dense block. No reorthogonalisation:
+    in floating point Lanczos still gives the quadrature of a nearby
+    measure (Knizhnerman 1996; Musco, Musco & Sidford 2018), and ghost Ritz
+    values only split weight between copies.
     """
-    left = block if block.shape[0] <= block.shape[1] else block.T.tocsr()
-    right = left.T.tocsr()
     dim = left.shape[0]
-    if n_vectors >= dim:
-        probes, n_probe = np.eye(dim), 1
+    if n_vectors >= dim:  # exact traces: one probe per basis vector
+        probes = np.eye(dim)
     else:
-        n_probe = n_vectors
-        probes = rng.randint(0, 2, size=(dim, n_vectors)).astype(np.float64)
-        probes = 2.0 * probes - 1.0
+        probes = 2.0 * rng.randint(0, 2, size=(dim, n_vectors)) - 1.0
+    n_probe = probes.shape[1]
+    # float32 products halve the memory traffic of the sparse products;
+    # their rounding (1e-7) is far below the kernel's resolution.
+    left32 = left.astype(np.float32)
+    right32 = left32.T.tocsr()
+    q = probes / np.linalg.norm(probes, axis=0)
+    q_prev = np.zeros_like(q)
+    alpha = np.zeros((n_steps, n_probe))
+    beta = np.zeros((n_steps, n_probe))
+    steps = np.full(n_probe, n_steps)
+    done = np.zeros(n_probe, dtype=bool)
+    for j in range(n_steps):
+        x = q.astype(np.float32)
+        w = (left32 @ (right32 @ x)).astype(np.float64)
+        alpha[j] = np.einsum("ij,ij->j", q, w)
+        w -= alpha[j] * q + (beta[j - 1] if j else 0.0) * q_prev
+        beta[j] = np.sqrt(np.einsum("ij,ij->j", w, w))
+        # An invariant subspace was found: that probe's rule is complete.
+        stop = ~done & (beta[j] <= 1e-6)
+        steps[stop] = j + 1
+        done |= stop
+        beta[j, done] = 0.0
+        q_prev, q = q, np.divide(w, beta[j], out=np.zeros_like(w), where=~done)
+    thetas, weights = [], []
+    for c in range(n_probe):
+        k = steps[c]
+        theta, vec = linalg.eigh_tridiagonal(
+            alpha[:k, c], beta[: k - 1, c], check_finite=False
+        )
+        thetas.append(theta)
+        weights.append(vec[0] ** 2)
+    theta = np.clip(np.concatenate(thetas), 0.0, 1.0)
+    return theta, np.concatenate(weights) * (dim / n_probe)
 
-    def shifted(x):  # (2W - I) x
-        return 2.0 * (left @ (right @ x)) - x
 
-    def dot(x, y):
-        # einsum avoids threaded BLAS, whose spin-waits are slow on busy CPUs.
-        return np.einsum("ij,ij->", x, y)
-
-    mu = np.empty(degree + 1)
-    v_prev, v_cur = probes, shifted(probes)
-    mu[0] = dot(v_prev, v_prev)
-    if degree >= 1:
-        mu[1] = dot(v_prev, v_cur)
-    # Doubling: T_{2k} = 2 T_k^2 - T_0 and T_{2k+1} = 2 T_{k+1} T_k - T_1,
-    # so k products with W give the moments up to degree 2k + 1.
-    k = 1
-    while 2 * k <= degree:
-        mu[2 * k] = 2.0 * dot(v_cur, v_cur) - mu[0]
-        if 2 * k + 1 <= degree:
-            v_next = 2.0 * shifted(v_cur) - v_prev
-            mu[2 * k + 1] = 2.0 * dot(v_next, v_cur) - mu[1]
-            v_prev, v_cur = v_cur, v_next
-        k += 1
-    return mu / n_probe, dim
-
-
-def _kpm_density(layers, grid, bandwidth, weighted, n_moments, n_vectors, rng):
-    block, n_nodes = _normalized_block(layers, weighted)
-    # Spectrum of N = D^-1/2 A D^-1/2 is symmetric (bipartite graph): odd
-    # Chebyshev moments vanish and T_{2k}(N) = T_k(2 N^2 - I), where N^2 is
-    # block diagonal with the non-zero spectrum of W twice, plus zeros.
-    half = (n_moments - 1) // 2
-    traces, dim = _chebyshev_traces(block, half, n_vectors, rng)
-    sign = (-1.0) ** np.arange(half + 1)
-    tau = np.zeros(n_moments)
-    tau[0 : 2 * half + 1 : 2] = (2.0 * traces + (n_nodes - 2 * dim) * sign) / n_nodes
-    coef = _jackson(n_moments) * tau
-    # Damped density of N's eigenvalues nu on Chebyshev nodes (DCT-III), then
-    # Gauss-Chebyshev quadrature against the Gaussian kernel in lambda = 1 - nu.
-    n_nodes_q = fft.next_fast_len(max(2 * n_moments, int(np.ceil(10.0 / bandwidth))))
-    padded = np.zeros(n_nodes_q)
-    padded[:n_moments] = coef
-    values = fft.dct(padded, type=3)
-    nu = np.cos(np.pi * (np.arange(n_nodes_q) + 0.5) / n_nodes_q)
-    # Jackson damping turns an eigenvalue at nu into a peak of variance
-    # var(nu) (exact, from the damped moments of x and x^2). Narrow the
-    # Gaussian by the same amount so the total width stays ``bandwidth``.
-    g = np.zeros(3)
-    g[: min(3, n_moments)] = _jackson(n_moments)[:3]
-    var = 0.5 * (1.0 + g[2] * (2.0 * nu**2 - 1.0)) - (g[1] * nu) ** 2
-    var = np.clip(var, 0.0, 0.5 * bandwidth**2)
-    return _smooth(grid, 1.0 - nu, values, np.sqrt(bandwidth**2 - var))
+def _spectrum(layers, weighted, method, n_steps, n_vectors, rng):
+    """Singular values ``s`` with weights, and the number of forced ones."""
+    if method == "exact":
+        s, n_forced = _exact_singular_values(layers, weighted)
+        return s, np.ones_like(s), n_forced
+    left, n_forced = _smaller_side(layers, weighted)
+    if left.shape[0] == 0:
+        return np.zeros(0), np.zeros(0), n_forced
+    theta, weights = _lanczos_quadrature(left, n_steps, n_vectors, rng)
+    return np.sqrt(theta), weights, n_forced
 
 
 # --------------------------------------------------------------------------
 # Parameter validation
 # --------------------------------------------------------------------------
-def _check_params(bandwidth, n_points, method, n_moments, n_vectors, weighted):
+def _check_params(bandwidth, n_points, method, n_steps, n_vectors, weighted,
+                  drop_forced_ones):
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
         raise ValueError(f"bandwidth must be a real number > 0, got {bandwidth!r}.")
     if not np.isfinite(bandwidth) or bandwidth <= 0:
@@ -343,12 +366,13 @@ def _check_params(bandwidth, n_points, method, n_moments, n_vectors, weighted):
             f"bandwidth={bandwidth!r} is too small for the grid spacing {spacing:.3g} "
             f"(n_points={n_points}); use bandwidth >= {spacing / 2:.3g} or more n_points."
         )
-    if not isinstance(weighted, (bool, np.bool_)):
-        raise ValueError(f"weighted must be True or False, got {weighted!r}.")
+    for name, value in (("weighted", weighted), ("drop_forced_ones", drop_forced_ones)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {value!r}.")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
-    if n_moments is not None:
-        _check_int(n_moments, "n_moments", 2)
+    if n_steps is not None:
+        _check_int(n_steps, "n_steps", 1)
     if n_vectors is not None:
         _check_int(n_vectors, "n_vectors", 1)
 
@@ -360,41 +384,44 @@ def _check_int(value, name, low):
         raise ValueError(f"{name} must be >= {low}, got {value!r}.")
 
 
-def _default_moments(bandwidth):
-    # Jackson damping broadens a peak by about pi / n_moments (compensated in
-    # _kpm_density); keep that below a third of the bandwidth.
-    return int(min(max(np.ceil(3.0 * np.pi / bandwidth), 64), 4096))
+def _default_steps(bandwidth):
+    # Measured (docs/spectral.md): 30 steps reach the stochastic error floor
+    # at the default bandwidth 0.02; a narrower kernel needs more.
+    return int(min(max(np.ceil(0.6 / bandwidth), 10), 1000))
 
 
-def _default_vectors(dim_hint):
+def _default_vectors(dim):
     # Stochastic trace error shrinks like 1 / sqrt(n_vectors * dim).
-    return int(min(max(8, np.ceil(2e5 / max(dim_hint, 1))), 64))
+    return int(min(max(8, np.ceil(2e5 / max(dim, 1))), 64))
 
 
 # --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
-def _density(layers, bandwidth, n_points, weighted, method, n_moments,
-             n_vectors, random_state):
+def _density(layers, bandwidth, n_points, weighted, drop_forced_ones, method,
+             n_steps, n_vectors, random_state):
     grid = np.linspace(0.0, 2.0, n_points)
-    n_nodes = sum(_layer_sizes(layers))
+    sizes = _layer_sizes(layers)
     if method == "auto":
-        method = "exact" if n_nodes <= _AUTO_EXACT_MAX_NODES else "approximate"
-    if method == "exact":
-        density = _exact_density(layers, grid, bandwidth, weighted)
-    else:
-        if n_moments is None:
-            n_moments = _default_moments(bandwidth)
-        if n_vectors is None:
-            sizes = _layer_sizes(layers)
-            dim = min(sum(sizes[0::2]), sum(sizes[1::2]))
-            n_vectors = _default_vectors(dim)
-        rng = check_random_state(random_state)
-        density = _kpm_density(
-            layers, grid, bandwidth, weighted, n_moments, n_vectors, rng
+        method = "exact" if sum(sizes) <= _AUTO_EXACT_MAX_NODES else "approximate"
+    if n_steps is None:
+        n_steps = _default_steps(bandwidth)
+    if n_vectors is None:
+        n_vectors = _default_vectors(min(sum(sizes[0::2]), sum(sizes[1::2])))
+    rng = check_random_state(random_state) if method == "approximate" else None
+    s, weights, n_forced = _spectrum(layers, weighted, method, n_steps,
+                                     n_vectors, rng)
+    centers = np.concatenate([1.0 - s, 1.0 + s])
+    weights = np.concatenate([weights, weights])
+    if not drop_forced_ones and n_forced:
+        centers = np.append(centers, 1.0)
+        weights = np.append(weights, float(n_forced))
+    if centers.size == 0:
+        raise ValueError(
+            "The network has no edges, so with drop_forced_ones=True its "
+            "spectrum is empty; use drop_forced_ones=False to compare it."
         )
-    # Stochastic moments can leave tiny negative values far from the support.
-    density = np.clip(density, 0.0, None)
+    density = _smooth(grid, centers, weights, bandwidth)
     total = density.sum() * (grid[1] - grid[0])
     if not total > 0:
         raise ValueError(
@@ -406,8 +433,8 @@ def _density(layers, bandwidth, n_points, weighted, method, n_moments,
 
 
 def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
-                     method="auto", n_moments=None, n_vectors=None,
-                     random_state=None):
+                     drop_forced_ones=True, method="auto", n_steps=None,
+                     n_vectors=None, random_state=None):
     """Smoothed eigenvalue density of a network's normalised Laplacian.
 
     Parameters
@@ -416,30 +443,36 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
         A fitted estimator exposing ``coefs_`` (e.g. ``MLPClassifier``), a
         torch module (its ``nn.Linear`` layers in registration order; biases
         are ignored), or a list of 2-D arrays / sparse matrices shaped
-        ``(n_in, n_out)``.
+        ``(n_in, n_out)``. An estimator with ``paired_inputs_=True`` has its
+        excitatory and inhibitory input lines folded into one signed edge.
     bandwidth : float, default=0.02
         Standard deviation of the Gaussian kernel.
     n_points : int, default=512
         Number of grid points on ``[0, 2]``.
     weighted : bool, default=False
         Use ``|w|`` as edge weights instead of 1.
+    drop_forced_ones : bool, default=True
+        Leave out the eigenvalues at exactly 1 that the layer sizes force: one
+        per isolated unit and ``|n_even - n_odd|`` from the unequal sides of
+        the bipartite graph. They are the same for every network of one shape
+        and pull all similarities towards 1. ``False`` keeps the full
+        spectrum.
     method : {"auto", "exact", "approximate"}, default="auto"
         ``"exact"`` computes all eigenvalues with a dense SVD (cubic cost).
-        ``"approximate"`` uses the kernel polynomial method with Jackson
-        damping (the Gaussian is narrowed to compensate for the damping's
-        broadening) and Rademacher probe vectors on the sparse matrix: time
-        ``O(n_edges * n_moments * n_vectors)``, memory ``O(n_edges)``; its
-        base-2 Jensen-Shannon distance to the exact density is about 0.01.
+        ``"approximate"`` uses stochastic Lanczos quadrature on the sparse
+        matrix: time ``O(n_edges * n_steps * n_vectors)``, memory
+        ``O(n_edges + n_nodes * n_vectors)``; its base-2 Jensen-Shannon
+        distance to the exact density is about 0.01 (docs/spectral.md).
         ``"auto"`` is exact up to 2000 nodes, approximate above.
-    n_moments : int, default=None
-        Number of Chebyshev moments of the Laplacian (approximate method).
-        ``None`` uses ``3 * pi / bandwidth`` clipped to ``[64, 4096]``
-        (472 for the default bandwidth).
+    n_steps : int, default=None
+        Lanczos steps per probe vector (approximate method). ``None`` uses
+        ``0.6 / bandwidth`` clipped to ``[10, 1000]`` (30 for the default
+        bandwidth).
     n_vectors : int, default=None
         Number of random probe vectors (approximate method). ``None`` uses
         ``2e5 / m`` clipped to ``[8, 64]``, with ``m`` the size of the smaller
-        side of the bipartite graph. Exact traces are used when
-        ``n_vectors >= m``.
+        side of the bipartite graph. Exact traces (one probe per unit) are
+        used when ``n_vectors >= m``.
     random_state : int, RandomState instance or None, default=None
         Seed of the probe vectors. An int gives reproducible results.
 
@@ -456,9 +489,10 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
     spectrum is that of ``L = I - D^{-1/2} A D^{-1/2}``, with isolated units
     contributing the eigenvalue 1.
     """
-    _check_params(bandwidth, n_points, method, n_moments, n_vectors, weighted)
-    return _density(_as_layers(net), bandwidth, n_points, weighted, method,
-                    n_moments, n_vectors, random_state)
+    _check_params(bandwidth, n_points, method, n_steps, n_vectors, weighted,
+                  drop_forced_ones)
+    return _density(_as_layers(net), bandwidth, n_points, weighted,
+                    drop_forced_ones, method, n_steps, n_vectors, random_state)
 
 
 def _js_distance(p, q):
@@ -498,15 +532,17 @@ def _check_metric(metric):
 
 
 def spectral_similarity(a, b, *, bandwidth=0.02, n_points=512, weighted=False,
-                        method="auto", n_moments=None, n_vectors=None,
-                        random_state=None, metric="jensen-shannon"):
+                        drop_forced_ones=True, method="auto", n_steps=None,
+                        n_vectors=None, random_state=None,
+                        metric="jensen-shannon"):
     """Similarity in ``[0, 1]`` of two networks' Laplacian spectra.
 
     Parameters
     ----------
     a, b : estimator, torch.nn.Module or list of array-like
         Networks, as accepted by :func:`spectral_density`.
-    bandwidth, n_points, weighted, method, n_moments, n_vectors, random_state
+    bandwidth, n_points, weighted, drop_forced_ones, method, n_steps, \
+n_vectors, random_state
         See :func:`spectral_density`. An int ``random_state`` gives both
         networks the same probe stream.
     metric : {"jensen-shannon", "wasserstein"}, default="jensen-shannon"
@@ -523,22 +559,23 @@ def spectral_similarity(a, b, *, bandwidth=0.02, n_points=512, weighted=False,
     _check_metric(metric)
     return float(pairwise_spectral_similarity(
         [a, b], bandwidth=bandwidth, n_points=n_points, weighted=weighted,
-        method=method, n_moments=n_moments, n_vectors=n_vectors,
-        random_state=random_state, metric=metric,
+        drop_forced_ones=drop_forced_ones, method=method, n_steps=n_steps,
+        n_vectors=n_vectors, random_state=random_state, metric=metric,
     )[0, 1])
 
 
 def pairwise_spectral_similarity(nets, *, bandwidth=0.02, n_points=512,
-                                 weighted=False, method="auto", n_moments=None,
-                                 n_vectors=None, random_state=None,
-                                 metric="jensen-shannon"):
+                                 weighted=False, drop_forced_ones=True,
+                                 method="auto", n_steps=None, n_vectors=None,
+                                 random_state=None, metric="jensen-shannon"):
     """Matrix of spectral similarities, each density computed once.
 
     Parameters
     ----------
     nets : sequence of networks
         Networks, as accepted by :func:`spectral_density`.
-    bandwidth, n_points, weighted, method, n_moments, n_vectors, random_state
+    bandwidth, n_points, weighted, drop_forced_ones, method, n_steps, \
+n_vectors, random_state
         See :func:`spectral_density`.
     metric : {"jensen-shannon", "wasserstein"}, default="jensen-shannon"
         See :func:`spectral_similarity`.
@@ -548,12 +585,13 @@ def pairwise_spectral_similarity(nets, *, bandwidth=0.02, n_points=512,
     similarity : ndarray of shape (n_nets, n_nets)
         Symmetric, ones on the diagonal, values in ``[0, 1]``.
     """
-    _check_params(bandwidth, n_points, method, n_moments, n_vectors, weighted)
+    _check_params(bandwidth, n_points, method, n_steps, n_vectors, weighted,
+                  drop_forced_ones)
     _check_metric(metric)
     layer_lists = [_as_layers(net) for net in nets]
     densities = [
-        _density(layers, bandwidth, n_points, weighted, method, n_moments,
-                 n_vectors, random_state)
+        _density(layers, bandwidth, n_points, weighted, drop_forced_ones,
+                 method, n_steps, n_vectors, random_state)
         for layers in layer_lists
     ]
     n = len(densities)

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
-from sklearn.neural_network import MLPClassifier
 from sklearn.utils.validation import check_is_fitted
 
 import sk_weightfree
@@ -34,8 +33,6 @@ from sk_weightfree import (
     RandomNetworkClassifier,
     WeightAgnosticClassifier,
     WeightFreeClassifier,
-    spectral_density,
-    spectral_similarity,
 )
 
 CLEAR = (ValueError, TypeError)  # NotFittedError is a ValueError
@@ -1095,148 +1092,3 @@ def _fitted_for_property(cls):
             rng.randn(30, 8), np.arange(30) % 3)
     return _PROPERTY_CACHE[cls]
 
-
-# ============================================================================ spectral
-def _layers(seed=0, sizes=(6, 5, 3)):
-    rng = np.random.RandomState(seed)
-    return [rng.randn(a, b) * (rng.rand(a, b) < 0.6) for a, b in zip(sizes[:-1], sizes[1:])]
-
-
-class _Thing:
-    pass
-
-
-BAD_NETS = [
-    ("none", None, TypeError, "NoneType"),
-    ("string", "abc", TypeError, "str"),
-    ("int", 3, TypeError, "int"),
-    ("object", _Thing(), TypeError, "_Thing"),
-    ("empty_list", [], ValueError, "no layers|empty"),
-    ("1d_layer", [np.ones(3)], ValueError, "2-D"),
-    ("3d_layer", [np.ones((2, 2, 2))], ValueError, "2-D"),
-    ("no_chain", [np.ones((3, 4)), np.ones((5, 2))], ValueError, "chain"),
-    ("nan", [np.array([[np.nan, 1.0], [1.0, 0.0]])], ValueError, "NaN"),
-    ("inf", [np.array([[np.inf, 1.0], [1.0, 0.0]])], ValueError, "infinite"),
-    ("sparse_nan", [sp.csr_matrix(np.array([[np.nan, 1.0], [0.0, 2.0]]))], ValueError, "NaN"),
-    ("strings", [np.array([["a", "b"], ["c", "d"]])], TypeError, "real|dtype"),
-    ("complex", [np.ones((2, 2)) * 1j], TypeError, "real|dtype|complex"),
-    ("object_layer", [np.array([[None, 1]], dtype=object)], TypeError, "real|dtype"),
-    ("ragged", [[[1.0, 2.0], [3.0]]], TypeError, "array|ragged|shape"),
-    ("empty_dim", [np.zeros((0, 3))], ValueError, "empty"),
-    ("unfitted_ours", DenseClassifier(), NotFittedError, "fit"),
-    ("unfitted_mlp", MLPClassifier(), NotFittedError, "fit"),
-]
-
-
-@pytest.mark.parametrize("name, net, exc, match", BAD_NETS, ids=[b[0] for b in BAD_NETS])
-@pytest.mark.parametrize("func", ["similarity_first", "similarity_second", "density"])
-def test_spectral_bad_networks(func, name, net, exc, match):
-    with clear_error(match, types=exc):
-        if func == "similarity_first":
-            spectral_similarity(net, _layers())
-        elif func == "similarity_second":
-            spectral_similarity(_layers(), net)
-        else:
-            spectral_density(net)
-
-
-BAD_SPECTRAL_PARAMS = [
-    ({"bandwidth": 0}, "bandwidth"), ({"bandwidth": -0.1}, "bandwidth"),
-    ({"bandwidth": np.nan}, "bandwidth"), ({"bandwidth": np.inf}, "bandwidth"),
-    ({"bandwidth": "0.1"}, "bandwidth"), ({"bandwidth": True}, "bandwidth"),
-    ({"bandwidth": None}, "bandwidth"),
-    # far below the grid spacing 2 / 511: every network scores 1.0 (exact) or the
-    # approximate method asks for ~10 / bandwidth grid nodes
-    ({"bandwidth": 1e-9}, "bandwidth"),
-    ({"bandwidth": 1e-15, "method": "approximate"}, "bandwidth"),
-    ({"n_points": 1}, "n_points"), ({"n_points": 0}, "n_points"),
-    ({"n_points": 2.5}, "n_points"), ({"n_points": True}, "n_points"),
-    ({"n_points": None}, "n_points"),
-    ({"method": "fast"}, "method"), ({"method": None}, "method"),
-    ({"method": "approximate", "n_moments": 1}, "n_moments"),
-    ({"method": "approximate", "n_moments": 2.5}, "n_moments"),
-    ({"method": "approximate", "n_vectors": 0}, "n_vectors"),
-    ({"method": "approximate", "n_vectors": -4}, "n_vectors"),
-    ({"metric": "cosine"}, "metric"), ({"metric": None}, "metric"),
-    ({"weighted": "yes"}, "weighted"), ({"weighted": None}, "weighted"),
-    ({"method": "approximate", "random_state": "abc"}, "random_state|seed"),
-]
-
-
-@pytest.mark.parametrize("kwargs, match", BAD_SPECTRAL_PARAMS,
-                         ids=[str(k) for k, _ in BAD_SPECTRAL_PARAMS])
-def test_spectral_bad_parameters(kwargs, match):
-    with clear_error(match):
-        spectral_similarity(_layers(0), _layers(1), **kwargs)
-
-
-def test_spectral_unknown_option():
-    with pytest.raises(TypeError, match="bogus"):
-        spectral_similarity(_layers(0), _layers(1), bogus=1)
-
-
-@pytest.mark.parametrize("method", ["exact", "approximate"])
-@pytest.mark.parametrize("case", ["all_zero", "huge", "tiny", "one_edge"])
-def test_spectral_degenerate_and_extreme_networks(case, method):
-    base = _layers(0)
-    if case == "all_zero":
-        net = [np.zeros_like(w) for w in base]
-    elif case == "huge":
-        net = [w * 1e300 for w in base]
-    elif case == "tiny":
-        net = [w * 1e-300 for w in base]
-    else:
-        net = [np.zeros((6, 5)), np.zeros((5, 3))]
-        net[0][0, 0] = 1.0
-    for weighted in (False, True):
-        try:
-            value = spectral_similarity(net, base, weighted=weighted, method=method,
-                                        random_state=0)
-        except ValueError as exc:  # acceptable only if it names the problem
-            assert "large" in str(exc) or "weights" in str(exc), exc
-            continue
-        assert np.isfinite(value) and 0.0 <= value <= 1.0, (weighted, value)
-        grid, density = spectral_density(net, weighted=weighted, method=method,
-                                         random_state=0)
-        assert np.isfinite(density).all() and (density >= 0).all()
-
-
-@pytest.mark.parametrize("dtype", [np.int32, np.bool_, np.float16, np.float32, "F",
-                                   "sparse_int"])
-def test_spectral_accepts_any_numeric_layer_dtype(dtype):
-    binary = [(w != 0) for w in _layers(0)]
-    reference = spectral_similarity([b.astype(float) for b in binary], _layers(1))
-    if dtype == "F":
-        net = [np.asfortranarray(b.astype(float)) for b in binary]
-    elif dtype == "sparse_int":
-        net = [sp.csr_matrix(b.astype(np.int64)) for b in binary]
-    else:
-        net = [b.astype(dtype) for b in binary]
-    assert spectral_similarity(net, _layers(1)) == pytest.approx(reference, abs=1e-12)
-
-
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_spectral_on_fitted_estimators(cls, fitted):
-    est = fitted(cls)
-    assert spectral_similarity(est, est) == pytest.approx(1.0)
-    value = spectral_similarity(est, fitted(DenseClassifier))
-    assert np.isfinite(value) and 0.0 <= value <= 1.0
-    assert 0.0 <= spectral_similarity(est, est.coefs_, method="approximate",
-                                      random_state=0) <= 1.0
-
-
-@settings(max_examples=20, deadline=None, derandomize=True)
-@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
-       seed=st.integers(0, 1000), poison=st.sampled_from([None, np.nan, np.inf, -np.inf]))
-def test_property_spectral_similarity_is_a_probability_or_clear_error(sizes, seed, poison):
-    rng = np.random.RandomState(seed)
-    net = [rng.randn(a, b) * (rng.rand(a, b) < 0.5) for a, b in zip(sizes[:-1], sizes[1:])]
-    if poison is not None:
-        layer = net[rng.randint(len(net))]
-        layer[rng.randint(layer.shape[0]), rng.randint(layer.shape[1])] = poison
-        with clear_error("NaN|infinite"):
-            spectral_similarity(net, _layers(0))
-        return
-    value = spectral_similarity(net, _layers(0))
-    assert np.isfinite(value) and 0.0 <= value <= 1.0
-    assert spectral_similarity(net, net) == pytest.approx(1.0)

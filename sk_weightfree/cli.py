@@ -7,8 +7,10 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -367,11 +369,11 @@ def run_compare(args, argv=()):
         f"test {data['X_test'].shape}; device: {device}; {budget} epochs each")
 
     score_key = _METRICS[task][0]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _CtrlC() as ctrl_c:
         # the CLI reports an interrupt itself, in one line
         warnings.filterwarnings("ignore", message="Training interrupted by the user")
-        _warm_up(estimators, data)
-        rows = [_fit_and_score(name, estimator, data, score_key)
+        _warm_up(estimators, data, ctrl_c)
+        rows = [_fit_and_score(name, estimator, data, score_key, ctrl_c)
                 for name, estimator in estimators.items()]
 
     fitted = list(estimators.values())
@@ -402,7 +404,7 @@ def run_compare(args, argv=()):
     return results
 
 
-def _warm_up(estimators, data):
+def _warm_up(estimators, data, ctrl_c):
     """One untimed 1-epoch fit of each estimator on a few rows (torch's start-up cost)."""
     from sklearn.base import clone
 
@@ -421,10 +423,10 @@ def _warm_up(estimators, data):
                 warm.fit(X, y)
         except (ValueError, RuntimeError):
             continue  # e.g. one class among these rows; the timed fit reports real problems
-        _stop_if_interrupted(warm, name)
+        _stop_if_interrupted(warm, name, ctrl_c)
 
 
-def _fit_and_score(name, estimator, data, score_key):
+def _fit_and_score(name, estimator, data, score_key, ctrl_c):
     from sklearn.metrics import accuracy_score, r2_score
 
     start = time.perf_counter()
@@ -434,7 +436,7 @@ def _fit_and_score(name, estimator, data, score_key):
         raise UsageError(f"{name} could not be fitted on {data['description']}: "
                          f"{_one_line(exc)}") from None
     fit_seconds = time.perf_counter() - start
-    _stop_if_interrupted(estimator, name)
+    _stop_if_interrupted(estimator, name, ctrl_c)
     start = time.perf_counter()
     predicted = estimator.predict(data["X_test"])
     predict_seconds = time.perf_counter() - start
@@ -444,11 +446,39 @@ def _fit_and_score(name, estimator, data, score_key):
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds}
 
 
-def _stop_if_interrupted(estimator, name):
+def _stop_if_interrupted(estimator, name, ctrl_c):
     # skorch catches Ctrl-C inside fit and the estimator keeps its last complete epoch;
-    # the flag on the net is how the press reaches us.
-    if getattr(getattr(estimator, "net_", None), "interrupted_", False):
+    # the flag on the net says so, and _CtrlC catches a press the loop swallowed unflagged
+    # (e.g. between two epochs).
+    if ctrl_c.pressed or getattr(getattr(estimator, "net_", None), "interrupted_", False):
         raise Interrupted(f"interrupted by the user while fitting {name!r}")
+
+
+class _CtrlC:
+    """Remember that Ctrl-C was pressed, even where a training loop swallows it.
+
+    Inside the ``with`` block SIGINT still raises ``KeyboardInterrupt`` as usual; it
+    also sets ``pressed``. Nothing changes outside the main thread or where SIGINT is
+    ignored (a background job).
+    """
+
+    pressed = False
+
+    def __enter__(self):
+        self._previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.pressed = True
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def _check_output_folder(out):

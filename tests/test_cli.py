@@ -3,6 +3,7 @@
 import csv
 import gzip
 import json
+import signal
 import struct
 import subprocess
 import sys
@@ -272,6 +273,28 @@ def test_one_ctrl_c_stops_the_whole_run(tmp_path, capsys, monkeypatch):
     assert not out.exists() and list(tmp_path.iterdir()) == []
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "interrupted" in err and "'weight-free'" in err
+
+
+def test_a_ctrl_c_the_training_loop_swallows_still_stops_the_run(tmp_path, capsys,
+                                                                  monkeypatch):
+    calls = spy_fits(monkeypatch)
+    original = sk_weightfree.DenseClassifier.fit
+
+    def swallowed(self, X, y, *args, **kwargs):
+        original(self, X, y, *args, **kwargs)
+        if len(X) > cli._WARMUP_ROWS:
+            try:  # a press between two epochs: skorch swallows it, no flag is set
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass
+        return self
+
+    monkeypatch.setattr(sk_weightfree.DenseClassifier, "fit", swallowed)
+    out = tmp_path / "out"
+    assert main([*tiny("dense", "random"), "--out", str(out), "--quiet"]) == 130
+    assert ("random", 1257) not in calls and not out.exists()
+    assert "interrupted by the user while fitting 'dense'" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 def test_ctrl_c_outside_a_fit_also_stops_cleanly(tmp_path, capsys, monkeypatch):

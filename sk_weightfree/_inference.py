@@ -280,8 +280,8 @@ class _LayerPlan:
             return np.asarray((matrix.selection @ a.T).T)
         return a @ matrix.dense
 
-    def __call__(self, a, activation, method):
-        z = self.product(a, method)
+    def __call__(self, a, activation, method, product=None):
+        z = self.product(a, method) if product is None else product.copy()
         z *= self.scales
         z += self.intercepts
         if self.hidden:
@@ -348,9 +348,13 @@ def _forward_batch(spec, X, method):
     else:
         X = np.asarray(X, dtype=np.float64)
     outputs = []
+    first_products = {}  # ensemble members share their first mask and its input, X
     for member in plans:
-        a = X
-        for layer in member:
+        first, *rest = member
+        if len(plans) > 1 and id(first.matrix) not in first_products:
+            first_products[id(first.matrix)] = first.product(X, method)
+        a = first(X, spec.activation, method, first_products.get(id(first.matrix)))
+        for layer in rest:
             a = layer(a, spec.activation, method)
         outputs.append(a)
     if len(outputs) == 1:

@@ -698,6 +698,8 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     with warnings.catch_warnings():
         # torch >= 2.9 prefers the dynamo exporter, which needs onnxscript; the TorchScript
         # exporter handles these plain layers and needs nothing beyond torch
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX",
+                                category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(
             module, (example,), path, dynamo=False, input_names=["X"],

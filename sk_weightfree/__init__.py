@@ -1,23 +1,41 @@
-"""sk_weightfree: weight-free neural networks as scikit-learn estimators."""
+"""sk_weightfree: weight-free neural networks as scikit-learn estimators.
 
-from . import datasets
+The estimators (and torch with them) are imported on first use, so that
+``sk_weightfree.io.load`` and the spectral functions work without importing torch.
+"""
 
-from ._dense import DenseClassifier
-from ._pruned import PrunedClassifier
-from ._random import RandomNetworkClassifier
-from ._spectral import pairwise_spectral_similarity, spectral_density, spectral_similarity
-from ._weight_agnostic import WeightAgnosticClassifier
-from ._weight_free import WeightFreeClassifier
+import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = [
-    "DenseClassifier",
-    "PrunedClassifier",
-    "RandomNetworkClassifier",
-    "WeightAgnosticClassifier",
-    "WeightFreeClassifier",
-    "pairwise_spectral_similarity",
-    "spectral_density",
-    "spectral_similarity",
-]
+_ESTIMATOR_MODULES = {
+    "DenseClassifier": "._dense",
+    "DenseRegressor": "._dense",
+    "PrunedClassifier": "._pruned",
+    "PrunedRegressor": "._pruned",
+    "RandomNetworkClassifier": "._random",
+    "RandomNetworkRegressor": "._random",
+    "WeightAgnosticClassifier": "._weight_agnostic",
+    "WeightAgnosticRegressor": "._weight_agnostic",
+    "WeightFreeClassifier": "._weight_free",
+    "WeightFreeRegressor": "._weight_free",
+    "pairwise_spectral_similarity": "._spectral",
+    "spectral_density": "._spectral",
+    "spectral_similarity": "._spectral",
+}
+
+__all__ = sorted(_ESTIMATOR_MODULES)
+
+
+def __getattr__(name):
+    if name in _ESTIMATOR_MODULES:
+        value = getattr(importlib.import_module(_ESTIMATOR_MODULES[name], __name__), name)
+        globals()[name] = value
+        return value
+    if name in ("datasets", "io", "nn"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | {"datasets", "io", "nn"})

@@ -1,28 +1,36 @@
-"""The base class every estimator shares: validation, data movement, seeding, export."""
+"""What every estimator shares: validation, data movement, seeding, training, export.
+
+:class:`BaseNetwork` owns the machinery; :class:`ClassifierHeadMixin` and
+:class:`RegressorHeadMixin` add what differs between a classifier and a regressor (targets,
+loss, output transform). A family module defines one base holding its network and search or
+pruning rule, and its classifier and regressor are that base with a head.
+"""
 
 import copy
+from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
-from abc import abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
-from skorch.callbacks import EarlyStopping, LRScheduler
+from scipy.special import expit, logit, logsumexp, softmax
+from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.base import _fit_context  # private, but the documented way to run constraints
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn_compat.base import _fit_context
+from sklearn_compat.utils.validation import validate_data
 
-from ._training import (DeviceBatchIterator, EpochProgressBar, ResidentData, ResidentNet,
-                        TemperatureSchedule)
+from ._training import (CosineLR, DeviceBatchIterator, EpochProgressBar, ResidentClassifierNet,
+                        ResidentData, ResidentRegressorNet)
 from .nn import ACTIVATIONS
-from .nn._surrogate import SAMPLING_MODES
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -30,7 +38,11 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
 }
 PREDICT_BATCH_SIZE = 8192
+# Rows of a prediction batch are capped so that a densified batch of sparse input holds at
+# most this many values (32 MiB in float64), whatever the number of features.
+PREDICT_MAX_VALUES = 1 << 22
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FUSED_ADAM = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
 
 
 def resolve_device(device):
@@ -45,10 +57,17 @@ def resolve_device(device):
         raise ValueError(
             f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}."
         )
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} but CUDA is not available here; use device='cpu' or 'auto'."
-        )
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} but CUDA is not available here; use device='cpu' or "
+                f"'auto'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) "
+                f"are visible (cuda:0 to cuda:{torch.cuda.device_count() - 1})."
+            )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r} but MPS is not available here.")
     return resolved
@@ -65,14 +84,39 @@ def _no_output(*args, **kwargs):
     """A picklable sink that drops skorch's messages (progress is the bar's job)."""
 
 
-class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
-    """Shared machinery of the sk_weightfree classifiers.
+def _softmax_last(x):
+    return torch.softmax(x, dim=-1)
 
-    Subclasses implement :meth:`_build_module` (the torch network) and may override
-    :meth:`_train` (the search or pruning rule), :meth:`_criterion` and
-    :meth:`_extra_callbacks`. Everything else — parameter and input validation, label
-    encoding, seeding, the device-resident skorch net, batched prediction and the export of
-    ``coefs_``/``masks_`` — lives here once.
+
+def _check_sample_weight(sample_weight, n_samples):
+    """Validated float64 sample weights, or None for unit weights."""
+    if sample_weight is None:
+        return None
+    if np.isscalar(sample_weight):
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+    weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                         input_name="sample_weight")
+    if weight.ndim != 1 or weight.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},); got {weight.shape}."
+        )
+    if (weight < 0).any():
+        raise ValueError("sample_weight has negative values; weights must be >= 0.")
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight sums to zero; at least one weight must be > 0.")
+    return weight
+
+
+class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
+    """Shared machinery of every sk_weightfree estimator.
+
+    A family implements :meth:`_build_module` (its torch network) and may override
+    :meth:`_train` (its search or pruning rule), :meth:`_finish_training`,
+    :meth:`_extra_callbacks` and :meth:`_check_params`. A head (classifier or regressor)
+    implements the target handling, the loss and the output transform. Everything else —
+    parameter and input validation, seeding, the device-resident skorch net, warm starts
+    and ``partial_fit``, batched prediction and the export of ``coefs_``/``masks_`` —
+    lives here once.
     """
 
     _parameter_constraints = {
@@ -83,9 +127,14 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -94,29 +143,22 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         "torch_compile": ["boolean"],
     }
 
-    # ------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------ family hooks
     @abstractmethod
-    def _build_module(self, n_features, n_classes, generator):
-        """Return the untrained torch module (logits out) for this estimator."""
-
-    def _criterion(self):
-        return torch.nn.CrossEntropyLoss
+    def _build_module(self, n_features, n_outputs, generator):
+        """Return the untrained torch module (raw outputs) for this estimator."""
 
     def _extra_callbacks(self):
         return []
 
-    def _net_params(self):
-        """Extra keyword arguments for the skorch net (e.g. optimiser parameter groups)."""
-        return {}
-
     def _check_params(self):
         """Cross-parameter checks that constraints cannot express."""
 
-    def _train(self, train_data):
-        """Run the training; the default is plain skorch training for ``max_epochs``."""
-        self.net_.partial_fit(train_data)
+    def _train(self, train_data, epochs, incremental):
+        """Run the training; the default is plain skorch training for ``epochs``."""
+        self.net_.partial_fit(train_data, epochs=epochs)
 
-    def _finish_training(self, train_data):
+    def _finish_training(self, train_data, valid_data):
         """Work after training and before export: networks with batch norm re-estimate
         its statistics with the final hard masks."""
         module = self.net_.module_
@@ -129,67 +171,118 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to data.
+
+        With ``warm_start=True`` and a fitted model, training continues from the fitted
+        network and its optimiser state for ``max_epochs`` more epochs.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data (dense arrays of any numeric dtype, scipy sparse, DataFrames).
-        y : array-like of shape (n_samples,)
-            Class labels of any type.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets: class labels of any type or a multilabel indicator matrix
+            (classifiers); real values, one column per output (regressors).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights (zeros allowed). Training minimises the weighted mean of the
+            samples' losses: weights are scaled to mean 1 over the data and a batch's loss
+            is the mean of weight times loss.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
+        return self._fit_keeping_state(X, y, sample_weight, incremental=False)
+
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: each call runs one "
+                "epoch on the data it is given, so there is no held-out split to stop on. "
+                "Use fit, or score your own validation data between partial_fit calls."
+            )
+        return self._fit_keeping_state(X, y, sample_weight, incremental=True,
+                                       classes=classes)
+
+    def _fit_keeping_state(self, X, y, sample_weight, *, incremental, classes=None):
+        """Fit; a failure restores the previous state (unfitted, or the previous model)."""
         previous_state = self.__dict__.copy()
+        continuing = (incremental or self.warm_start) and hasattr(self, "net_")
+        snapshot = self.net_.snapshot() if continuing else None
         try:
             with self._device_errors():
-                return self._fit(X, y)
+                return self._fit(X, y, sample_weight, incremental=incremental,
+                                 continuing=continuing, classes=classes)
         except BaseException:
-            # A failed fit leaves the estimator as it was: unfitted, or the previous model.
+            if snapshot is not None:
+                previous_state["net_"].restore(snapshot)
             self.__dict__.clear()
             self.__dict__.update(previous_state)
             raise
 
-    def _fit(self, X, y):
-        self._check_hidden_layer_sizes()
-        self._check_params()
-        device = resolve_device(self.device)
-        X, y_encoded = self._validate_training_data(X, y)
-        rng = check_random_state(self.random_state)
-        init_seed, shuffle_seed, sample_seed, split_seed = rng.randint(0, 2**31 - 1, size=4)
-        self._sample_seed = int(sample_seed)
+    def _fit(self, X, y, sample_weight, *, incremental, continuing, classes):
+        if not continuing:
+            self._check_hidden_layer_sizes()
+            self._check_params()
+            device = resolve_device(self.device)
+        else:
+            device = torch.device(self.net_.device)
+        X, y_encoded, weights = self._validate_training_data(
+            X, y, sample_weight, first=not continuing, classes=classes,
+            incremental=incremental)
+        if not continuing:
+            rng = check_random_state(self.random_state)
+            init_seed, shuffle_seed, sample_seed, split_seed = rng.randint(0, 2**31 - 1, 4)
+            self._sample_seed, self._split_seed = int(sample_seed), int(split_seed)
+            self.t_ = 0
+        train_data, valid_data = self._make_datasets(X, y_encoded, weights, device)
+        if not continuing:
+            module = self._build_module(self.n_features_in_, self.n_outputs_,
+                                        torch.Generator().manual_seed(int(init_seed)))
+            self.net_ = self._make_net(module, device)
+            self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
+            self.net_.initialize()
+        self.net_.__dict__.pop("_predict_cache", None)
+        self.net_.train_split = None if valid_data is None else predefined_split(valid_data)
+        self.net_.valid_score_fn = self._valid_score if valid_data is not None else None
+        self.net_.scheduled_ = not incremental
+        n_epochs_before = len(self.net_.history)
+        self._train(train_data, 1 if incremental else self.max_epochs, incremental)
+        self._finish_training(train_data, valid_data)
+        self.net_.train_split = None  # drop the validation data: pickles stay small
+        self.net_.valid_score_fn = None
+        self.t_ += len(train_data) * (len(self.net_.history) - n_epochs_before)
+        self._export_fitted_attributes()
+        return self
 
-        train_data, valid_data = self._make_datasets(X, y_encoded, device, split_seed)
-        module = self._build_module(
-            self.n_features_in_, len(self.classes_),
-            torch.Generator().manual_seed(int(init_seed)),
-        )
-        self.net_ = ResidentNet(
+    def _make_net(self, module, device):
+        if self.optimizer == "sgd":
+            optimizer_params = {"momentum": self.momentum,
+                                "nesterov": self.nesterovs_momentum and self.momentum > 0}
+        else:
+            optimizer_params = {"betas": (self.beta_1, self.beta_2)}
+            if _FUSED_ADAM and device.type in ("cpu", "cuda"):
+                optimizer_params["fused"] = True  # one kernel for the whole update
+        net = self._net_class(
             module=module,
             criterion=self._criterion(),
+            criterion__reduction="none",
             optimizer=OPTIMIZERS[self.optimizer],
+            **{f"optimizer__{k}": v for k, v in optimizer_params.items()},
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             device=device,
-            train_split=None if valid_data is None else predefined_split(valid_data),
+            train_split=None,
             callbacks=self._callbacks(),
+            predict_nonlinearity=self._predict_nonlinearity(),
             verbose=0,
-            **self._net_params(),
         )
-        self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
-        self.net_.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
-        self.net_.compile_forward = self.torch_compile
-        self.net_.initialize()
-        self._train(train_data)
-        self._finish_training(train_data)
-        self.net_.train_split = None  # drop the validation data: pickles stay small
-        self._export_fitted_attributes()
-        return self
+        net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
+        net.compile_forward = self.torch_compile
+        return net
 
     def _check_hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -200,10 +293,11 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
             )
         self._hidden_sizes = tuple(int(s) for s in sizes)
 
-    def _validate_training_data(self, X, y):
+    def _validate_training_data(self, X, y, sample_weight, *, first, classes, incremental):
         X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float32, np.float64],
-            ensure_min_samples=2,
+            self, X, y, reset=first, accept_sparse=["csr", "csc"],
+            dtype=[np.float32, np.float64], ensure_min_samples=2, multi_output=True,
+            y_numeric=self._y_numeric,
         )
         largest = max(X.max(), -X.min()) if X.shape[0] * X.shape[1] else 0.0  # no |X| copy
         if largest > FLOAT32_MAX:
@@ -211,46 +305,45 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
                 f"X has values up to {largest:.3g}, beyond float32's range "
                 f"({FLOAT32_MAX:.3g}) that training uses; scale the features first."
             )
-        check_classification_targets(y)
-        encoder = LabelEncoder()
-        y_encoded = encoder.fit_transform(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                f"got 1 class ({self.classes_[0]!r})."
-            )
-        return X, y_encoded
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        weights = _check_sample_weight(sample_weight, X.shape[0])
+        y_encoded, weights = self._encode_targets(y, weights, first=first, classes=classes,
+                                                  incremental=incremental)
+        return X, y_encoded, weights
 
-    def _make_datasets(self, X, y_encoded, device, split_seed):
+    def _make_datasets(self, X, y_encoded, weights, device):
         if not self.early_stopping:
-            return ResidentData(X, y_encoded, device), None
+            return ResidentData(X, y_encoded, device, sample_weight=weights), None
+        arrays = [X, y_encoded] + ([] if weights is None else [weights])
         try:
-            X_train, X_valid, y_train, y_valid = train_test_split(
-                X, y_encoded, test_size=self.validation_fraction, stratify=y_encoded,
-                random_state=split_seed,
+            parts = train_test_split(
+                *arrays, test_size=self.validation_fraction,
+                stratify=self._stratify(y_encoded), random_state=self._split_seed,
             )
         except ValueError as exc:
             raise ValueError(
                 f"early_stopping=True could not set aside validation_fraction="
-                f"{self.validation_fraction} of {X.shape[0]} samples with every class "
-                f"represented ({exc}); use more data, a larger validation_fraction, "
-                f"or early_stopping=False."
+                f"{self.validation_fraction} of {X.shape[0]} samples"
+                f"{' with every class represented' if self._stratify(y_encoded) is not None else ''}"
+                f" ({exc}); use more data, a larger validation_fraction, or "
+                f"early_stopping=False."
             ) from None
-        return ResidentData(X_train, y_train, device), ResidentData(X_valid, y_valid, device)
+        w_train, w_valid = (None, None) if weights is None else parts[4:6]
+        return (ResidentData(parts[0], parts[2], device, sample_weight=w_train),
+                ResidentData(parts[1], parts[3], device, sample_weight=w_valid))
 
     def _callbacks(self):
         callbacks = [
             ("stopping", EarlyStopping(
-                monitor="valid_loss" if self.early_stopping else "train_loss",
+                monitor="valid_score" if self.early_stopping else "train_loss",
+                lower_is_better=not self.early_stopping,
                 patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
                 load_best=self.early_stopping, sink=_no_output,
             )),
         ]
         if self.lr_schedule == "cosine":
-            callbacks.append(("lr_schedule", LRScheduler(
-                policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
-            )))
+            callbacks.append(("lr_schedule", CosineLR()))
         callbacks += self._extra_callbacks()
         if self.verbose:
             callbacks.append(("progress", EpochProgressBar(desc=type(self).__name__)))
@@ -261,44 +354,18 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         """Re-raise a device out-of-memory error as a ``MemoryError`` with advice."""
         try:
             yield
-        except torch.OutOfMemoryError as exc:
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
+                raise  # MPS reports exhaustion as a plain RuntimeError
             raise MemoryError(
                 f"{type(self).__name__} ran out of memory on device {self.device!r} ({exc}). "
                 f"Try a smaller batch_size or hidden_layer_sizes, or device='cpu'."
             ) from None
 
+    # ------------------------------------------------------------------ export
     def _export_fitted_attributes(self):
         module = self.net_.module_
         module.eval()
-        coefs, masks = [], []
-        for weight, mask in module.connections():
-            coefs.append(weight.detach().cpu().numpy().T.astype(np.float64))
-            masks.append(mask.detach().cpu().numpy().T.astype(bool))
-        self.coefs_ = coefs
-        self.masks_ = masks
-        self.n_connections_ = int(sum(m.sum() for m in masks))
-        self.density_ = self.n_connections_ / sum(m.size for m in masks)
-        self.history_ = [
-            {
-                "epoch": row["epoch"],
-                "train_loss": float(row["train_loss"]),
-                **({"valid_loss": float(row["valid_loss"])} if "valid_loss" in row else {}),
-                "seconds": float(row["dur"]),
-            }
-            for row in self.net_.history
-        ]
-        self.n_iter_ = len(self.history_)
-        if hasattr(module, "signs"):
-            self.unit_signs_ = [s.signs.detach().cpu().numpy().copy() for s in module.signs]
-        if hasattr(module, "norms"):
-            # batch norm in eval mode is the per-unit affine map z * scale + offset
-            scales, offsets = [], []
-            for norm in module.norms:
-                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-                scales.append(scale.detach().cpu().double().numpy())
-                offsets.append((norm.bias - norm.running_mean * scale).detach().cpu()
-                               .double().numpy())
-            self.unit_scales_, self.unit_offsets_ = scales, offsets
         if not all(t.isfinite().all() for t in module.state_dict().values()
                    if t.is_floating_point()):
             raise ValueError(
@@ -306,46 +373,92 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
                 "values: scale it (e.g. StandardScaler) or lower lr."
             )
 
+        def numpy(tensors):
+            return [t.detach().cpu().double().numpy().copy() for t in tensors]
+
+        connections = module.connections()
+        self.coefs_ = [w.T for w in numpy(w for w, _ in connections)]
+        self.masks_ = [m.detach().cpu().numpy().T.astype(bool) for _, m in connections]
+        units = module.unit_arrays()
+        self.intercepts_ = numpy(units["intercepts"])
+        for name in ("unit_scales", "unit_signs"):
+            if name in units:
+                setattr(self, name + "_", numpy(units[name]))
+        self.paired_inputs_ = bool(getattr(module, "paired", False))
+        self._fold_output_transform()
+        self.n_connections_ = int(sum(m.sum() for m in self.masks_))
+        self.density_ = self.n_connections_ / sum(m.size for m in self.masks_)
+        self.n_layers_ = len(self.coefs_) + 1
+        self.history_ = [
+            {
+                "epoch": row["epoch"],
+                "train_loss": float(row["train_loss"]),
+                **{key: float(row[key]) for key in ("valid_loss", "valid_score")
+                   if key in row},
+                "seconds": float(row["dur"]),
+            }
+            for row in self.net_.history if "train_loss" in row
+        ]
+        self.n_iter_ = len(self.history_)
+        self.loss_curve_ = [row["train_loss"] for row in self.history_]
+        if self.early_stopping:
+            self.validation_scores_ = [row.get("valid_score") for row in self.history_]
+            self.best_validation_score_ = max(
+                (s for s in self.validation_scores_ if s is not None), default=None)
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = self.best_validation_score_ = None
+            self.best_loss_ = min(self.loss_curve_, default=None)
+
+    def _fold_output_transform(self):
+        """Heads whose outputs are mapped after the network fold the map into the last
+        layer here, so that the exported arrays give the predictions directly."""
+
+    def _prediction_members(self):
+        """The networks whose outputs prediction combines: ``(coefs, intercepts,
+        unit_scales)`` each; one for every estimator but weight-agnostic ensembles."""
+        scales = getattr(self, "unit_scales_", [np.ones(c.shape[1]) for c in self.coefs_])
+        return [(self.coefs_, self.intercepts_, scales)]
+
     # ------------------------------------------------------------------ predict
     def _module_device(self):
         tensors = list(self.net_.module_.parameters()) + list(self.net_.module_.buffers())
         return tensors[0].device if tensors else torch.device("cpu")
 
-    def _forward_logits(self, X):
+    def _prediction_module(self):
+        """The module prediction runs, and the input dtype it takes.
+
+        On the CPU a float64 copy, made once per fitted model: float64 makes a sample's
+        output independent of the batch it is in (float32 GEMM kernels sum in a
+        batch-size-dependent order).
+        """
+        module = self.net_.module_
+        if self._module_device().type != "cpu":
+            return module.eval(), None
+        key = (id(module),) + tuple(t._version for t in module.state_dict().values())
+        cache = self.net_.__dict__.get("_predict_cache")  # not the estimator's: predict
+        if cache is None or cache[0] != key:              # leaves its __dict__ unchanged
+            cache = (key, copy.deepcopy(module).double().eval())
+            self.net_.__dict__["_predict_cache"] = cache
+        return cache[1], torch.float64
+
+    def _forward_outputs(self, X):
+        """Raw network outputs (logits, or standardised regression outputs), float64."""
         check_is_fitted(self)
         X = validate_data(
             self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float32, np.float64]
         )
+        module, dtype = self._prediction_module()
         device = self._module_device()
-        module = self.net_.module_
-        if device.type == "cpu":
-            # float64 on the CPU makes a sample's output independent of the batch it is in
-            # (float32 GEMM kernels sum in a batch-size-dependent order).
-            module = copy.deepcopy(module).double()
-        module.eval()
-        data = ResidentData(X, None, device,
-                            dtype=torch.float64 if device.type == "cpu" else None)
+        data = ResidentData(X, None, device, dtype=dtype)
+        rows = max(1, min(PREDICT_BATCH_SIZE, PREDICT_MAX_VALUES // max(1, X.shape[1])))
         with torch.inference_mode(), self._device_errors():
-            logits = [
-                module(data.rows(slice(start, start + PREDICT_BATCH_SIZE))).double().cpu()
-                for start in range(0, len(data), PREDICT_BATCH_SIZE)
+            outputs = [
+                module(data.rows(slice(start, start + rows))).double().cpu()
+                for start in range(0, len(data), rows)
             ]
-        return torch.cat(logits).numpy()
-
-    def predict_log_proba(self, X):
-        """Log class probabilities, shape (n_samples, n_classes), in ``classes_`` order."""
-        logits = self._forward_logits(X)
-        return logits - logsumexp(logits, axis=1, keepdims=True)
-
-    def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        proba = np.exp(self.predict_log_proba(X))
-        return proba / proba.sum(axis=1, keepdims=True)
-
-    def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
-        logits = self._forward_logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        outputs = torch.cat(outputs, dim=-2).numpy()
+        return self._combine_members(outputs) if outputs.ndim == 3 else outputs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -353,20 +466,251 @@ class BaseNetworkClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+class ClassifierHeadMixin(ClassifierMixin):
+    """Classifier head: labels of any type, multiclass (softmax) or multilabel (sigmoids).
 
-class SurrogateSearchMixin:
-    """The surrogate-gradient mask search's own parameters: sampling and temperature.
-
-    Mixed in before :class:`BaseNetworkClassifier` by the estimators that search masks
-    with :func:`~sk_weightfree.nn.straight_through_mask`.
+    Binary problems use two softmax outputs (``n_outputs_ == 2``), where
+    ``MLPClassifier`` uses one logistic output.
     """
 
-    _surrogate_constraints = {
-        "sampling": [StrOptions(set(SAMPLING_MODES))],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
-    }
+    _head_constraints = {"class_weight": [dict, StrOptions({"balanced"}), None]}
+    _net_class = ResidentClassifierNet
+    _y_numeric = False
 
-    def _extra_callbacks(self):
-        end = self.temperature if self.final_temperature is None else self.final_temperature
-        return [("temperature", TemperatureSchedule(self.temperature, end, self.max_epochs))]
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one epoch over ``(X, y)``, continuing from the current model.
+
+        The optimiser state is kept between calls; the learning rate and temperature are
+        not scheduled (``lr`` and ``temperature`` apply).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like of shape (n_classes,), default=None
+            Every class that ``y`` can hold, required on the first call (as in
+            ``MLPClassifier``) unless ``y`` is a multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._partial_fit(X, y, sample_weight, classes)
+
+    def _criterion(self):
+        return torch.nn.BCEWithLogitsLoss if self._multilabel else torch.nn.CrossEntropyLoss
+
+    def _predict_nonlinearity(self):
+        return torch.sigmoid if self._multilabel else _softmax_last
+
+    def _stratify(self, y_encoded):
+        return None if self._multilabel else y_encoded
+
+    def _encode_targets(self, y, weights, *, first, classes, incremental):
+        multilabel = type_of_target(y) == "multilabel-indicator"
+        if not multilabel:
+            check_classification_targets(y)
+        if first:
+            self._set_classes(y, multilabel, classes, incremental)
+        elif multilabel != self._multilabel or (multilabel and y.shape[1] != self.n_outputs_):
+            raise ValueError(
+                f"y must have the form of the data this model was fitted on "
+                f"({'a multilabel indicator matrix with ' + str(self.n_outputs_) + ' columns' if self._multilabel else 'class labels'})."
+            )
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={classes!r} is not the same as on the first call to partial_fit "
+                f"({self.classes_!r})."
+            )
+        if self._multilabel:
+            if self.class_weight is not None:
+                raise ValueError("class_weight is not supported with multilabel y.")
+            return np.asarray(y, dtype=np.float32), weights
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unseen):
+            what = "partial_fit's classes" if incremental else "the classes of the first fit"
+            raise ValueError(
+                f"y holds label(s) {unseen.tolist()} not among {what} {self.classes_.tolist()}"
+                f"{'; warm_start continues the fitted model and needs the same classes' if not incremental else ''}."
+            )
+        y_encoded = np.searchsorted(self.classes_, y)
+        return y_encoded.astype(np.int64), self._apply_class_weight(y, y_encoded, weights,
+                                                                    incremental)
+
+    def _set_classes(self, y, multilabel, classes, incremental):
+        self._multilabel = multilabel
+        self.out_activation_ = "logistic" if multilabel else "softmax"
+        if multilabel:
+            self.classes_ = np.arange(y.shape[1])
+            self.n_outputs_ = y.shape[1]
+            return
+        if incremental and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        self.classes_ = LabelEncoder().fit(y if classes is None else classes).classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                f"got 1 class ({self.classes_[0]!r})."
+            )
+        self.n_outputs_ = len(self.classes_)
+
+    def _apply_class_weight(self, y, y_encoded, weights, incremental):
+        if self.class_weight is None:
+            return weights
+        if self.class_weight == "balanced" and incremental:
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit (the class "
+                "frequencies of the whole data are unknown); pass a dict of weights."
+            )
+        per_class = compute_class_weight(self.class_weight, classes=self.classes_,
+                                         y=y if self.class_weight == "balanced" else self.classes_)
+        class_weights = per_class[y_encoded]
+        return class_weights if weights is None else weights * class_weights
+
+    def _valid_score(self, outputs, y, w):
+        """Validation accuracy (subset accuracy for multilabel), weighted."""
+        if outputs.dim() == 3:
+            return float(np.mean([self._valid_score(o, y, w) for o in outputs]))
+        if self._multilabel:
+            correct = ((outputs > 0) == (y > 0.5)).all(dim=1)
+        else:
+            correct = outputs.argmax(dim=1) == y
+        correct = correct.double().cpu().numpy()
+        return float(np.average(correct, weights=None if w is None else w.cpu().numpy()))
+
+    def _combine_members(self, outputs):
+        """One output from several networks' (leading axis): the log of the mean
+        probability."""
+        if self._multilabel:
+            return logit(expit(outputs).mean(axis=0))
+        log_proba = outputs - logsumexp(outputs, axis=-1, keepdims=True)
+        return logsumexp(log_proba, axis=0) - np.log(len(outputs))
+
+    def decision_function(self, X):
+        """Raw network outputs: shape (n_samples,) for two classes (the second logit minus
+        the first), else (n_samples, n_outputs_)."""
+        outputs = self._forward_outputs(X)
+        if not self._multilabel and outputs.shape[1] == 2:
+            return outputs[:, 1] - outputs[:, 0]
+        return outputs
+
+    def predict_log_proba(self, X):
+        """Log class probabilities, shape (n_samples, n_outputs_), in ``classes_`` order."""
+        outputs = self._forward_outputs(X)
+        if self._multilabel:
+            return -np.logaddexp(0.0, -outputs)
+        return outputs - logsumexp(outputs, axis=1, keepdims=True)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_outputs_), columns in ``classes_``
+        order; for multilabel ``y``, one independent probability per label."""
+        outputs = self._forward_outputs(X)
+        if self._multilabel:
+            return expit(outputs)
+        return softmax(outputs, axis=1)
+
+    def predict(self, X):
+        """Predicted class labels (shape (n_samples,)), or the indicator matrix for
+        multilabel ``y``."""
+        outputs = self._forward_outputs(X)
+        if self._multilabel:
+            return (outputs > 0).astype(int)
+        return self.classes_[np.argmax(outputs, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class RegressorHeadMixin(RegressorMixin):
+    """Regressor head: real targets, one or several outputs, standardised inside ``fit``.
+
+    The network is trained on ``(y - mean) / std`` (statistics of the first fit) and its
+    outputs are mapped back, so unscaled targets work out of the box — a step beyond
+    ``MLPRegressor``. The map is folded into the last layer of the exported arrays.
+    """
+
+    _head_constraints = {"loss": [StrOptions({"squared_error", "absolute_error", "huber"})]}
+    _net_class = ResidentRegressorNet
+    _y_numeric = True
+    _LOSSES = {"squared_error": torch.nn.MSELoss, "absolute_error": torch.nn.L1Loss,
+               "huber": torch.nn.HuberLoss}
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Run one epoch over ``(X, y)``, continuing from the current model.
+
+        The optimiser state and the target standardisation of the first call are kept;
+        the learning rate and temperature are not scheduled.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def _criterion(self):
+        return self._LOSSES[self.loss]
+
+    def _predict_nonlinearity(self):
+        return None
+
+    def _stratify(self, y_encoded):
+        return None
+
+    def _encode_targets(self, y, weights, *, first, classes, incremental):
+        y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        if not np.isfinite(y2).all():
+            raise ValueError("y contains NaN or infinity.")
+        if first:
+            self.out_activation_ = "identity"
+            self._single_output = y.ndim == 1
+            self.n_outputs_ = y2.shape[1]
+            self._target_mean = np.average(y2, axis=0, weights=weights)
+            scale = np.sqrt(np.average((y2 - self._target_mean) ** 2, axis=0,
+                                       weights=weights))
+            self._target_scale = np.where(scale > 0, scale, 1.0)
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y2.shape[1]} output(s) but this model was fitted on "
+                f"{self.n_outputs_}."
+            )
+        return ((y2 - self._target_mean) / self._target_scale).astype(np.float32), weights
+
+    def _combine_members(self, outputs):
+        """One output from several networks' (leading axis): their mean."""
+        return outputs.mean(axis=0)
+
+    def _valid_score(self, outputs, y, w):
+        """Validation R² (uniform average over outputs), weighted."""
+        if outputs.dim() == 3:
+            return float(np.mean([self._valid_score(o, y, w) for o in outputs]))
+        return float(r2_score(y.cpu().numpy(), outputs.double().cpu().numpy(),
+                              sample_weight=None if w is None else w.cpu().numpy()))
+
+    def _fold_output_transform(self):
+        scale, mean = self._target_scale, self._target_mean
+        if hasattr(self, "unit_scales_"):
+            self.unit_scales_[-1] = self.unit_scales_[-1] * scale
+        else:
+            self.coefs_[-1] = self.coefs_[-1] * scale
+        self.intercepts_[-1] = self.intercepts_[-1] * scale + mean
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs_)."""
+        outputs = self._forward_outputs(X) * self._target_scale + self._target_mean
+        return outputs.ravel() if self._single_output else outputs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

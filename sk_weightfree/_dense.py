@@ -1,22 +1,14 @@
-"""DenseClassifier: the fully connected, real-weight reference."""
+"""The fully connected, real-weight reference: DenseClassifier and DenseRegressor."""
 
-from ._base import BaseNetworkClassifier, store_params
+from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from .nn import DenseMLP
 
-
-class DenseClassifier(BaseNetworkClassifier):
-    """Standard fully connected MLP with real weights, trained with skorch on torch.
-
-    The reference the sparse and weight-free estimators are compared with.
-
-    Parameters
-    ----------
-    hidden_layer_sizes : tuple of int, default=(300, 100)
+_SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         Width of each hidden layer.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden-unit activation.
     max_epochs : int, default=30
-        Number of passes over the training data.
+        Number of passes over the training data (per call to ``fit``).
     batch_size : int, default=128
         Mini-batch size (capped at the number of samples).
     lr : float, default=1e-3
@@ -24,53 +16,92 @@ class DenseClassifier(BaseNetworkClassifier):
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         Torch optimiser.
     lr_schedule : {"constant", "cosine"}, default="constant"
-        Learning-rate schedule over epochs.
+        Learning-rate schedule over the epochs of each ``fit``.
+    momentum : float in [0, 1], default=0.9
+        Momentum of ``optimizer="sgd"`` (as ``MLPClassifier``'s).
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for ``optimizer="sgd"``.
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's (and AdamW's) moment decay rates.
     device : str, default="auto"
-        "auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N".
+        "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:N" or "mps".
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation and shuffling; the same value gives the same model on the CPU.
     verbose : int, default=0
         ``> 0`` shows a progress bar over epochs.
+    warm_start : bool, default=False
+        A ``fit`` on a fitted model continues from its network and optimiser state.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data and stop when the validation loss has
-        not improved by ``tol`` for ``n_iter_no_change`` epochs (restoring the best epoch).
+        Hold out ``validation_fraction`` of the data and stop when the validation score
+        (accuracy, or R² for regressors — as ``MLPClassifier``/``MLPRegressor``) has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs, restoring the best epoch.
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
     n_iter_no_change : int, default=10
         Patience, in epochs, of the stopping rule (on the training loss when
         ``early_stopping=False``).
     tol : float, default=1e-4
-        Smallest loss improvement that counts.
+        Smallest improvement that counts.
     precision : {"float32", "bfloat16"}, default="float32"
-        "bfloat16" runs the forward passes under ``torch.autocast`` (bf16 matmuls; mostly
-        worthwhile on a GPU). Parameters and the loss stay float32.
+        "bfloat16" runs the training forward passes under ``torch.autocast``.
     torch_compile : bool, default=False
-        Compile the module's forward pass with ``torch.compile`` for training (pays off on
-        a GPU for long fits; the first epoch is slower while it compiles).
+        Compile the module's forward pass with ``torch.compile`` for training."""
 
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
+_SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
+        Class labels (classifiers; ``arange(n_labels)`` for multilabel ``y``).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when ``X`` has string feature names.
     coefs_ : list of ndarray of shape (n_in, n_out)
-        The weights the network predicts with.
+        Per layer, the weights the network predicts with (see the user guide's formula).
     intercepts_ : list of ndarray of shape (n_out,)
     masks_ : list of ndarray of bool, same shapes as ``coefs_``
     density_ : float
-        Fraction of possible edges present (1.0 for a dense network).
+        Fraction of possible edges present.
     n_connections_ : int
+    n_layers_, n_outputs_ : int
+    out_activation_ : {"softmax", "logistic", "identity"}
     history_ : list of dict
-        Per epoch: ``epoch``, ``train_loss``, ``seconds`` (and ``valid_loss``).
+        Per epoch: ``epoch``, ``train_loss``, ``seconds`` (and ``valid_loss``,
+        ``valid_score`` with early stopping).
+    loss_curve_ : list of float
+    best_loss_ : float or None
+    validation_scores_ : list of float or None
+    best_validation_score_ : float or None
     n_iter_ : int
-        Epochs run.
-    net_ : skorch.NeuralNetClassifier
-        The underlying skorch net.
+        Epochs run (over all calls).
+    t_ : int
+        Training samples seen (over all calls).
+    net_ : skorch.NeuralNet
+        The underlying skorch net."""
+
+
+class _DenseBase(BaseNetwork):
+    def _build_module(self, n_features, n_outputs, generator):
+        return DenseMLP(n_features, self._hidden_sizes, n_outputs,
+                        activation=self.activation, generator=generator)
+
+
+class DenseClassifier(ClassifierHeadMixin, _DenseBase):
+    __doc__ = f"""Standard fully connected MLP with real weights, trained with skorch on torch.
+
+    The reference the sparse and weight-free estimators are compared with.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS}
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight`` (as in scikit-learn's
+        linear models).
+
+    Attributes
+    ----------
+    {_SHARED_ATTRIBUTES}
 
     See Also
     --------
-    WeightFreeClassifier : {0,1} weights, learned structure.
+    DenseRegressor : the same network for regression.
+    WeightFreeClassifier : {{0,1}} weights, learned structure.
     PrunedClassifier : dense network pruned to a target density.
 
     Examples
@@ -83,18 +114,57 @@ class DenseClassifier(BaseNetworkClassifier):
     True
     """
 
+    _parameter_constraints = {**BaseNetwork._parameter_constraints,
+                              **ClassifierHeadMixin._head_constraints}
+
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
-                 device="auto", random_state=None, verbose=0, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 precision="float32", torch_compile=False):
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False, class_weight=None):
         store_params(self, locals())
 
-    def _build_module(self, n_features, n_classes, generator):
-        return DenseMLP(n_features, self._hidden_sizes, n_classes,
-                        activation=self.activation, generator=generator)
 
-    def _export_fitted_attributes(self):
-        super()._export_fitted_attributes()
-        self.intercepts_ = [layer.bias.detach().cpu().numpy().astype(float)
-                            for layer in self.net_.module_.linears]
+class DenseRegressor(RegressorHeadMixin, _DenseBase):
+    __doc__ = f"""Standard fully connected MLP with real weights, for regression.
+
+    Targets are standardised inside ``fit`` and predictions mapped back, so unscaled
+    targets work out of the box (``MLPRegressor`` leaves that to the user); the map is
+    folded into the last layer's ``coefs_``/``intercepts_``. ``score`` is R².
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS}
+    loss : {{"squared_error", "absolute_error", "huber"}}, default="squared_error"
+        Training loss, on the standardised targets (Huber's threshold is 1 standard
+        deviation of ``y``).
+
+    Attributes
+    ----------
+    {_SHARED_ATTRIBUTES}
+
+    See Also
+    --------
+    DenseClassifier : the same network for classification.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_friedman1
+    >>> from sk_weightfree import DenseRegressor
+    >>> X, y = make_friedman1(n_samples=500, random_state=0)
+    >>> reg = DenseRegressor(max_epochs=20, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.8
+    True
+    """
+
+    _parameter_constraints = {**BaseNetwork._parameter_constraints,
+                              **RegressorHeadMixin._head_constraints}
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False, loss="squared_error"):
+        store_params(self, locals())

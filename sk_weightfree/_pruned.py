@@ -1,4 +1,5 @@
-"""PrunedClassifier: a dense network magnitude-pruned to a target density."""
+"""A dense network magnitude-pruned to a target density: PrunedClassifier and
+PrunedRegressor."""
 
 from numbers import Integral, Real
 
@@ -6,25 +7,22 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch.nn.utils import prune
 
-from ._base import store_params
-from ._dense import DenseClassifier
+from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
+from ._dense import _SHARED_ATTRIBUTES, _DenseBase
 
-
-class PrunedClassifier(DenseClassifier):
-    """Dense MLP trained, then magnitude-pruned to ``density`` (optionally iteratively).
-
-    Training runs ``max_epochs`` on the dense network; then ``n_rounds`` rounds each remove
+_PRUNED_DESCRIPTION = """Training runs ``max_epochs`` on the dense network; then ``n_rounds`` rounds each remove
     the smallest-magnitude surviving weights (``torch.nn.utils.prune``) so that the kept
     fraction falls geometrically to ``density``, each followed by ``finetune_epochs`` of
-    retraining of the survivors. With ``rewind=True`` the survivors are reset to their
-    initial values before retraining (lottery-ticket style). Biases are never pruned.
+    retraining of the survivors (a cosine schedule restarts in each phase). With
+    ``rewind=True`` the survivors are reset to their values at the start of ``fit`` before
+    retraining (lottery-ticket style). Biases are never pruned. The pruning masks stay on
+    the network: ``partial_fit`` and warm starts continue training under the current mask,
+    and a pruned edge never comes back."""
 
-    Parameters
-    ----------
-    hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol, \
-precision, torch_compile
-        As in :class:`DenseClassifier`.
+_PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
+momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
+early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile
+        As in :class:`DenseClassifier`; ``max_epochs`` counts the dense training only.
     density : float in (0, 1], default=0.1
         Fraction of weights kept.
     pruning : {"global", "layer"}, default="global"
@@ -36,39 +34,24 @@ precision, torch_compile
     finetune_epochs : int, default=10
         Retraining epochs after each round (0 for none).
     rewind : bool, default=False
-        Reset surviving weights to their initialisation before each retraining.
+        Reset surviving weights to their values at the start of ``fit`` before each
+        retraining."""
 
-    Attributes
-    ----------
-    coefs_ : list of ndarray of shape (n_in, n_out)
-        Zero exactly where ``masks_`` is False.
-    intercepts_ : list of ndarray of shape (n_out,)
-    masks_, density_, n_connections_, classes_, n_features_in_, history_, n_iter_, net_
-        As in :class:`DenseClassifier`; ``history_`` covers training and retraining.
+_PRUNED_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
+    "Per layer, the weights the network predicts with (see the user guide's formula).",
+    "Per layer, the weights the network predicts with; zero exactly where ``masks_`` is "
+    "False.")
 
-    See Also
-    --------
-    DenseClassifier : the unpruned network.
-    WeightFreeClassifier : {0,1} weights, structure searched directly.
-    """
 
+class _PrunedBase(_DenseBase):
     _parameter_constraints = {
-        **DenseClassifier._parameter_constraints,
+        **BaseNetwork._parameter_constraints,
         "density": [Interval(Real, 0, 1, closed="right")],
         "pruning": [StrOptions({"global", "layer"})],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
         "rewind": ["boolean"],
     }
-
-    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
-                 device="auto", random_state=None, verbose=0, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 precision="float32", torch_compile=False,
-                 density=0.1,
-                 pruning="global", n_rounds=1, finetune_epochs=10, rewind=False):
-        store_params(self, locals())
 
     def _check_params(self):
         if self.rewind and self.finetune_epochs == 0:
@@ -77,12 +60,15 @@ precision, torch_compile
                 "finetune_epochs >= 1 to retrain them; got finetune_epochs=0."
             )
 
-    def _train(self, train_data):
+    def _train(self, train_data, epochs, incremental):
+        if incremental:  # training continues under the current mask
+            self.net_.partial_fit(train_data, epochs=epochs)
+            return
         layers = list(self.net_.module_.linears)
-        initial = [(layer.weight.detach().clone(), layer.bias.detach().clone())
+        initial = [(_weight_parameter(layer).detach().clone(), layer.bias.detach().clone())
                    for layer in layers]
-        self.net_.partial_fit(train_data)
-        sizes = [layer.weight.numel() for layer in layers]
+        self.net_.partial_fit(train_data, epochs=epochs)
+        sizes = [_weight_parameter(layer).numel() for layer in layers]
         for round_ in range(1, self.n_rounds + 1):
             if self.net_.interrupted_:  # stop where the user interrupted
                 break
@@ -91,11 +77,15 @@ precision, torch_compile
             if self.rewind:
                 self._rewind(layers, initial)
             if self.finetune_epochs:
-                self._restart_schedule()
                 self.net_.partial_fit(train_data, epochs=self.finetune_epochs)
-        for layer in layers:
-            if prune.is_pruned(layer):
-                prune.remove(layer, "weight")
+
+    def _finish_training(self, train_data, valid_data):
+        # prune's forward hook leaves ``weight`` as a non-leaf tensor of the last training
+        # step, which can be neither deep-copied nor pickled: recompute it without a graph.
+        with torch.no_grad():
+            for layer in self.net_.module_.linears:
+                if prune.is_pruned(layer):
+                    layer.weight = layer.weight_orig * layer.weight_mask
 
     def _prune_to(self, layers, sizes, kept_fraction):
         """Prune (by magnitude, among survivors) until ``kept_fraction`` of weights remain."""
@@ -127,7 +117,7 @@ precision, torch_compile
             floors = [max(1, target * f // sum(floors)) for f in floors]
         scores = []
         for layer, layer_alive, floor in zip(layers, alive, floors):
-            weight = layer.weight.detach().abs()
+            weight = (_weight_parameter(layer) * layer_alive).detach().abs()
             score = torch.where(layer_alive, weight,
                                 torch.full_like(weight, -torch.inf)).flatten()
             if floor:
@@ -136,8 +126,8 @@ precision, torch_compile
         flat = torch.cat(scores)
         keep = torch.zeros_like(flat, dtype=torch.bool)
         keep[torch.topk(flat, min(max(target, sum(floors)), len(flat))).indices] = True
-        parts = keep.split([layer.weight.numel() for layer in layers])
-        return [part.view_as(layer.weight).to(layer.weight.dtype)
+        parts = keep.split([_weight_parameter(layer).numel() for layer in layers])
+        return [part.view_as(_weight_parameter(layer)).to(_weight_parameter(layer).dtype)
                 for part, layer in zip(parts, layers)]
 
     def _rewind(self, layers, initial):
@@ -147,14 +137,83 @@ precision, torch_compile
                 layer.bias.copy_(bias)
         self.net_.initialize_optimizer()
 
-    def _restart_schedule(self):
-        """A cosine schedule restarts over each retraining phase (from ``lr``)."""
-        if self.lr_schedule == "cosine":
-            self.net_.initialize_optimizer()
-            schedule = dict(self.net_.callbacks_)["lr_schedule"]
-            schedule.T_max, schedule.last_epoch = self.finetune_epochs, -1  # its kwargs
+
+def _weight_parameter(layer):
+    """The trained weight tensor: ``weight_orig`` once ``torch.nn.utils.prune`` has
+    reparametrised the layer (``weight`` is then recomputed at each forward pass)."""
+    return getattr(layer, "weight_orig", layer.weight)
 
 
 def _alive(layer):
     """Boolean mask of the weights ``torch.nn.utils.prune`` has not removed yet."""
-    return getattr(layer, "weight_mask", torch.ones_like(layer.weight)).bool()
+    return getattr(layer, "weight_mask", torch.ones_like(_weight_parameter(layer))).bool()
+
+class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
+    __doc__ = f"""Dense MLP trained, then magnitude-pruned to ``density`` (optionally iteratively).
+
+    {_PRUNED_DESCRIPTION}
+
+    Parameters
+    ----------
+    {_PRUNED_PARAMETERS}
+    class_weight : dict, "balanced" or None, default=None
+        As in :class:`DenseClassifier`.
+
+    Attributes
+    ----------
+    {_PRUNED_ATTRIBUTES}
+
+    See Also
+    --------
+    PrunedRegressor : the same for regression.
+    DenseClassifier : the unpruned network.
+    WeightFreeClassifier : {{0,1}} weights, structure searched directly.
+    """
+
+    _parameter_constraints = {**_PrunedBase._parameter_constraints,
+                              **ClassifierHeadMixin._head_constraints}
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False, density=0.1,
+                 pruning="global", n_rounds=1, finetune_epochs=10, rewind=False,
+                 class_weight=None):
+        store_params(self, locals())
+
+
+class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
+    __doc__ = f"""Dense MLP trained, then magnitude-pruned to ``density``, for regression.
+
+    {_PRUNED_DESCRIPTION}
+
+    Parameters
+    ----------
+    {_PRUNED_PARAMETERS}
+    loss : {{"squared_error", "absolute_error", "huber"}}, default="squared_error"
+        As in :class:`DenseRegressor`.
+
+    Attributes
+    ----------
+    {_PRUNED_ATTRIBUTES}
+
+    See Also
+    --------
+    PrunedClassifier : the same for classification.
+    """
+
+    _parameter_constraints = {**_PrunedBase._parameter_constraints,
+                              **RegressorHeadMixin._head_constraints}
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False, density=0.1,
+                 pruning="global", n_rounds=1, finetune_epochs=10, rewind=False,
+                 loss="squared_error"):
+        store_params(self, locals())
+

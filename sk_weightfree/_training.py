@@ -1,25 +1,29 @@
-"""The device-resident data path and the skorch net the estimators drive."""
+"""The device-resident data path and the skorch nets the estimators drive."""
 
+import contextlib
+import copy
+import math
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from skorch import NeuralNetClassifier
+from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer
-
-from .nn import set_temperature
 
 
 class ResidentData(torch.utils.data.Dataset):
-    """Features and encoded labels converted once and held on the training device.
+    """Features, targets and sample weights converted once and held on the device.
 
     Dense ``X`` becomes one float32 (``dtype=torch.float64``: float64) tensor on ``device``
-    (no copy when it already is a C-contiguous array of that type and the device is the CPU). Sparse ``X`` stays a CSR matrix
-    on the host and only the rows of a batch are densified and moved.
+    (no copy when it already is a C-contiguous array of that type and the device is the
+    CPU). Sparse ``X`` stays a CSR matrix on the host and only the rows of a batch are
+    densified and moved. ``y`` keeps its kind: integer class codes become a long tensor,
+    anything else (multilabel indicators, regression targets) float32. ``sample_weight``
+    (or None for unit weights) becomes a float32 tensor.
     """
 
-    def __init__(self, X, y, device, dtype=None):
+    def __init__(self, X, y, device, dtype=None, sample_weight=None):
         self.device = torch.device(device)
         numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
         if sp.issparse(X):
@@ -32,13 +36,22 @@ class ResidentData(torch.utils.data.Dataset):
                 warnings.filterwarnings("ignore", message=".*not writable.*")
                 X = torch.as_tensor(np.ascontiguousarray(X, dtype=numpy_dtype))
             self.X = X.to(self.device)
-        self.y = None if y is None else torch.as_tensor(y, dtype=torch.long).to(self.device)
+        self.y = None if y is None else _target_tensor(y).to(self.device)
+        if sample_weight is not None:
+            # Scaled to mean 1 over the data: a batch's loss is then mean(w * loss), an
+            # unbiased estimate of the weighted mean over the data, and a batch of
+            # low-weight samples weighs little (dividing by the batch's own weight sum
+            # would give it full weight).
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            sample_weight = sample_weight / sample_weight.mean()
+        self.w = None if sample_weight is None else torch.as_tensor(
+            sample_weight, dtype=torch.float32).to(self.device)
 
     def __len__(self):
         return self.X_sparse.shape[0] if self.X is None else self.X.shape[0]
 
     def __getitem__(self, index):
-        return self.rows(slice(index, index + 1)), self.y[index]
+        return self.rows(slice(index, index + 1)), self.targets(slice(index, index + 1))
 
     def rows(self, index):
         """Rows ``index`` (a slice or an index tensor) of X as a dense tensor on the device."""
@@ -48,12 +61,24 @@ class ResidentData(torch.utils.data.Dataset):
             index = index.cpu().numpy()
         return torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
 
+    def targets(self, index):
+        """``(y, sample_weight)`` of rows ``index``; the weight is None for unit weights."""
+        return self.y[index], None if self.w is None else self.w[index]
+
+
+def _target_tensor(y):
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
+        return torch.as_tensor(y, dtype=torch.long)
+    return torch.as_tensor(np.ascontiguousarray(y, dtype=np.float32))
+
 
 class DeviceBatchIterator:
-    """Mini-batches sliced from a :class:`ResidentData`; no DataLoader, no collation.
+    """Mini-batches ``(X, (y, w))`` sliced from a :class:`ResidentData`; no DataLoader.
 
     Each pass visits every sample exactly once. A final batch of a single sample is merged
     into the previous one so that batch normalisation always sees at least two samples.
+    Without targets the batches are plain ``X`` tensors.
     """
 
     def __init__(self, data, batch_size, *, shuffle=False, generator=None):
@@ -79,8 +104,10 @@ class DeviceBatchIterator:
             order = order.to(self.data.device)
         for start, stop in self._bounds():
             index = slice(start, stop) if order is None else order[start:stop]
-            y = None if self.data.y is None else self.data.y[index]
-            yield self.data.rows(index), y
+            if self.data.y is None:
+                yield self.data.rows(index)
+            else:
+                yield self.data.rows(index), self.data.targets(index)
 
 
 class EpochProgressBar(Callback):
@@ -108,24 +135,58 @@ class EpochProgressBar(Callback):
         return state
 
 
-class ResidentNet(NeuralNetClassifier):
-    """``NeuralNetClassifier`` fed by :class:`DeviceBatchIterator`, with a lean epoch.
+class ScheduledCallback(Callback):
+    """Base of the per-epoch schedules: the position within the current training call.
 
-    skorch still runs the loop, the optimiser, the epoch callbacks and the history. Two
-    things change: batches come from the device-resident iterator instead of a DataLoader,
-    and per-batch bookkeeping moves to the epoch — the loss is summed on the device and
-    read once per epoch (one host synchronisation instead of one per batch), and no
-    per-batch callback hooks run (the estimators' callbacks are all epoch-level).
-    An interrupted epoch (KeyboardInterrupt, which skorch catches) is rolled back: the
-    module returns to the state of the last completed epoch and the partial history row
-    is dropped.
-    ``shuffle_generator`` (a CPU ``torch.Generator``) makes shuffling reproducible without
-    touching torch's global random state.
+    ``fraction(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase) and
+    approaches 1 at its last; during an estimator's ``partial_fit`` schedules are off
+    (``net.scheduled_`` is False) and the value at fraction 0 applies.
+    """
+
+    @staticmethod
+    def epoch_in_call(net):
+        return len(net.history) - 1 - net.call_start_epoch_
+
+    def active(self, net):
+        return getattr(net, "scheduled_", True)
+
+
+class CosineLR(ScheduledCallback):
+    """Cosine decay of the learning rate from ``net.lr`` over the epochs of each call.
+
+    Epoch ``e`` of ``T`` uses ``lr * (1 + cos(pi * e / T)) / 2``, as
+    ``torch.optim.lr_scheduler.CosineAnnealingLR`` stepped once per epoch; each call to
+    ``fit`` (and each pruning fine-tune phase) restarts it.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        factor = 1.0
+        if self.active(net):
+            factor = 0.5 * (1.0 + math.cos(math.pi * self.epoch_in_call(net)
+                                           / max(1, net.epochs_planned_)))
+        for group in net.optimizer_.param_groups:
+            group["lr"] = net.lr * factor
+
+
+class ResidentNetMixin:
+    """skorch net fed by :class:`DeviceBatchIterator`, with a lean epoch.
+
+    skorch still runs the loop, the optimiser, the epoch callbacks and the history. What
+    changes: batches come from the device-resident iterator instead of a DataLoader; the
+    loss is weighted by per-sample weights (see :class:`ResidentData`);
+    per-batch bookkeeping moves to the epoch (the loss is summed on the device and read
+    once per epoch, and no per-batch callbacks run — the estimators' callbacks are all
+    epoch-level); with ``valid_score_fn`` set the validation pass also records
+    ``valid_score``. An interrupted epoch (KeyboardInterrupt, which skorch catches) is
+    rolled back: module and optimiser return to the last completed epoch and the partial
+    history row is dropped. ``shuffle_generator`` (a CPU ``torch.Generator``) makes
+    shuffling reproducible without touching torch's global random state.
     """
 
     shuffle_generator = None
     autocast_dtype = None  # e.g. torch.bfloat16: training forward passes under autocast
     compile_forward = False  # train through torch.compile(module_)
+    valid_score_fn = None  # (outputs, y, w) -> float, set by the estimator
 
     @property
     def _default_callbacks(self):
@@ -142,9 +203,25 @@ class ResidentNet(NeuralNetClassifier):
         return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
                                    generator=self.shuffle_generator)
 
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if not isinstance(y_true, tuple):  # skorch's own paths (plain arrays)
+            y_true = (y_true, None)
+        y, w = y_true
+        if y_pred.dim() == 3:  # one output per shared weight value: average the loss
+            losses = torch.stack([self._per_sample(p, y) for p in y_pred]).mean(dim=0)
+        else:
+            losses = self._per_sample(y_pred, y)
+        return losses.mean() if w is None else (losses * w).mean()
+
+    def _per_sample(self, y_pred, y):
+        """The criterion (built with ``reduction="none"``) averaged to one value a row."""
+        losses = self.criterion_(y_pred, y)
+        return losses.flatten(1).mean(dim=1) if losses.dim() > 1 else losses
+
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         self.interrupted_ = False
-        self._last_epoch_state = self._module_state()
+        self.call_start_epoch_ = len(self.history)
+        self._last_epoch_state = self.snapshot()
         self.epochs_planned_ = fit_params.get("epochs") or self.max_epochs
         super().partial_fit(X, y, classes, **fit_params)
         del self._last_epoch_state
@@ -154,27 +231,45 @@ class ResidentNet(NeuralNetClassifier):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            # skorch stops on KeyboardInterrupt (early stopping raises it between epochs).
-            # An epoch without a recorded loss was cut short by the user: roll it back
-            # here, before skorch's on_train_end lets EarlyStopping restore the best epoch.
-            if len(self.history) and "train_loss" not in self.history[-1]:
+            # skorch stops on KeyboardInterrupt, which EarlyStopping also raises between
+            # epochs. Anything else is the user: roll back an epoch cut short (no complete
+            # history row) here, before skorch's on_train_end lets EarlyStopping restore
+            # the best epoch.
+            stopper = dict(self.callbacks_).get("stopping")
+            if stopper is None or getattr(stopper, "misses_", 0) < stopper.patience:
                 self.interrupted_ = True
-                self.module_.load_state_dict(self._last_epoch_state)
-                self.history.pop()
+                row = self.history[-1] if len(self.history) else {}
+                if row and ("train_loss" not in row or (
+                        self.train_split is not None and "valid_loss" not in row)):
+                    self.restore(self._last_epoch_state)
                 warnings.warn(
-                    f"Training interrupted by the user after {len(self.history)} complete "
-                    f"epoch(s); the model holds the last completed epoch.", UserWarning,
+                    f"Training interrupted by the user after "
+                    f"{len(self.history) - self.call_start_epoch_} complete epoch(s) of this "
+                    f"call; the model holds the last completed epoch.", UserWarning,
                     stacklevel=2,
                 )
             raise
 
+    def snapshot(self):
+        """Copies of the module's and optimiser's states and the history length."""
+        return {
+            "module": {k: v.detach().clone() for k, v in self.module_.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer_.state_dict()),
+            "n_epochs": sum("train_loss" in row for row in self.history),
+        }
+
+    def restore(self, snapshot):
+        """Return module, optimiser and history to ``snapshot``."""
+        self.module_.load_state_dict(snapshot["module"])
+        self.optimizer_.load_state_dict(snapshot["optimizer"])
+        while len(self.history) > snapshot["n_epochs"]:
+            self.history.pop()
+
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_compiled", None)  # rebuilt on demand; not picklable
+        state.pop("_predict_cache", None)  # the estimator's float64 copy, rebuilt on demand
         return state
-
-    def _module_state(self):
-        return {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
@@ -182,16 +277,26 @@ class ResidentNet(NeuralNetClassifier):
         self._set_training(training)
         loss_sum = torch.zeros((), device=self.device)
         n_samples = n_batches = 0
+        scoring = not training and self.valid_score_fn is not None
+        outputs, targets = [], []
         for batch in iterator:
             step = step_fn(batch, **fit_params)
-            size = len(batch[1])
+            size = len(batch[1][0])
             loss_sum += step["loss"].detach() * size
             n_samples += size
             n_batches += 1
+            if scoring:
+                outputs.append(step["y_pred"].detach())
+                targets.append(batch[1])
         self.history.record(prefix + "_loss", (loss_sum / max(n_samples, 1)).item())
         self.history.record(prefix + "_batch_count", n_batches)
+        if scoring:
+            w = [t[1] for t in targets]
+            self.history.record(prefix + "_score", self.valid_score_fn(
+                torch.cat(outputs, dim=-2), torch.cat([t[0] for t in targets]),
+                None if w[0] is None else torch.cat(w)))
         if training:
-            self._last_epoch_state = self._module_state()
+            self._last_epoch_state = self.snapshot()
 
     def _training_forward(self):
         if not self.compile_forward:
@@ -206,30 +311,20 @@ class ResidentNet(NeuralNetClassifier):
     def train_step_single(self, batch, **fit_params):
         # The module is put in training mode once per epoch, not once per batch.
         Xi, yi = batch
-        with torch.autocast(torch.device(self.device).type,
-                            dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None):
+        if self.autocast_dtype is None:
+            context = contextlib.nullcontext()  # no autocast object at all (mps, old torch)
+        else:
+            context = torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype)
+        with context:
             y_pred = self._training_forward()(Xi)
         loss = self.get_loss(y_pred.float(), yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 
 
-class TemperatureSchedule(Callback):
-    """Anneal the surrogate temperature geometrically from ``start`` to ``end`` over epochs.
+class ResidentClassifierNet(ResidentNetMixin, NeuralNetClassifier):
+    """``NeuralNetClassifier`` with the resident data path of :class:`ResidentNetMixin`."""
 
-    Sets every :class:`~sk_weightfree.nn.ScoredMaskLinear` at the start of each epoch.
-    """
 
-    def __init__(self, start, end, n_epochs):
-        self.start = start
-        self.end = end
-        self.n_epochs = n_epochs
-
-    def temperature_at(self, epoch):
-        """Temperature of 0-based ``epoch``."""
-        fraction = min(1.0, epoch / max(1, self.n_epochs - 1))
-        return self.start * (self.end / self.start) ** fraction
-
-    def on_epoch_begin(self, net, **kwargs):
-        set_temperature(net.module_, self.temperature_at(len(net.history) - 1))
+class ResidentRegressorNet(ResidentNetMixin, NeuralNetRegressor):
+    """``NeuralNetRegressor`` with the resident data path of :class:`ResidentNetMixin`."""

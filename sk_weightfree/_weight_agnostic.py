@@ -1,71 +1,68 @@
-"""WeightAgnosticClassifier: one shared weight value on every kept edge."""
+"""One shared weight value on every kept edge: WeightAgnosticClassifier and
+WeightAgnosticRegressor."""
 
 import numpy as np
 import torch
 
-from ._base import BaseNetworkClassifier, SurrogateSearchMixin, store_params
+from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
+from ._dense import _SHARED_ATTRIBUTES
+from ._search import SurrogateSearchMixin
 from ._training import DeviceBatchIterator
-from .nn import MeanOverValuesLoss, SharedWeightMLP, set_sample_seed
+from .nn import SharedWeightMLP, set_sample_seed
 
-
-class WeightAgnosticClassifier(SurrogateSearchMixin, BaseNetworkClassifier):
-    """Network in which every kept edge carries the same weight value ``w``.
-
-    In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
+_AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
     the surrogate-gradient method of :class:`WeightFreeClassifier` to minimise the loss
     averaged over every value in ``weight_values``, so the architecture works whatever
-    ``w`` is. Each layer's pre-activation is ``w * (x @ M.T) / sqrt(fan_in)``; hidden units
-    carry fixed random signs (``unit_signs_``). No real value is trained.
+    ``w`` is. Each layer's pre-activation is ``w * ((x @ M.T) / sqrt(fan_in) + b)``, where
+    ``b`` is the {0,1} mask of a bias node (a constant input whose kept edges carry ``w``
+    too); hidden units carry fixed random signs (``unit_signs_``). No real value is
+    trained. After the search, ``shared_weight_`` is the value that scores best on the
+    validation split when ``early_stopping=True`` holds one out, else on the training
+    data."""
 
-    Parameters
-    ----------
-    hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-device, random_state, verbose, early_stopping, validation_fraction, n_iter_no_change, tol, \
-precision, torch_compile
+_AGNOSTIC_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \\
+momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \\
+early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile
         As in :class:`WeightFreeClassifier`.
-    weight_values : array-like of float, default=(-2, -1, -0.5, 0.5, 1, 2)
-        The shared values the architecture is trained to work with.
+    weight_values : array-like of float, default=(0.5, 1, 2)
+        The shared values the architecture is trained to work with. Negative values are
+        allowed, but with ReLU, ``w < 0`` makes every unit fire on the other side of its
+        hyperplane: one mask must then serve two unrelated functions, which costs
+        accuracy.
     ensemble : bool, default=False
-        Predict with the mean probability over all ``weight_values``; otherwise with
-        ``shared_weight_``.
+        Predict with every value of ``weight_values`` and average (probabilities for
+        classifiers, outputs for regressors); otherwise with ``shared_weight_``. Fixed at
+        ``fit``: changing it afterwards takes a refit.
     sampling, temperature, final_temperature
-        As in :class:`WeightFreeClassifier`.
+        As in :class:`WeightFreeClassifier`."""
 
-    Attributes
-    ----------
-    shared_weight_ : float
-        The value of ``weight_values`` scoring best on the training data.
-    weight_scores_ : ndarray of shape (n_values,)
-        Training accuracy with each value of ``weight_values``.
-    layer_scales_ : ndarray of shape (n_layers,)
-        The fixed per-layer factor ``1 / sqrt(fan_in)``: layer ``i`` computes
-        ``layer_scales_[i] * (x @ coefs_[i])`` before the activation (not folded into
-        ``coefs_``, which keeps the single shared value).
-    coefs_ : list of ndarray of shape (n_in, n_out)
+_AGNOSTIC_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
+    """coefs_ : list of ndarray of shape (n_in, n_out)
+        Per layer, the weights the network predicts with (see the user guide's formula).""",
+    """coefs_ : list of ndarray of shape (n_in, n_out)
         ``shared_weight_`` where ``masks_`` is True, else 0.
-    masks_, unit_signs_, density_, n_connections_, classes_, n_features_in_, history_, \
-n_iter_, net_
-        As in :class:`WeightFreeClassifier`.
+    shared_weight_ : float
+        The value of ``weight_values`` that scored best (see above).
+    weight_scores_ : ndarray of shape (n_values,)
+        The score (accuracy or R²) of each value of ``weight_values``.
+    weight_values_ : ndarray of shape (n_values,)
+        ``weight_values`` as validated.
+    unit_scales_ : list of ndarray of shape (n_out,)
+        The fixed per-layer factor ``1 / sqrt(fan_in)`` for every unit: layer ``i``
+        computes ``(a @ coefs_[i]) * unit_scales_[i] + intercepts_[i]``.
+    intercepts_ : list of ndarray of shape (n_out,)
+        ``shared_weight_`` where the unit keeps its bias-node edge, else 0.
+    unit_signs_ : list of ndarray of shape (n_units,)
+        The fixed ±1 of each hidden unit.""")
 
-    See Also
-    --------
-    WeightFreeClassifier : {0,1} weights (the special case w = 1, with trained unit scales).
-    """
 
+class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
     _parameter_constraints = {
-        **BaseNetworkClassifier._parameter_constraints,
+        **BaseNetwork._parameter_constraints,
         "weight_values": ["array-like"],
         "ensemble": ["boolean"],
         **SurrogateSearchMixin._surrogate_constraints,
     }
-
-    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 device="auto", random_state=None, verbose=0, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 precision="float32", torch_compile=False, weight_values=(-2.0, -1.0, -0.5, 0.5, 1.0, 2.0), ensemble=False,
-                 sampling="threshold", temperature=1.0, final_temperature=None):
-        store_params(self, locals())
 
     def _check_params(self):
         try:
@@ -79,33 +76,115 @@ n_iter_, net_
             )
         self._weight_values = values
 
-    def _build_module(self, n_features, n_classes, generator):
+    def _build_module(self, n_features, n_outputs, generator):
         module = SharedWeightMLP(
-            n_features, self._hidden_sizes, n_classes, weight_values=self._weight_values,
+            n_features, self._hidden_sizes, n_outputs, weight_values=self._weight_values,
             activation=self.activation, sampling=self.sampling, generator=generator,
         )
         set_sample_seed(module, self._sample_seed)
         return module
 
-    def _criterion(self):
-        return MeanOverValuesLoss
-
-    def _finish_training(self, train_data):
+    def _finish_training(self, train_data, valid_data):
         module = self.net_.module_
         module.eval()
-        module.searching = False
-        correct = torch.zeros(len(self._weight_values), dtype=torch.float64)
+        module.searching = True
+        data = train_data if valid_data is None else valid_data
+        outputs, targets, weights = [], [], []
         with torch.inference_mode():
-            for X, y in DeviceBatchIterator(train_data, 4096):
-                logits = module.forward_values(X, module.weight_values)
-                correct += (logits.argmax(dim=-1) == y).sum(dim=1).cpu()
-        self.weight_scores_ = (correct / len(train_data)).numpy().astype(float)
-        best = int(np.argmax(self.weight_scores_))
-        self.shared_weight_ = float(self._weight_values[best])
+            for X, (y, w) in DeviceBatchIterator(data, 4096):
+                outputs.append(module(X))
+                targets.append(y)
+                weights.append(w)
+        outputs, targets = torch.cat(outputs, dim=1), torch.cat(targets)
+        weights = None if weights[0] is None else torch.cat(weights)
+        self.weight_scores_ = np.array([self._valid_score(o, targets, weights)
+                                        for o in outputs])
+        self.weight_values_ = self._weight_values.copy()
+        self.shared_weight_ = float(self._weight_values[int(np.argmax(self.weight_scores_))])
         module.shared_weight.fill_(self.shared_weight_)
-        self.layer_scales_ = np.array(module.scales)
+        module.searching = False
+        module.ensemble = self.ensemble
 
-    def _forward_logits(self, X):
-        if hasattr(self, "net_"):
-            self.net_.module_.ensemble = self.ensemble
-        return super()._forward_logits(X)
+    def _prediction_members(self):
+        if not self.net_.module_.ensemble:
+            return super()._prediction_members()
+        module = self.net_.module_
+        masks = [m.astype(float) for m in self.masks_]
+        # the bias edges carry each value too (times any output map folded into unit_scales_)
+        steps = [b.cpu().double().numpy() * s / layer_scale for b, s, layer_scale
+                 in zip(module.bias_masks(), self.unit_scales_, module.scales)]
+        return [([m * value for m in masks],
+                 [c + (value - self.shared_weight_) * d for c, d in zip(self.intercepts_, steps)],
+                 self.unit_scales_)
+                for value in self.weight_values_]
+
+
+class WeightAgnosticClassifier(ClassifierHeadMixin, _WeightAgnosticBase):
+    __doc__ = f"""Network in which every kept edge carries the same weight value ``w``.
+
+    {_AGNOSTIC_DESCRIPTION}
+
+    Parameters
+    ----------
+    {_AGNOSTIC_PARAMETERS}
+    class_weight : dict, "balanced" or None, default=None
+        As in :class:`DenseClassifier`.
+
+    Attributes
+    ----------
+    {_AGNOSTIC_ATTRIBUTES}
+
+    See Also
+    --------
+    WeightAgnosticRegressor : the same for regression.
+    WeightFreeClassifier : {{0,1}} weights (the special case w = 1, with trained unit scales).
+    """
+
+    _parameter_constraints = {**_WeightAgnosticBase._parameter_constraints,
+                              **ClassifierHeadMixin._head_constraints}
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False,
+                 weight_values=(0.5, 1.0, 2.0), ensemble=False,
+                 sampling="threshold", temperature=1.0, final_temperature=None,
+                 class_weight=None):
+        store_params(self, locals())
+
+
+class WeightAgnosticRegressor(RegressorHeadMixin, _WeightAgnosticBase):
+    __doc__ = f"""Network in which every kept edge carries the same weight value, for regression.
+
+    {_AGNOSTIC_DESCRIPTION}
+
+    Parameters
+    ----------
+    {_AGNOSTIC_PARAMETERS}
+    loss : {{"squared_error", "absolute_error", "huber"}}, default="squared_error"
+        As in :class:`DenseRegressor`.
+
+    Attributes
+    ----------
+    {_AGNOSTIC_ATTRIBUTES}
+
+    See Also
+    --------
+    WeightAgnosticClassifier : the same for classification.
+    """
+
+    _parameter_constraints = {**_WeightAgnosticBase._parameter_constraints,
+                              **RegressorHeadMixin._head_constraints}
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False,
+                 weight_values=(0.5, 1.0, 2.0), ensemble=False,
+                 sampling="threshold", temperature=1.0, final_temperature=None,
+                 loss="squared_error"):
+        store_params(self, locals())

@@ -1,45 +1,35 @@
-"""WeightFreeClassifier: {0,1} weights, the architecture found by surrogate gradients."""
+"""{0,1} weights, the architecture found by surrogate gradients: WeightFreeClassifier and
+WeightFreeRegressor."""
 
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseNetworkClassifier, SurrogateSearchMixin, store_params
-from .nn import WeightFreeMLP, set_sample_seed
+from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
+from ._dense import _SHARED_ATTRIBUTES
+from ._search import SurrogateSearchMixin
+from .nn import UNIT_SIGN_MODES, WeightFreeMLP, set_sample_seed
 
-
-class WeightFreeClassifier(SurrogateSearchMixin, BaseNetworkClassifier):
-    """Multilayer network whose every connection weight is exactly 0 or 1.
-
-    What is learned is the architecture: which edges exist. Each possible edge has a real
+_WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
     score θ; the forward pass uses the {0,1} weight ``1[θ > 0]`` (or a Bernoulli sample of
     ``sigmoid(θ / T)``) and the backward pass the derivative of ``sigmoid(θ / T)`` in place
     of the step's (a straight-through surrogate gradient). Prediction always uses the hard
-    mask. Real values belong only to units: each hidden unit has a fixed random sign
-    (``unit_signs_``) and every layer a batch normalisation with a per-unit scale and shift.
+    mask. Real values belong only to units: every layer has a batch normalisation with a
+    per-unit scale and shift (``unit_scales_``, ``intercepts_``).
 
-    Parameters
-    ----------
-    hidden_layer_sizes : tuple of int, default=(300, 100)
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-    max_epochs : int, default=30
-    batch_size : int, default=128
+    By default (``unit_signs="paired"``) every layer sees its input twice, as ``[h, -h]``:
+    each line has an inhibitory twin, so the {0,1} mask connects each pair of units with
+    +1, -1 or 0 — a sign per edge with no real-valued link."""
+
+_WEIGHT_FREE_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, optimizer, momentum, \
+nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, early_stopping, \
+validation_fraction, n_iter_no_change, tol, precision, torch_compile
+        As in :class:`DenseClassifier` (``batch_size`` must be at least 2 for the batch
+        normalisation).
     lr : float, default=0.05
         Learning rate of the edge scores (and the per-unit normalisation parameters).
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
     lr_schedule : {"constant", "cosine"}, default="cosine"
-    device : str, default="auto"
-    random_state : int, RandomState instance or None, default=None
-        Seeds scores, unit signs, shuffling and Bernoulli sampling.
-    verbose : int, default=0
-    early_stopping : bool, default=False
-    validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=10
-    tol : float, default=1e-4
-    precision : {"float32", "bfloat16"}, default="float32"
-    torch_compile : bool, default=False
-        See :class:`DenseClassifier` for the shared parameters above.
     sampling : {"threshold", "bernoulli"}, default="threshold"
         Training-time mask: the hard threshold or a Bernoulli sample.
     temperature : float, default=1.0
@@ -52,60 +42,42 @@ class WeightFreeClassifier(SurrogateSearchMixin, BaseNetworkClassifier):
         density freely.
     init_density : float in (0, 1), default=0.25
         Expected initial density when ``density`` is None.
-    unit_signs : bool, default=True
-        Give each hidden unit a fixed random ±1 sign (without them the network is monotone
-        in every input; see the user guide).
+    unit_signs : {"paired", "random", "none"}, default="paired"
+        How edges get signs. "paired": each layer sees ``[h, -h]`` (``coefs_[i]`` has
+        ``2 * n_in`` rows: rows ``[:n_in]`` are the excitatory lines, rows ``[n_in:]`` their
+        inhibitory twins). "random": one fixed random ±1 per hidden unit (``unit_signs_``).
+        "none": only the batch-norm scales, whose signs are learned. ``True``/``False`` are
+        accepted for "random"/"none"."""
 
-    Attributes
-    ----------
-    coefs_ : list of ndarray of shape (n_in, n_out)
+_WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
+    """coefs_ : list of ndarray of shape (n_in, n_out)
+        Per layer, the weights the network predicts with (see the user guide's formula).""",
+    """coefs_ : list of ndarray of shape (n_in, n_out), or (2 * n_in, n_out) when paired
         Exactly 0.0 or 1.0.
-    masks_ : list of ndarray of bool
+    paired_inputs_ : bool
+        Whether each layer saw ``[h, -h]`` (``unit_signs="paired"``).
+    unit_scales_ : list of ndarray of shape (n_out,)
+        Per layer, the fitted batch norm's scale: layer ``i`` computes
+        ``(a @ coefs_[i]) * unit_scales_[i] + intercepts_[i]`` (``a`` doubled to ``[a, -a]``
+        when paired); hidden layers then apply the activation (and ``unit_signs_``).
     unit_signs_ : list of ndarray of shape (n_units,)
-        Fixed ±1 sign of each hidden unit.
-    unit_scales_, unit_offsets_ : list of ndarray of shape (n_units,)
-        Per layer (hidden and output), the fitted batch norm as the affine map
-        ``z * unit_scales_[i] + unit_offsets_[i]`` applied to ``x @ coefs_[i]``. With the
-        activation and ``unit_signs_`` they reproduce the predictions exactly.
-    density_, n_connections_, classes_, n_features_in_, history_, n_iter_, net_
-        As in :class:`DenseClassifier`.
+        Only with ``unit_signs="random"``: the fixed ±1 of each hidden unit.""")
 
-    See Also
-    --------
-    RandomNetworkClassifier : {0,1} weights with a random, unsearched structure.
-    WeightAgnosticClassifier : one shared weight value on every kept edge.
 
-    Examples
-    --------
-    >>> from sklearn.datasets import load_digits
-    >>> from sk_weightfree import WeightFreeClassifier
-    >>> X, y = load_digits(return_X_y=True)
-    >>> clf = WeightFreeClassifier(max_epochs=5, random_state=0).fit(X, y)
-    >>> sorted({float(v) for c in clf.coefs_ for v in c.ravel()})
-    [0.0, 1.0]
-    """
-
+class _WeightFreeBase(SurrogateSearchMixin, BaseNetwork):
     _parameter_constraints = {
-        **BaseNetworkClassifier._parameter_constraints,
+        **BaseNetwork._parameter_constraints,
         # batch normalisation needs at least two samples per training batch
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         **SurrogateSearchMixin._surrogate_constraints,
         "density": [Interval(Real, 0, 1, closed="right"), None],
         "init_density": [Interval(Real, 0, 1, closed="neither")],
-        "unit_signs": ["boolean"],
+        "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
     }
 
-    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 device="auto", random_state=None, verbose=0, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 precision="float32", torch_compile=False, sampling="threshold", temperature=1.0, final_temperature=None, density=None,
-                 init_density=0.25, unit_signs=True):
-        store_params(self, locals())
-
-    def _build_module(self, n_features, n_classes, generator):
+    def _build_module(self, n_features, n_outputs, generator):
         module = WeightFreeMLP(
-            n_features, self._hidden_sizes, n_classes, activation=self.activation,
+            n_features, self._hidden_sizes, n_outputs, activation=self.activation,
             sampling=self.sampling, density=self.density, init_density=self.init_density,
             unit_signs=self.unit_signs, generator=generator,
         )
@@ -115,9 +87,92 @@ class WeightFreeClassifier(SurrogateSearchMixin, BaseNetworkClassifier):
     def to_module(self):
         """A plain ``torch.nn.Sequential`` that predicts with the {0,1} weights alone.
 
-        Its layers are ``nn.Linear(bias=False)`` holding the masks, the fitted batch norms
-        (eval mode), the activation and the fixed unit signs; it outputs logits in
-        ``classes_`` order.
+        Its layers are ``nn.Linear(bias=False)`` holding the masks (after a
+        :class:`~sk_weightfree.nn.PairedInput` when paired), the fitted batch norms (eval
+        mode), the activation and the fixed unit signs; it outputs the raw network outputs
+        (logits in ``classes_`` order, or standardised regression outputs).
         """
         check_is_fitted(self)
         return self.net_.module_.to_module()
+
+
+class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
+    __doc__ = f"""Multilayer network whose every connection weight is exactly 0 or 1.
+
+    {_WEIGHT_FREE_DESCRIPTION}
+
+    Parameters
+    ----------
+    {_WEIGHT_FREE_PARAMETERS}
+    class_weight : dict, "balanced" or None, default=None
+        As in :class:`DenseClassifier`.
+
+    Attributes
+    ----------
+    {_WEIGHT_FREE_ATTRIBUTES}
+
+    See Also
+    --------
+    WeightFreeRegressor : the same search for regression.
+    RandomNetworkClassifier : {{0,1}} weights with a random, unsearched structure.
+    WeightAgnosticClassifier : one shared weight value on every kept edge.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_weightfree import WeightFreeClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = WeightFreeClassifier(max_epochs=5, random_state=0).fit(X, y)
+    >>> sorted({{float(v) for c in clf.coefs_ for v in c.ravel()}})
+    [0.0, 1.0]
+    """
+
+    _parameter_constraints = {**_WeightFreeBase._parameter_constraints,
+                              **ClassifierHeadMixin._head_constraints}
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False, sampling="threshold",
+                 temperature=1.0, final_temperature=None, density=None, init_density=0.25,
+                 unit_signs="paired", class_weight=None):
+        store_params(self, locals())
+
+
+class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
+    __doc__ = f"""Multilayer network with every connection weight 0 or 1, for regression.
+
+    {_WEIGHT_FREE_DESCRIPTION}
+
+    Targets are standardised inside ``fit`` and predictions mapped back (folded into the
+    last layer's ``unit_scales_``/``intercepts_``); ``score`` is R².
+
+    Parameters
+    ----------
+    {_WEIGHT_FREE_PARAMETERS}
+    loss : {{"squared_error", "absolute_error", "huber"}}, default="squared_error"
+        As in :class:`DenseRegressor`.
+
+    Attributes
+    ----------
+    {_WEIGHT_FREE_ATTRIBUTES}
+
+    See Also
+    --------
+    WeightFreeClassifier : the same search for classification.
+    """
+
+    _parameter_constraints = {**_WeightFreeBase._parameter_constraints,
+                              **RegressorHeadMixin._head_constraints}
+
+    def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
+                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
+                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
+                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-4, precision="float32", torch_compile=False, sampling="threshold",
+                 temperature=1.0, final_temperature=None, density=None, init_density=0.25,
+                 unit_signs="paired", loss="squared_error"):
+        store_params(self, locals())

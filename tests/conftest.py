@@ -13,6 +13,14 @@ ESTIMATORS = [
     sk_weightfree.WeightAgnosticClassifier,
     sk_weightfree.RandomNetworkClassifier,
 ]
+REGRESSORS = [
+    sk_weightfree.DenseRegressor,
+    sk_weightfree.WeightFreeRegressor,
+    sk_weightfree.PrunedRegressor,
+    sk_weightfree.WeightAgnosticRegressor,
+    sk_weightfree.RandomNetworkRegressor,
+]
+ALL_ESTIMATORS = ESTIMATORS + REGRESSORS
 SMALL = dict(hidden_layer_sizes=(16,), max_epochs=3, batch_size=32, device="cpu")
 
 
@@ -35,10 +43,19 @@ def digits():
     return StandardScaler().fit_transform(X), y
 
 
+@pytest.fixture(scope="session")
+def digits_split(digits):
+    """Digits as (X_train, X_test, y_train, y_test): accuracy is measured on held-out rows."""
+    from sklearn.model_selection import train_test_split
+
+    X, y = digits
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
 def small(cls, **kwargs):
     """An estimator with a tiny network, for fast behavioural tests."""
     params = {**SMALL, "random_state": 0, **kwargs}
-    if cls is sk_weightfree.PrunedClassifier:
+    if cls in (sk_weightfree.PrunedClassifier, sk_weightfree.PrunedRegressor):
         params.setdefault("finetune_epochs", 1)
     return cls(**params)
 

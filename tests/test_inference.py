@@ -28,11 +28,10 @@ CLASSIFIER_CASES = [
     ("WeightAgnosticClassifier", {"ensemble": True}),
     ("RandomNetworkClassifier", {}),
 ]
-# Regressors: collected once the package has them (they are being added alongside).
 REGRESSOR_CASES = [
     (name.replace("Classifier", "Regressor"), params) for name, params in CLASSIFIER_CASES
     if name != "WeightFreeClassifier" or params
-] if hasattr(sk_weightfree, "DenseRegressor") else []
+]
 
 
 def case_id(case):
@@ -87,7 +86,6 @@ def test_formula_reproduces_regressor(case, regression_data):
                                rtol=1e-9, atol=1e-6)
 
 
-@pytest.mark.skipif(not hasattr(sk_weightfree, "DenseRegressor"), reason="no regressors yet")
 def test_formula_reproduces_multilabel(digits_small):
     X, y = digits_small
     Y = np.stack([y % 2, y > 4, y == 0], axis=1).astype(int)

@@ -29,10 +29,8 @@ CLASSIFIER_CASES = [
     ("WeightAgnosticClassifier", {"ensemble": True}),
     ("RandomNetworkClassifier", {}),
 ]
-# Regressors: collected once the package has them (they are being added alongside).
 REGRESSOR_CASES = [(name.replace("Classifier", "Regressor"), params)
-                   for name, params in CLASSIFIER_CASES] \
-    if hasattr(sk_weightfree, "DenseRegressor") else []
+                   for name, params in CLASSIFIER_CASES]
 
 
 def case_id(case):
@@ -129,11 +127,10 @@ def test_round_trip_regressor(case, n_targets, tmp_path):
     assert not hasattr(predictor, "predict_proba")
     expected = est.predict(X)
     assert predictor.predict(X).shape == expected.shape
-    np.testing.assert_allclose(predictor.predict(X), expected, rtol=1e-6, atol=1e-6)
-    assert predictor.score(X, y) == pytest.approx(r2_score(y, expected), abs=1e-9)
+    np.testing.assert_allclose(predictor.predict(X), expected, rtol=2e-5, atol=1e-6)
+    assert predictor.score(X, y) == pytest.approx(r2_score(y, expected), abs=1e-6)
 
 
-@pytest.mark.skipif(not hasattr(sk_weightfree, "DenseRegressor"), reason="no multilabel yet")
 def test_round_trip_multilabel(digits_small, tmp_path):
     X, y = digits_small
     Y = np.stack([y % 2, y > 4, y == 0], axis=1).astype(int)
@@ -212,13 +209,6 @@ sys.modules["sk_weightfree"] = package
 """
 
 
-def _eager_package_init():
-    code = "import sys, sk_weightfree; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=PACKAGE_ROOT)
-    return result.stdout.strip() == "True"
-
-
 def _load_in_fresh_interpreter(valid_file, tmp_path, prelude=""):
     path, X = valid_file
     np.save(tmp_path / "X.npy", X)
@@ -235,9 +225,6 @@ def test_io_modules_import_no_torch(valid_file, tmp_path):
     _load_in_fresh_interpreter(valid_file, tmp_path, prelude)
 
 
-@pytest.mark.xfail(_eager_package_init(), strict=True,
-                   reason="sk_weightfree/__init__.py imports the estimators (and torch) "
-                          "eagerly; `from sk_weightfree.io import load` needs lazy imports")
 def test_load_imports_no_torch(valid_file, tmp_path):
     _load_in_fresh_interpreter(valid_file, tmp_path)
 

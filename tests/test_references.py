@@ -1,4 +1,4 @@
-"""PrunedClassifier, WeightAgnosticClassifier and RandomNetworkClassifier."""
+"""The reference families: pruned, weight-agnostic and random networks."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,8 @@ from conftest import flat_coefs, small
 
 @pytest.mark.parametrize("pruning", ["global", "layer"])
 @pytest.mark.parametrize("n_rounds, rewind", [(1, False), (3, False), (2, True)])
-def test_pruned_density_and_zero_pattern(pruning, n_rounds, rewind, digits):
-    X, y = digits
+def test_pruned_density_and_zero_pattern(pruning, n_rounds, rewind, digits_split):
+    X, X_test, y, y_test = digits_split
     clf = small(PrunedClassifier, hidden_layer_sizes=(32,), density=0.1, pruning=pruning,
                 n_rounds=n_rounds, rewind=rewind).fit(X, y)
     assert clf.density_ == pytest.approx(0.1, abs=0.01)
@@ -20,15 +20,52 @@ def test_pruned_density_and_zero_pattern(pruning, n_rounds, rewind, digits):
         for mask in clf.masks_:
             assert mask.mean() == pytest.approx(0.1, abs=0.01)
     assert clf.n_iter_ == 3 + n_rounds * 1  # training epochs + finetune epochs per round
-    assert clf.score(X, y) > 0.3  # chance is 0.1; tiny net, 4 epochs in all
+    assert clf.score(X_test, y_test) > 0.3  # chance is 0.1; tiny net, 4 epochs in all
 
 
-def test_pruned_keeps_the_largest_weights(digits):
+@pytest.mark.parametrize("pruning", ["layer", "global"])
+def test_pruned_keeps_the_largest_weights(pruning, digits):
     X, y = digits
-    clf = small(PrunedClassifier, density=0.2, finetune_epochs=0).fit(X, y)
-    kept = np.concatenate([np.abs(c[m]) for c, m in zip(clf.coefs_, clf.masks_)])
-    assert len(kept) == clf.n_connections_
+    clf = small(PrunedClassifier, hidden_layer_sizes=(40,), density=0.2, pruning=pruning,
+                finetune_epochs=0).fit(X, y)
+    # without fine-tuning, weight_orig holds every weight as it was when pruned
+    trained = [np.abs(layer.weight_orig.detach().numpy().T)
+               for layer in clf.net_.module_.linears]
     assert clf.density_ == pytest.approx(0.2, abs=0.01)
+    if pruning == "layer":
+        for weight, mask in zip(trained, clf.masks_):
+            assert weight[mask].min() >= weight[~mask].max()
+    else:  # one threshold over all layers, above each layer's floor of kept weights
+        kept = np.concatenate([w[m] for w, m in zip(trained, clf.masks_)])
+        removed = np.concatenate([w[~m] for w, m in zip(trained, clf.masks_)])
+        floors = sum(max(w.shape) for w in trained)
+        assert (kept < removed.max()).sum() <= floors
+        assert np.sort(kept)[floors:].min() >= removed.max()
+
+
+@pytest.mark.parametrize("rewind", [False, True])
+def test_pruned_cosine_schedule_restarts_for_fine_tuning(rewind, digits):
+    X, y = digits
+    clf = small(PrunedClassifier, lr_schedule="cosine", max_epochs=3, finetune_epochs=3,
+                rewind=rewind, n_rounds=2).fit(X, y)
+    assert clf.n_iter_ == 3 + 2 * 3
+    losses = clf.loss_curve_
+    # the first fine-tune epoch learns (it ran at lr = 0 when the schedule did not restart)
+    assert losses[4] < losses[3]
+    assert clf.net_.optimizer_.param_groups[0]["lr"] < clf.lr  # and it decays again
+
+
+def test_pruned_rewind_needs_fine_tuning(small_data):
+    X, y = small_data
+    with pytest.raises(ValueError, match="finetune_epochs"):
+        small(PrunedClassifier, rewind=True, finetune_epochs=0).fit(X, y)
+
+
+@pytest.mark.parametrize("hidden, density", [((300, 100), 0.01), ((8,), 0.02)])
+def test_global_pruning_never_empties_a_layer(hidden, density, digits):
+    X, y = digits
+    clf = small(PrunedClassifier, hidden_layer_sizes=hidden, density=density).fit(X, y)
+    assert all(mask.sum() >= 1 for mask in clf.masks_)
 
 
 def test_weight_agnostic_has_one_shared_value(digits):
@@ -44,15 +81,20 @@ def test_weight_agnostic_has_one_shared_value(digits):
     assert clf.score(X, y) == pytest.approx(clf.weight_scores_.max(), abs=2e-3)
 
 
-def test_weight_agnostic_ensemble_averages_probabilities(digits):
+def test_weight_agnostic_validation_loss_averages_every_value(digits):
     X, y = digits
-    clf = small(WeightAgnosticClassifier, max_epochs=4).fit(X, y)
-    single = clf.predict_proba(X)
-    clf.set_params(ensemble=True)
-    ensemble = clf.predict_proba(X)
-    np.testing.assert_allclose(ensemble.sum(1), 1.0)
-    assert not np.allclose(single, ensemble)
-    assert clf.score(X, y) > 0.3
+    clf = small(WeightAgnosticClassifier, early_stopping=True, max_epochs=4,
+                weight_values=(-2.0, 1.0)).fit(X / 4, y)
+    valid = [row["valid_loss"] for row in clf.history_]
+    assert len(set(np.round(valid, 6))) > 1, valid  # it follows the training objective
+
+
+def test_weight_agnostic_predicts_probabilities_through_skorch(small_data):
+    X, y = small_data
+    clf = small(WeightAgnosticClassifier).fit(X, y)
+    proba = clf.net_.predict_proba(X.astype(np.float32))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-5)
 
 
 @pytest.mark.parametrize("values", [(), [], [1.0, np.inf], [[np.nan]]])

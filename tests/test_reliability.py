@@ -84,7 +84,8 @@ def assert_fully_fitted(est, X):
                  "n_connections_", "history_", "n_iter_"):
         assert hasattr(est, name), name
     assert est.n_features_in_ == X.shape[1]
-    assert est.coefs_[0].shape[0] == est.n_features_in_, (
+    lines = 2 * est.n_features_in_ if getattr(est, "paired_inputs_", False) else est.n_features_in_
+    assert est.coefs_[0].shape[0] == lines, (
         f"coefs_ expects {est.coefs_[0].shape[0]} inputs but n_features_in_ is "
         f"{est.n_features_in_} (old and new fits mixed)"
     )
@@ -829,6 +830,66 @@ def test_failed_refit_leaves_a_consistent_estimator(cls, case, params, make, sma
 
 
 # ============================================================================ interrupts
+def test_interrupt_with_early_stopping_restores_the_best_epoch(small_data, monkeypatch):
+    X, y = small_data
+    # lr 0.05: the validation score fluctuates, so the best epoch is not the last one
+    params = dict(early_stopping=True, n_iter_no_change=50, lr=0.05)
+    clf = small(DenseClassifier, max_epochs=20, **params)
+    steps = {"n": 0}
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        steps["n"] += 1
+        if steps["n"] == 17 * 4 + 2:  # 4 batches of 32 per epoch: inside epoch 18
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    monkeypatch.undo()
+    assert clf.n_iter_ == 17
+    stopper = dict(clf.net_.callbacks_)["stopping"]
+    assert stopper.best_epoch_ == int(np.argmax(clf.validation_scores_)) + 1
+    # the weights are those of the best epoch: the same as an uninterrupted 17-epoch fit,
+    # which restores its best epoch too
+    reference = small(DenseClassifier, max_epochs=17, **params).fit(X, y)
+    for got, expected in zip(clf.coefs_, reference.coefs_):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_interrupt_restores_the_optimizer_state(small_data, monkeypatch):
+    X, y = small_data
+    clf = small(DenseClassifier, max_epochs=5)
+    steps = {"n": 0}
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        steps["n"] += 1
+        if steps["n"] == 2 * 4 + 2:  # inside epoch 3
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    monkeypatch.undo()
+    state = clf.net_.optimizer_.state_dict()["state"]
+    assert all(float(s["step"]) == 2 * 4 for s in state.values())  # two whole epochs
+    reference = small(DenseClassifier, max_epochs=2).fit(X, y)
+    for got, expected in zip(state.values(),
+                             reference.net_.optimizer_.state_dict()["state"].values()):
+        torch.testing.assert_close(got["exp_avg"], expected["exp_avg"], rtol=0, atol=0)
+
+
+def test_read_only_input_gives_no_warning(small_data, recwarn):
+    X, y = small_data
+    X = np.array(X, dtype=np.float32)
+    X.flags.writeable = False
+    small(DenseClassifier).fit(X, y).predict(X)
+    assert not [w for w in recwarn if "writable" in str(w.message)]
+
+
 @pytest.mark.parametrize("cls", TRAINED)
 def test_keyboard_interrupt_keeps_completed_epochs(cls, monkeypatch, small_data):
     X, y = small_data

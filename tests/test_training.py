@@ -24,11 +24,11 @@ def test_iterator_visits_every_sample_once(n, batch_size, shuffle):
     it = DeviceBatchIterator(data, batch_size, shuffle=shuffle,
                              generator=torch.Generator().manual_seed(0))
     for _ in range(2):  # every epoch
-        seen = torch.cat([yb for _, yb in it]).tolist()
+        seen = torch.cat([yb for _, (yb, _) in it]).tolist()
         assert sorted(seen) == list(range(n))
-        for Xb, yb in it:
+        for Xb, (yb, _) in it:
             np.testing.assert_array_equal(Xb.numpy()[:, 0], 2 * yb.numpy())
-    sizes = [len(yb) for _, yb in it]
+    sizes = [len(yb) for _, (yb, _) in it]
     assert len(sizes) == len(it)
     assert n == 1 or min(sizes) >= 2  # a lone last sample is merged, for batch norm
 
@@ -39,7 +39,7 @@ def test_iterator_shuffles_reproducibly():
     def order(seed):
         it = DeviceBatchIterator(data, 8, shuffle=True,
                                  generator=torch.Generator().manual_seed(seed))
-        return torch.cat([y for _, y in it]).tolist()
+        return torch.cat([y for _, (y, _) in it]).tolist()
 
     assert order(1) == order(1)
     assert order(1) != order(2)
@@ -62,7 +62,7 @@ def test_sparse_is_densified_per_batch_only(monkeypatch):
                                        generator=torch.Generator().manual_seed(0)))
     assert densified == [16, 16, 8]
     got = torch.cat([xb for xb, _ in batches]).numpy()
-    order = torch.cat([yb for _, yb in batches]).numpy()
+    order = torch.cat([yb for _, (yb, _) in batches]).numpy()
     np.testing.assert_allclose(got, X.toarray()[order], rtol=1e-6)
 
 
@@ -203,3 +203,13 @@ def test_single_class_is_rejected(small_data):
     X, _ = small_data
     with pytest.raises(ValueError, match="class"):
         small(DenseClassifier).fit(X, np.zeros(len(X)))
+
+
+def test_skorch_net_predicts_on_plain_arrays(small_data):
+    from conftest import small
+
+    X, y = small_data
+    clf = small(DenseClassifier).fit(X, y)
+    proba = clf.net_.predict_proba(X.astype(np.float32))
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)

@@ -56,29 +56,63 @@ def test_layer_is_usable_on_its_own_and_trains_scores():
     assert layer.scores.grad is not None and layer.scores.grad.abs().sum() > 0
 
 
+def test_paired_layer_is_a_mask_over_the_doubled_input_by_hand():
+    layer = ScoredMaskLinear(3, 2, paired=True, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # edges: out0 <- +x0, -x2 ; out1 <- +x1, -x1 (cancel), -x0
+        layer.scores.copy_(torch.tensor([[1.0, -1, -1, -1, -1, 1],
+                                         [-1.0, 1, -1, 1, 1, -1]]))
+    x = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])
+    expected = torch.tensor([[1.0 - 3.0, -1.0], [-1.0 - 4.0, 1.0]])
+    torch.testing.assert_close(layer(x), expected)
+    torch.testing.assert_close(layer(x), torch.cat([x, -x], 1) @ layer.hard_mask().float().T)
+
+
+def test_inference_mask_is_cached_until_the_scores_change():
+    layer = ScoredMaskLinear(4, 3, generator=torch.Generator().manual_seed(0)).eval()
+    first = layer.mask()
+    assert layer.mask() is first  # no recomputation (no kthvalue/threshold per call)
+    with torch.no_grad():
+        layer.scores.neg_()
+    second = layer.mask()
+    assert second is not first
+    torch.testing.assert_close(second, layer.hard_mask().float())
+
+
+@pytest.mark.parametrize("unit_signs", ["paired", "random", "none"])
 @pytest.mark.parametrize("sampling", ["threshold", "bernoulli"])
-def test_coefs_are_exactly_zero_or_one(sampling, digits):
+def test_coefs_are_exactly_zero_or_one(sampling, unit_signs, digits):
     X, y = digits
-    clf = small(WeightFreeClassifier, sampling=sampling, max_epochs=4).fit(X, y)
+    clf = small(WeightFreeClassifier, sampling=sampling, unit_signs=unit_signs,
+                max_epochs=4).fit(X, y)
     values = flat_coefs(clf)
     assert set(np.unique(values)) <= {0.0, 1.0}
     for coef, mask in zip(clf.coefs_, clf.masks_):
         np.testing.assert_array_equal(coef, mask.astype(float))
     assert 0 < clf.density_ < 1
     assert clf.n_connections_ == int(values.sum())
-    assert all(set(np.unique(s)) <= {-1.0, 1.0} for s in clf.unit_signs_)
+    paired = unit_signs == "paired"
+    assert clf.paired_inputs_ is paired
+    widths = [X.shape[1], 16]
+    assert [c.shape[0] for c in clf.coefs_] == [(2 if paired else 1) * w for w in widths]
+    assert clf.density_ == clf.n_connections_ / sum(c.size for c in clf.coefs_)
+    if unit_signs == "random":
+        assert all(set(np.unique(s)) <= {-1.0, 1.0} for s in clf.unit_signs_)
+    else:
+        assert not hasattr(clf, "unit_signs_")
 
 
-def test_learns_digits_well_above_chance(digits):
-    X, y = digits
+def test_learns_digits_well_above_chance(digits_split):
+    X, X_test, y, y_test = digits_split
     clf = WeightFreeClassifier(hidden_layer_sizes=(64,), max_epochs=10, random_state=0,
                                device="cpu").fit(X, y)
-    assert clf.score(X, y) > 0.9
+    assert clf.score(X_test, y_test) > 0.9
 
 
-def test_exported_module_predicts_like_the_estimator(digits):
+@pytest.mark.parametrize("unit_signs", ["paired", "random"])
+def test_exported_module_predicts_like_the_estimator(unit_signs, digits):
     X, y = digits
-    clf = small(WeightFreeClassifier, hidden_layer_sizes=(12, 7)).fit(X, y)
+    clf = small(WeightFreeClassifier, hidden_layer_sizes=(12, 7), unit_signs=unit_signs)
+    clf.fit(X, y)
     module = clf.to_module()
     linears = [m for m in module if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 3
@@ -89,6 +123,17 @@ def test_exported_module_predicts_like_the_estimator(digits):
     np.testing.assert_array_equal(clf.classes_[logits.argmax(1)], clf.predict(X))
     np.testing.assert_allclose(torch.softmax(torch.as_tensor(logits), 1).numpy(),
                                clf.predict_proba(X), atol=1e-4)
+
+
+def test_paired_estimator_pickles(digits, tmp_path):
+    import pickle
+
+    X, y = digits
+    clf = small(WeightFreeClassifier).fit(X, y)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone.predict_proba(X), clf.predict_proba(X))
+    for a, b in zip(clone.coefs_, clf.coefs_):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("sampling", ["threshold", "bernoulli"])
@@ -108,35 +153,59 @@ def test_density_target_is_met(density, digits):
         assert mask.mean() == pytest.approx(density, abs=1.0 / mask.size + 1e-9)
 
 
-def test_temperature_is_annealed(digits):
+def test_temperature_is_annealed(digits, monkeypatch):
+    import sk_weightfree.nn._layers as layers
+
     X, y = digits
     seen = []
+    original = layers.straight_through_mask
 
-    class Spy(torch.nn.Module):
-        pass
+    def spy(logits, temperature, **kwargs):
+        seen.append(float(temperature))
+        return original(logits, temperature, **kwargs)
 
-    clf = small(WeightFreeClassifier, max_epochs=4, temperature=2.0, final_temperature=0.25)
+    monkeypatch.setattr(layers, "straight_through_mask", spy)
+    clf = small(WeightFreeClassifier, max_epochs=4, temperature=2.0, final_temperature=0.25,
+                hidden_layer_sizes=(8,))
     clf.fit(X, y)
-    schedule = clf.net_.callbacks_
-    temperature = dict(schedule)["temperature"]
-    seen = [temperature.temperature_at(e) for e in range(4)]
-    np.testing.assert_allclose(seen, [2.0, 1.0, 0.5, 0.25])
-    for layer in clf.net_.module_.linears:
-        assert layer.temperature.item() == pytest.approx(0.25)
+    per_epoch = np.array(seen).reshape(4, -1)  # every layer, every batch of an epoch
+    assert (per_epoch == per_epoch[:, :1]).all()
+    np.testing.assert_allclose(per_epoch[:, 0], [2.0, 1.0, 0.5, 0.25], rtol=1e-6)
+    seen.clear()
+    clf.partial_fit(X, y)  # partial_fit does not schedule: the first temperature
+    np.testing.assert_allclose(seen, 2.0)
 
 
-def test_without_unit_signs_the_network_is_monotone():
-    net = WeightFreeMLP(4, (6, 5), 3, unit_signs=False,
+def test_monotonicity_needs_a_positive_unit_scale():
+    """The theory page's claim: {0,1} weights, a monotone activation and positive per-unit
+    scales give a network non-decreasing in every input (the premise is set by hand)."""
+    net = WeightFreeMLP(4, (6, 5), 3, unit_signs="none",
                         generator=torch.Generator().manual_seed(0)).eval()
-    for norm in net.norms:  # positive per-unit scale: the monotonicity argument's premise
+    for norm in net.norms:
         norm.weight.data.uniform_(0.5, 2.0)
     x = torch.randn(50, 4, generator=torch.Generator().manual_seed(1))
     bigger = x.clone()
     bigger[:, 2] += 1.0
     with torch.no_grad():
         assert (net(bigger) >= net(x) - 1e-5).all()
-        signed = WeightFreeMLP(4, (6, 5), 3, generator=torch.Generator().manual_seed(0)).eval()
-        assert not (signed(bigger) >= signed(x) - 1e-5).all()
+
+
+def test_unit_scales_learn_signs_without_unit_signs(digits):
+    """Without unit signs the fitted network is not monotone: batch-norm scales turn
+    negative during training (the user guide says so)."""
+    X, y = digits
+    clf = small(WeightFreeClassifier, unit_signs="none", max_epochs=5).fit(X, y)
+    assert any((s < 0).any() for s in clf.unit_scales_[:-1])
+
+
+def test_paired_inputs_learn_a_difference():
+    """Label 1 when x0 > x1: the network must count x1 against x0."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 2))
+    y = (X[:, 0] > X[:, 1]).astype(int)
+    clf = WeightFreeClassifier(hidden_layer_sizes=(16,), max_epochs=20, random_state=0,
+                               device="cpu", batch_size=32).fit(X[:400], y[:400])
+    assert clf.score(X[400:], y[400:]) > 0.9
 
 
 def test_invalid_weight_free_parameters(small_data):

@@ -12,12 +12,22 @@ class ScoredMaskLinear(nn.Module):
 
     Every possible edge ``(j, i)`` has a real score; the layer computes ``x @ M.T`` with
     ``M = 1[score > threshold]``. In training mode the mask carries the straight-through
-    surrogate gradient of :func:`straight_through_mask`; in eval mode it is the hard mask.
+    surrogate gradient of :func:`straight_through_mask`; in eval mode it is the hard mask,
+    computed once and cached until the scores change (as ``torch.nn.utils.prune`` keeps a
+    mask buffer).
+
+    With ``paired=True`` the layer sees its input twice, as ``[x, -x]``: the mask has shape
+    (out_features, 2 * in_features), columns ``[:in_features]`` are the excitatory lines and
+    ``[in_features:]`` their inhibitory twins. Every weight is still 0 or 1, yet each
+    (input, output) pair is connected with +1, -1 or 0. The product is computed as
+    ``x @ (M₊ - M₋).T``, one matmul of the original size.
 
     Parameters
     ----------
     in_features, out_features : int
         Layer sizes.
+    paired : bool, default=False
+        Give every input an inhibitory twin line (see above).
     sampling : {"threshold", "bernoulli"}, default="threshold"
         How the training-time mask is drawn from the scores.
     density : float or None, default=None
@@ -32,20 +42,26 @@ class ScoredMaskLinear(nn.Module):
         Random source of the initial scores.
     """
 
-    def __init__(self, in_features, out_features, *, sampling="threshold", density=None,
-                 init_density=0.5, score_std=1.0, generator=None):
+    def __init__(self, in_features, out_features, *, paired=False, sampling="threshold",
+                 density=None, init_density=0.5, score_std=1.0, generator=None):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
+        self.paired = paired
         self.sampling = sampling
         self.density = density
         # Mean chosen so that P(score > 0) == init_density for N(mean, score_std).
         mean = score_std * torch.special.ndtri(torch.tensor(float(init_density))).item()
-        self.scores = nn.Parameter(torch.empty(out_features, in_features))
+        n_lines = 2 * in_features if paired else in_features
+        self.scores = nn.Parameter(torch.empty(out_features, n_lines))
         nn.init.normal_(self.scores, mean=mean, std=score_std, generator=generator)
         self.register_buffer("temperature", torch.tensor(1.0))
         self.sample_seed = None  # set to an int to make bernoulli sampling reproducible
         self._sample_generator = None
+        self._cached_mask = None  # (scores version, device, dtype, mask) for inference
+        # Fused optimisers update in place without bumping the version counter, so the
+        # cache is also dropped whenever the mode changes or a state dict is loaded.
+        self._register_load_state_dict_pre_hook(_drop_cached_mask, with_module=True)
 
     def logits(self):
         """Scores shifted so that the kept edges are exactly those with a positive value."""
@@ -77,19 +93,39 @@ class ScoredMaskLinear(nn.Module):
         if self.training and self.scores.requires_grad and torch.is_grad_enabled():
             return straight_through_mask(self.logits(), self.temperature,
                                          sampling=self.sampling, generator=self._generator())
-        return self.hard_mask().to(self.scores.dtype)
+        key = (self.scores._version, self.scores.device, self.scores.dtype,
+               self.scores.data_ptr())
+        if self._cached_mask is None or self._cached_mask[0] != key:
+            with torch.inference_mode(False):  # a normal tensor, usable outside inference
+                self._cached_mask = (key, self.hard_mask().to(self.scores.dtype))
+        return self._cached_mask[1]
+
+    def train(self, mode=True):
+        self._cached_mask = None
+        return super().train(mode)
+
+    def signed_weight(self, mask):
+        """The (out, in) weight a mask amounts to: the mask, or ``M₊ - M₋`` when paired."""
+        if not self.paired:
+            return mask
+        return mask[:, :self.in_features] - mask[:, self.in_features:]
 
     def forward(self, x):
-        return F.linear(x, self.mask())
+        return F.linear(x, self.signed_weight(self.mask()))
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_sample_generator"] = None  # re-created from sample_seed on demand
+        state["_cached_mask"] = None
         return state
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"sampling={self.sampling!r}, density={self.density}")
+                f"paired={self.paired}, sampling={self.sampling!r}, density={self.density}")
+
+
+def _drop_cached_mask(module, *args, **kwargs):
+    module._cached_mask = None
 
 
 def set_temperature(module, value):
@@ -105,6 +141,13 @@ def set_sample_seed(module, seed):
     for i, layer in enumerate(layers):
         layer.sample_seed = None if seed is None else int(seed) + i
         layer._sample_generator = None
+
+
+class PairedInput(nn.Module):
+    """``x -> [x, -x]`` along the last axis: each line and its inhibitory twin."""
+
+    def forward(self, x):
+        return torch.cat([x, -x], dim=-1)
 
 
 class UnitSigns(nn.Module):

@@ -4,8 +4,9 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from ._layers import ScoredMaskLinear, UnitSigns, random_signs
+from ._layers import PairedInput, ScoredMaskLinear, UnitSigns, random_signs
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -59,22 +60,53 @@ class DenseMLP(nn.Module):
         return last(x)
 
     def connections(self):
-        """``(weight, mask)`` per layer, both shaped (out, in); mask is True where w != 0."""
-        return [(layer.weight.detach(), layer.weight.detach() != 0) for layer in self.linears]
+        """``(weight, mask)`` per layer, both shaped (out, in). A layer pruned with
+        ``torch.nn.utils.prune`` reports its pruning mask; otherwise mask is ``w != 0``."""
+        out = []
+        for layer in self.linears:
+            if hasattr(layer, "weight_mask"):
+                mask = layer.weight_mask.detach().bool()
+                out.append(((layer.weight_orig * layer.weight_mask).detach(), mask))
+            else:
+                out.append((layer.weight.detach(), layer.weight.detach() != 0))
+        return out
+
+    def unit_arrays(self):
+        """Per-unit tensors of the export: the biases as ``intercepts``."""
+        return {"intercepts": [layer.bias.detach() for layer in self.linears]}
+
+
+UNIT_SIGN_MODES = ("paired", "random", "none")
+
+
+def unit_sign_mode(unit_signs):
+    """The ``unit_signs`` option as one of :data:`UNIT_SIGN_MODES` (True: "random",
+    False: "none")."""
+    if unit_signs is True:
+        return "random"
+    if unit_signs is False:
+        return "none"
+    if unit_signs not in UNIT_SIGN_MODES:
+        raise ValueError(f"unit_signs must be one of {UNIT_SIGN_MODES}, True or False; "
+                         f"got {unit_signs!r}")
+    return unit_signs
 
 
 class WeightFreeMLP(nn.Module):
     """Network whose every connection weight is 0 or 1; the edge set is learned.
 
     Each layer is ``ScoredMaskLinear -> BatchNorm1d``; hidden layers then apply the
-    activation and a fixed random sign per unit. Real-valued quantities belong to units,
-    never to links: the normalisation statistics and its per-unit affine scale and shift,
-    and the fixed unit signs.
+    activation and, with ``unit_signs="random"``, a fixed random sign per unit. Real-valued
+    quantities belong to units, never to links: the normalisation statistics, its per-unit
+    affine scale and shift, and the fixed unit signs.
 
-    Why the signs: with {0,1} weights, a positive normalisation scale and a monotone
-    activation, the network is monotone non-decreasing in every input, so no unit can count
-    a feature *against* a class. A fixed inhibitory/excitatory sign per hidden unit removes
-    that restriction without giving any link a real value.
+    Why signs: with {0,1} weights and a monotone activation, a unit can only add its inputs
+    up, never count one *against* another. The batch-norm scale gives each unit a learned
+    sign of its whole output, but not a sign per edge. ``unit_signs="paired"`` (default of
+    the estimators) gives every edge one: each layer sees its input as ``[h, -h]`` and the
+    {0,1} mask over the doubled input picks +1, -1 or 0 for each pair of units.
+    ``"random"`` draws a fixed ±1 per hidden unit instead; ``"none"`` relies on the
+    batch-norm scales alone.
 
     Parameters
     ----------
@@ -91,29 +123,33 @@ class WeightFreeMLP(nn.Module):
         Initial fraction of edges kept when ``density`` is None.
     score_std : float, default=1.0
         Standard deviation of the initial edge scores.
-    unit_signs : bool, default=True
-        Draw a fixed ±1 sign per hidden unit (all +1 when False).
+    unit_signs : {"paired", "random", "none"} or bool, default="paired"
+        How edges get signs (see above; True means "random", False "none").
     generator : torch.Generator, optional
         Random source of scores and signs.
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, activation="relu",
                  sampling="threshold", density=None, init_density=0.5, score_std=1.0,
-                 unit_signs=True, generator=None):
+                 unit_signs="paired", generator=None):
         super().__init__()
+        mode = unit_sign_mode(unit_signs)
+        self.paired = mode == "paired"
         shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
         self.linears = nn.ModuleList(
-            ScoredMaskLinear(n_in, n_out, sampling=sampling, density=density,
-                             init_density=init_density, score_std=score_std,
-                             generator=generator)
+            ScoredMaskLinear(n_in, n_out, paired=self.paired, sampling=sampling,
+                             density=density, init_density=init_density,
+                             score_std=score_std, generator=generator)
             for n_in, n_out in shapes
         )
         self.norms = nn.ModuleList(nn.BatchNorm1d(n_out) for _, n_out in shapes)
         self.signs = nn.ModuleList(
-            UnitSigns(random_signs(n_out, generator) if unit_signs else torch.ones(n_out))
+            UnitSigns(random_signs(n_out, generator) if mode == "random"
+                      else torch.ones(n_out))
             for _, n_out in shapes[:-1]
         )
         self.activation = ACTIVATIONS[activation]()
+        self.sign_mode = mode
 
     def forward(self, x):
         for i, (linear, norm) in enumerate(zip(self.linears, self.norms)):
@@ -142,28 +178,46 @@ class WeightFreeMLP(nn.Module):
         self.train(was_training)
 
     def connections(self):
-        """``(weight, mask)`` per layer, shaped (out, in); the weight is the {0,1} mask."""
+        """``(weight, mask)`` per layer, shaped (out, in) — (out, 2 * in) when paired;
+        the weight is the {0,1} mask."""
         out = []
         for linear in self.linears:
             mask = linear.hard_mask()
             out.append((mask.to(torch.float32), mask))
         return out
 
+    def unit_arrays(self):
+        """Per-unit tensors of the export: ``unit_scales``, ``intercepts`` (batch norm in
+        eval mode as ``z * scale + offset``) and, for hidden layers, ``unit_signs``."""
+        scales, offsets = [], []
+        for norm in self.norms:  # in float64, as the prediction copy computes them
+            weight, bias = norm.weight.detach().double(), norm.bias.detach().double()
+            scale = weight / torch.sqrt(norm.running_var.double() + norm.eps)
+            scales.append(scale)
+            offsets.append(bias - norm.running_mean.double() * scale)
+        arrays = {"unit_scales": scales, "intercepts": offsets}
+        if self.sign_mode == "random":
+            arrays["unit_signs"] = [s.signs.detach() for s in self.signs]
+        return arrays
+
     def to_module(self):
         """A plain ``nn.Sequential`` predicting with the {0,1} weights alone.
 
-        Each layer becomes ``nn.Linear(bias=False)`` whose weight is the hard mask, followed
-        by a copy of the (eval-mode) batch norm and, for hidden layers, the activation and
-        :class:`UnitSigns`.
+        Each layer becomes ``nn.Linear(bias=False)`` whose weight is the hard mask (preceded
+        by :class:`PairedInput` when paired), followed by a copy of the (eval-mode) batch
+        norm and, for hidden layers, the activation and :class:`UnitSigns`.
         """
         import copy
 
         parts = []
         for i, (linear, norm) in enumerate(zip(self.linears, self.norms)):
-            plain = nn.Linear(linear.in_features, linear.out_features, bias=False,
+            mask = linear.hard_mask()
+            plain = nn.Linear(mask.shape[1], mask.shape[0], bias=False,
                               device=linear.scores.device)
             with torch.no_grad():
-                plain.weight.copy_(linear.hard_mask().to(plain.weight.dtype))
+                plain.weight.copy_(mask.to(plain.weight.dtype))
+            if self.paired:
+                parts.append(PairedInput())
             parts += [plain, copy.deepcopy(norm)]
             if i < len(self.signs):
                 parts += [copy.deepcopy(self.activation), copy.deepcopy(self.signs[i])]
@@ -174,12 +228,15 @@ class SharedWeightMLP(nn.Module):
     """Network in which every kept edge carries one shared weight value ``w``.
 
     Masks are :class:`ScoredMaskLinear` layers; each layer's pre-activation is
-    ``w * (x @ M.T) / sqrt(fan_in)`` (a fixed per-layer scale keeps activations of order
-    one), hidden units then apply the activation and a fixed random sign. In training
+    ``w * ((x @ M.T) / sqrt(fan_in) + b)`` (a fixed per-layer scale keeps activations of
+    order one), hidden units then apply the activation and a fixed random sign. ``b`` is
+    the {0,1} mask of a bias node (Gaier & Ha): a constant input of each layer, the mask's
+    last column, whose kept edges carry ``w`` too. Without it a ReLU network is
+    positively homogeneous, its class constant along every ray from the origin. In training
     mode, and in any mode while ``searching`` is True, the forward pass evaluates every
-    value of ``weight_values`` at once and returns logits shaped (n_values, batch,
-    n_outputs); otherwise it uses ``shared_weight``, or with ``ensemble=True`` returns the
-    log of the mean probability over all values.
+    value of ``weight_values`` at once and returns outputs shaped (n_values, batch,
+    n_outputs); so does ``ensemble=True`` after the search (the estimator combines them);
+    otherwise it uses ``shared_weight``.
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, weight_values,
@@ -188,8 +245,8 @@ class SharedWeightMLP(nn.Module):
         super().__init__()
         shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
         self.linears = nn.ModuleList(
-            ScoredMaskLinear(n_in, n_out, sampling=sampling, init_density=init_density,
-                             score_std=score_std, generator=generator)
+            ScoredMaskLinear(n_in + 1, n_out, sampling=sampling, init_density=init_density,
+                             score_std=score_std, generator=generator)  # + the bias node
             for n_in, n_out in shapes
         )
         self.scales = [1.0 / math.sqrt(n_in) for n_in, _ in shapes]
@@ -208,37 +265,38 @@ class SharedWeightMLP(nn.Module):
         w = values.to(x.dtype).view(-1, 1, 1)
         h = x.unsqueeze(0)
         for i, linear in enumerate(self.linears):
-            h = w * linear(h) * self.scales[i]
+            mask = linear.mask()
+            h = w * (F.linear(h, mask[:, :-1]) * self.scales[i] + mask[:, -1])
             if i < len(self.signs):
                 h = self.signs[i](self.activation(h))
         return h
 
     def forward(self, x):
         # While searching (training and validation alike) the output covers every value,
-        # so the averaged loss is what both watch; after the search, one value or the mean.
-        if self.training or self.searching:
+        # so the averaged loss is what both watch; after the search, one value — or every
+        # value again for an ensemble, whose members the estimator combines.
+        if self.training or self.searching or self.ensemble:
             return self.forward_values(x, self.weight_values)
-        if self.ensemble:
-            logits = self.forward_values(x, self.weight_values)
-            return torch.log(torch.softmax(logits, dim=-1).mean(dim=0))
         return self.forward_values(x, self.shared_weight)[0]
 
     def connections(self):
         """``(weight, mask)`` per layer, shaped (out, in); weight is ``shared_weight * mask``."""
         w = float(self.shared_weight)
-        return [(linear.hard_mask().to(torch.float32) * w, linear.hard_mask())
-                for linear in self.linears]
+        masks = [linear.hard_mask()[:, :-1] for linear in self.linears]
+        return [(mask.to(torch.float32) * w, mask) for mask in masks]
 
+    def bias_masks(self):
+        """The bias node's {0,1} edges: one float tensor of shape (out,) per layer."""
+        return [linear.hard_mask()[:, -1].to(torch.float32) for linear in self.linears]
 
-class MeanOverValuesLoss(nn.Module):
-    """Cross-entropy averaged over the leading (shared-value) axis of the logits."""
-
-    def __init__(self):
-        super().__init__()
-        self.cross_entropy = nn.CrossEntropyLoss()
-
-    def forward(self, logits, target):
-        if logits.dim() == 2:
-            return self.cross_entropy(logits, target)
-        n_values = logits.shape[0]
-        return self.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.repeat(n_values))
+    def unit_arrays(self):
+        """Per-unit tensors of the export: the fixed layer scale of every unit as
+        ``unit_scales``, the bias node's edges times ``shared_weight`` as ``intercepts``
+        and the ``unit_signs``."""
+        w = float(self.shared_weight)
+        return {
+            "unit_scales": [torch.full((linear.out_features,), scale, dtype=torch.float64)
+                            for linear, scale in zip(self.linears, self.scales)],
+            "intercepts": [b * w for b in self.bias_masks()],
+            "unit_signs": [s.signs.detach() for s in self.signs],
+        }

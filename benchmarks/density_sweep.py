@@ -4,47 +4,71 @@
 
     python benchmarks/density_sweep.py                            # digits
     python benchmarks/density_sweep.py --dataset fashion-mnist --epochs 10
+    python benchmarks/density_sweep.py --smoke                    # CPU check, seconds
 
-Prints a markdown table: one row per density, test accuracy of ``PrunedClassifier`` (real
+Prints a markdown table: one row per density, accuracy of ``PrunedClassifier`` (real
 weights, magnitude-pruned) and ``WeightFreeClassifier`` (``density`` target, {0,1}
 weights), plus ``RandomNetworkClassifier`` at the same density as a no-search reference.
-Same split and standardisation as ``sk-weightfree compare``.
+Every family gets the same epoch budget (``--epochs``, default 30): the pruned network
+spends a quarter of it fine-tuning after pruning. Tuning protocol of ``protocol.py``:
+validation accuracy (a split of the training part), mean ± std over ``--seeds``;
+``--final`` adds test accuracy, refitted on the whole training part (no choice is made
+from this sweep, so its test columns are a report, not a selection).
 """
 
 import argparse
-import time
 
-import numpy as np
+import torch
+from protocol import DATASETS, Protocol, format_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import PrunedClassifier, RandomNetworkClassifier, WeightFreeClassifier
-from sk_weightfree.cli import load_dataset
+
+FAMILIES = {"pruned": PrunedClassifier, "weight-free": WeightFreeClassifier,
+            "random": RandomNetworkClassifier}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--dataset", default="digits", choices=DATASETS)
     parser.add_argument("--densities", type=float, nargs="+",
                         default=[0.02, 0.05, 0.1, 0.2, 0.5])
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--final", action="store_true", help="also report test accuracy")
+    parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
-    X_train, X_test, y_train, y_test, description = load_dataset(args.dataset, seed=args.seed)
-    common = {"random_state": args.seed, "device": args.device}
-    if args.epochs:
-        common["max_epochs"] = args.epochs
-    print(f"# {description}")
-    print("| density | pruned acc | weight-free acc | random acc | pruned s | weight-free s |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    common = {"device": resolve_device(args.device)}
+    if args.smoke:
+        torch.set_num_threads(1)
+        args.seeds, args.densities, args.epochs = args.seeds[:2], args.densities[2:4], 2
+        common["hidden_layer_sizes"] = (16,)
+    budget = args.epochs or WeightFreeClassifier().max_epochs
+    params = {name: {**common, "max_epochs": budget} for name in FAMILIES}
+    params["pruned"].update(max_epochs=budget - budget // 4, finetune_epochs=budget // 4)
+    protocol = Protocol(args.dataset, max_rows=400 if args.smoke else None)
+    print(f"# {protocol.describe()}; seeds {args.seeds}; {budget} epochs (pruned "
+          f"{budget - budget // 4} + {budget // 4} fine-tune); {machine_line(common['device'])}")
+    warm_up(common["device"])
+    header = ["density"] + [f"{name} validation acc" for name in FAMILIES]
+    header += [f"{name} test acc" for name in FAMILIES] if args.final else []
+    header += ["pruned s/epoch", "weight-free s/epoch"]
+    print(format_table(header, []), flush=True)
+    lines = []
     for density in args.densities:
-        scores, seconds = [], []
-        for cls in (PrunedClassifier, WeightFreeClassifier, RandomNetworkClassifier):
-            start = time.perf_counter()
-            clf = cls(density=density, **common).fit(X_train, y_train)
-            seconds.append(time.perf_counter() - start)
-            scores.append(np.mean(clf.predict(X_test) == y_test))
-        print(f"| {density:g} | {scores[0]:.4f} | {scores[1]:.4f} | {scores[2]:.4f} "
-              f"| {seconds[0]:.1f} | {seconds[1]:.1f} |", flush=True)
+        results, tests = {}, []
+        for name, cls in FAMILIES.items():
+            def make(seed, cls=cls, name=name):
+                return cls(density=density, random_state=seed, **params[name])
+
+            results[name] = protocol.evaluate(make, seeds=args.seeds)
+            if args.final:
+                tests.append(protocol.evaluate(make, seeds=args.seeds, final=True).accuracy())
+        line = [f"{density:g}", *(r.accuracy() for r in results.values()), *tests,
+                f"{results['pruned'].seconds_per_epoch:.2f}",
+                f"{results['weight-free'].seconds_per_epoch:.2f}"]
+        lines.append(line)
+        print(format_table(header, [line]).splitlines()[-1], flush=True)
 
 
 if __name__ == "__main__":

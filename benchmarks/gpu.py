@@ -27,6 +27,7 @@ Then the test accuracy of both estimators after 10 epochs, and the ratios the is
 import argparse
 import gc
 import math
+import shlex
 import statistics
 import subprocess
 import sys
@@ -200,7 +201,7 @@ def main():
         command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                    "tests/test_reliability.py", "tests/test_training.py",
                    "-k", "cuda or gpu or device"]
-        print("\n$ " + " ".join(command[1:]), flush=True)
+        print("\n$ python " + shlex.join(command[1:]), flush=True)
         sys.exit(subprocess.run(command).returncode)
 
 

@@ -71,20 +71,24 @@ fig.tight_layout()
 # What the best network learned
 # -----------------------------
 # Every entry of ``coefs_`` is exactly 0 or 1: the network *is* its set of
-# edges. ``coefs_[0]`` has shape ``(64, n_hidden)``; column ``j`` says which of
-# the 64 pixels feed hidden unit ``j``. Each hidden unit also has a fixed sign
-# (``unit_signs_``) that makes it excitatory (+1) or inhibitory (-1).
+# edges. By default (``unit_signs="paired"``) every layer sees its input twice,
+# as ``[x, -x]``, so ``coefs_[0]`` has shape ``(2 * 64, n_hidden)``: rows
+# ``[:64]`` are the excitatory lines from the 64 pixels, rows ``[64:]`` their
+# inhibitory twins. The difference of the two halves is each pixel's signed
+# connection to a hidden unit, +1, -1 or 0, although every weight is 0 or 1.
 net = search.best_estimator_.named_steps["net"]
 print("weight values:", np.unique(np.concatenate([c.ravel() for c in net.coefs_])))
 print(f"density: {net.density_:.3f}, connections: {net.n_connections_}")
 
+n_pixels = X.shape[1]
 first = net.coefs_[0]
-signs = net.unit_signs_[0]
+signed = first[:n_pixels] - first[n_pixels:]
 fig, axes = plt.subplots(2, 6, figsize=(7, 3.4), layout="constrained")
 for j, ax in enumerate(axes.ravel()):
-    ax.imshow(first[:, j].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-    ax.set_title(f"unit {j} ({'+' if signs[j] > 0 else '-'})", fontsize=8)
+    ax.imshow(signed[:, j].reshape(8, 8), cmap="bwr", vmin=-1, vmax=1)
+    ax.set_title(f"unit {j}", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
-fig.suptitle("Pixels connected to the first 12 hidden units (black = edge)")
+fig.suptitle("Signed pixel connections of the first 12 hidden units\n"
+             "(red = +1 through the excitatory line, blue = -1 through the twin)")
 plt.show()

@@ -13,6 +13,11 @@ outputs, 12 edges, 4096 masks) is used to compute, without Monte-Carlo noise:
 The bias must lie inside ``p'_i beta_i / 2``; a Monte-Carlo average of the real estimator
 must agree with its exact expectation; and an estimator missing the ``p'`` factor must
 break the bound (the check can fail).
+
+Scope: this tiny Bernoulli/threshold network only -- fixed biases and unit signs, no batch
+normalisation, no optimiser. The configuration the estimators train with by default
+(threshold sampling with batch normalisation, ReLU, paired inputs, Adam) is not checked
+here; ``docs/theory.md`` (sections 5 and 6) says so and why.
 """
 
 import math

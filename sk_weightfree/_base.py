@@ -385,7 +385,10 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             if name in units:
                 setattr(self, name + "_", numpy(units[name]))
         self.paired_inputs_ = bool(getattr(module, "paired", False))
-        self._fold_output_transform()
+        self.coefs_, self.intercepts_, scales = self._fold_outputs(
+            self.coefs_, self.intercepts_, getattr(self, "unit_scales_", None))
+        if scales is not None:
+            self.unit_scales_ = scales
         self.n_connections_ = int(sum(m.sum() for m in self.masks_))
         self.density_ = self.n_connections_ / sum(m.size for m in self.masks_)
         self.n_layers_ = len(self.coefs_) + 1
@@ -410,9 +413,10 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = min(self.loss_curve_, default=None)
 
-    def _fold_output_transform(self):
+    def _fold_outputs(self, coefs, intercepts, unit_scales):
         """Heads whose outputs are mapped after the network fold the map into the last
         layer here, so that the exported arrays give the predictions directly."""
+        return coefs, intercepts, unit_scales
 
     def _prediction_members(self):
         """The networks whose outputs prediction combines: ``(coefs, intercepts,
@@ -590,21 +594,21 @@ class ClassifierHeadMixin(ClassifierMixin):
 
     def decision_function(self, X):
         """Raw network outputs: shape (n_samples,) for two classes (the second logit minus
-        the first), else (n_samples, n_outputs_)."""
+        the first), else (n_samples, ``n_outputs_``)."""
         outputs = self._forward_outputs(X)
         if not self._multilabel and outputs.shape[1] == 2:
             return outputs[:, 1] - outputs[:, 0]
         return outputs
 
     def predict_log_proba(self, X):
-        """Log class probabilities, shape (n_samples, n_outputs_), in ``classes_`` order."""
+        """Log class probabilities, shape (n_samples, ``n_outputs_``), in ``classes_`` order."""
         outputs = self._forward_outputs(X)
         if self._multilabel:
             return -np.logaddexp(0.0, -outputs)
         return outputs - logsumexp(outputs, axis=1, keepdims=True)
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_outputs_), columns in ``classes_``
+        """Class probabilities, shape (n_samples, ``n_outputs_``), columns in ``classes_``
         order; for multilabel ``y``, one independent probability per label."""
         outputs = self._forward_outputs(X)
         if self._multilabel:
@@ -697,16 +701,19 @@ class RegressorHeadMixin(RegressorMixin):
         return float(r2_score(y.cpu().numpy(), outputs.double().cpu().numpy(),
                               sample_weight=None if w is None else w.cpu().numpy()))
 
-    def _fold_output_transform(self):
+    def _fold_outputs(self, coefs, intercepts, unit_scales):
         scale, mean = self._target_scale, self._target_mean
-        if hasattr(self, "unit_scales_"):
-            self.unit_scales_[-1] = self.unit_scales_[-1] * scale
+        coefs, intercepts = list(coefs), list(intercepts)
+        if unit_scales is not None:
+            unit_scales = list(unit_scales)
+            unit_scales[-1] = unit_scales[-1] * scale
         else:
-            self.coefs_[-1] = self.coefs_[-1] * scale
-        self.intercepts_[-1] = self.intercepts_[-1] * scale + mean
+            coefs[-1] = coefs[-1] * scale
+        intercepts[-1] = intercepts[-1] * scale + mean
+        return coefs, intercepts, unit_scales
 
     def predict(self, X):
-        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs_)."""
+        """Predicted targets, shape (n_samples,) or (n_samples, ``n_outputs_``)."""
         outputs = self._forward_outputs(X) * self._target_scale + self._target_mean
         return outputs.ravel() if self._single_output else outputs
 

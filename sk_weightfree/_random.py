@@ -18,8 +18,8 @@ _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_re
     chance-level reference); the normalisation statistics are still estimated from the
     data."""
 
-_RANDOM_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \\
-momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \\
+_RANDOM_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
+momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
 early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, unit_signs
         As in :class:`WeightFreeClassifier`.
     density : float in (0, 1], default=0.5

@@ -3,6 +3,7 @@ WeightAgnosticRegressor."""
 
 import numpy as np
 import torch
+from sklearn.base import is_regressor
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES
@@ -20,8 +21,8 @@ _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic network
     validation split when ``early_stopping=True`` holds one out, else on the training
     data."""
 
-_AGNOSTIC_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \\
-momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \\
+_AGNOSTIC_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
+momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
 early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile
         As in :class:`WeightFreeClassifier`.
     weight_values : array-like of float, default=(0.5, 1, 2)
@@ -79,12 +80,14 @@ class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
     def _build_module(self, n_features, n_outputs, generator):
         module = SharedWeightMLP(
             n_features, self._hidden_sizes, n_outputs, weight_values=self._weight_values,
-            activation=self.activation, sampling=self.sampling, generator=generator,
+            activation=self.activation, sampling=self.sampling,
+            normalize_output=is_regressor(self), generator=generator,
         )
         set_sample_seed(module, self._sample_seed)
         return module
 
     def _finish_training(self, train_data, valid_data):
+        super()._finish_training(train_data, valid_data)  # output statistics, if any
         module = self.net_.module_
         module.eval()
         module.searching = True
@@ -100,23 +103,23 @@ class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
         self.weight_scores_ = np.array([self._valid_score(o, targets, weights)
                                         for o in outputs])
         self.weight_values_ = self._weight_values.copy()
-        self.shared_weight_ = float(self._weight_values[int(np.argmax(self.weight_scores_))])
+        module.shared_index = int(np.argmax(self.weight_scores_))
+        self.shared_weight_ = float(self._weight_values[module.shared_index])
         module.shared_weight.fill_(self.shared_weight_)
         module.searching = False
         module.ensemble = self.ensemble
 
     def _prediction_members(self):
-        if not self.net_.module_.ensemble:
-            return super()._prediction_members()
         module = self.net_.module_
-        masks = [m.astype(float) for m in self.masks_]
-        # the bias edges carry each value too (times any output map folded into unit_scales_)
-        steps = [b.cpu().double().numpy() * s / layer_scale for b, s, layer_scale
-                 in zip(module.bias_masks(), self.unit_scales_, module.scales)]
-        return [([m * value for m in masks],
-                 [c + (value - self.shared_weight_) * d for c, d in zip(self.intercepts_, steps)],
-                 self.unit_scales_)
-                for value in self.weight_values_]
+        if not module.ensemble:
+            return super()._prediction_members()
+        members = []
+        for index, value in enumerate(self.weight_values_):
+            arrays = {k: [t.cpu().numpy() for t in v]
+                      for k, v in module.member_arrays(index).items()}
+            members.append(self._fold_outputs([m * value for m in self.masks_],
+                                              arrays["intercepts"], arrays["unit_scales"]))
+        return members
 
 
 class WeightAgnosticClassifier(ClassifierHeadMixin, _WeightAgnosticBase):

@@ -95,7 +95,10 @@ def test_sample_weight_is_routed_through_pipeline_and_cross_validate(small_data)
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
                              small(WeightFreeClassifier)
-                             .set_fit_request(sample_weight=True))
+                             .set_fit_request(sample_weight=True)
+                             .set_score_request(sample_weight=False))
+        if hasattr(pipe, "set_score_request"):  # scikit-learn < 1.8: the pipeline consumes it
+            pipe.set_score_request(sample_weight=False)
         result = cross_validate(pipe, X, y, cv=3, params={"sample_weight": weights})
         assert len(result["test_score"]) == 3
         routed = pipe.fit(X, y, sample_weight=weights)[-1]
@@ -263,3 +266,4 @@ def test_weight_agnostic_ensemble_is_fixed_at_fit(small_data):
     before = clf.predict_proba(X)
     clf.set_params(ensemble=True)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
+

@@ -237,11 +237,16 @@ class SharedWeightMLP(nn.Module):
     value of ``weight_values`` at once and returns outputs shaped (n_values, batch,
     n_outputs); so does ``ensemble=True`` after the search (the estimator combines them);
     otherwise it uses ``shared_weight``.
+
+    With ``normalize_output=True`` (regression) each value's outputs are standardised by
+    statistics estimated from the data, as a batch norm without learned parameters: the
+    output of a ReLU network grows roughly as a power of ``w``, and one mask cannot fit
+    targets on the scales of all values otherwise.
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, weight_values,
                  activation="relu", sampling="threshold", init_density=0.5, score_std=1.0,
-                 unit_signs=True, generator=None):
+                 unit_signs=True, normalize_output=False, generator=None):
         super().__init__()
         shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
         self.linears = nn.ModuleList(
@@ -257,11 +262,20 @@ class SharedWeightMLP(nn.Module):
         self.activation = ACTIVATIONS[activation]()
         self.register_buffer("weight_values", torch.as_tensor(weight_values, dtype=torch.float32))
         self.register_buffer("shared_weight", self.weight_values[:1].clone())
+        self.shared_index = 0
+        self.normalize_output = normalize_output
+        if normalize_output:
+            shape = (len(self.weight_values), n_outputs)
+            self.register_buffer("output_mean", torch.zeros(shape))
+            self.register_buffer("output_var", torch.ones(shape))
+            self.output_momentum = 0.1
         self.ensemble = False
         self.searching = True
 
-    def forward_values(self, x, values):
-        """Logits for each shared value in ``values``: shape (len(values), batch, n_outputs)."""
+    def forward_values(self, x, index=None):
+        """Outputs for every shared value (``index=None``): shape (n_values, batch,
+        n_outputs), or for value ``index`` alone: shape (1, batch, n_outputs)."""
+        values = self.weight_values if index is None else self.weight_values[index:index + 1]
         w = values.to(x.dtype).view(-1, 1, 1)
         h = x.unsqueeze(0)
         for i, linear in enumerate(self.linears):
@@ -269,15 +283,46 @@ class SharedWeightMLP(nn.Module):
             h = w * (F.linear(h, mask[:, :-1]) * self.scales[i] + mask[:, -1])
             if i < len(self.signs):
                 h = self.signs[i](self.activation(h))
+        if self.normalize_output:
+            h = self._normalize(h, index)
         return h
+
+    def _normalize(self, h, index):
+        if self.training and index is None:
+            mean, var = h.mean(dim=1), h.var(dim=1, unbiased=False)
+            with torch.no_grad():
+                momentum = self.output_momentum
+                if momentum is None:  # cumulative average (recalibration pass)
+                    self._n_batches += 1
+                    momentum = 1.0 / self._n_batches
+                self.output_mean.lerp_(mean.detach().to(self.output_mean.dtype), momentum)
+                self.output_var.lerp_(var.detach().to(self.output_var.dtype), momentum)
+        else:
+            rows = slice(None) if index is None else slice(index, index + 1)
+            mean, var = self.output_mean[rows], self.output_var[rows]
+        return (h - mean.unsqueeze(1)) / torch.sqrt(var.unsqueeze(1) + 1e-5)
+
+    @torch.no_grad()
+    def recalibrate_norms(self, batches):
+        """Re-estimate the output statistics with the final hard masks (one pass)."""
+        if not self.normalize_output:
+            return
+        was_training, self.output_momentum, self._n_batches = self.training, None, 0
+        self.output_mean.zero_()
+        self.output_var.fill_(1.0)
+        self.train()
+        for X in batches:
+            self.forward_values(X)
+        self.output_momentum = 0.1
+        self.train(was_training)
 
     def forward(self, x):
         # While searching (training and validation alike) the output covers every value,
         # so the averaged loss is what both watch; after the search, one value — or every
         # value again for an ensemble, whose members the estimator combines.
         if self.training or self.searching or self.ensemble:
-            return self.forward_values(x, self.weight_values)
-        return self.forward_values(x, self.shared_weight)[0]
+            return self.forward_values(x)
+        return self.forward_values(x, self.shared_index)[0]
 
     def connections(self):
         """``(weight, mask)`` per layer, shaped (out, in); weight is ``shared_weight * mask``."""
@@ -289,14 +334,22 @@ class SharedWeightMLP(nn.Module):
         """The bias node's {0,1} edges: one float tensor of shape (out,) per layer."""
         return [linear.hard_mask()[:, -1].to(torch.float32) for linear in self.linears]
 
+    def member_arrays(self, index):
+        """``unit_scales`` and ``intercepts`` (float64, per layer) of the network with
+        value ``index``: the fixed layer scale, the bias edges times the value and, with
+        ``normalize_output``, the output statistics folded into the last layer."""
+        w = float(self.weight_values[index])
+        scales = [torch.full((linear.out_features,), scale, dtype=torch.float64)
+                  for linear, scale in zip(self.linears, self.scales)]
+        intercepts = [b.double() * w for b in self.bias_masks()]
+        if self.normalize_output:
+            std = torch.sqrt(self.output_var[index].double() + 1e-5)
+            scales[-1] = scales[-1] / std
+            intercepts[-1] = (intercepts[-1] - self.output_mean[index].double()) / std
+        return {"unit_scales": scales, "intercepts": intercepts}
+
     def unit_arrays(self):
-        """Per-unit tensors of the export: the fixed layer scale of every unit as
-        ``unit_scales``, the bias node's edges times ``shared_weight`` as ``intercepts``
+        """Per-unit tensors of the export for ``shared_weight``: :meth:`member_arrays`
         and the ``unit_signs``."""
-        w = float(self.shared_weight)
-        return {
-            "unit_scales": [torch.full((linear.out_features,), scale, dtype=torch.float64)
-                            for linear, scale in zip(self.linears, self.scales)],
-            "intercepts": [b * w for b in self.bias_masks()],
-            "unit_signs": [s.signs.detach() for s in self.signs],
-        }
+        return {**self.member_arrays(self.shared_index),
+                "unit_signs": [s.signs.detach() for s in self.signs]}

@@ -132,6 +132,31 @@ def test_fit_on_gpu_predict_after_moving_to_cpu(small_data):
     np.testing.assert_allclose(clf.predict_proba(X), restored.predict_proba(X), atol=1e-4)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_cuda_model_loads_and_predicts_in_a_cpu_only_interpreter(cls, small_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    X, y = small_data
+    clf = small(cls, device="cuda").fit(X, y)
+    np.save(tmp_path / "X.npy", X)
+    with open(tmp_path / "model.pkl", "wb") as f:
+        pickle.dump(clf, f)
+    code = (
+        "import pickle, warnings, numpy as np, torch\n"
+        "assert not torch.cuda.is_available()\n"
+        "warnings.simplefilter('ignore')\n"
+        f"clf = pickle.load(open({str(tmp_path / 'model.pkl')!r}, 'rb'))\n"
+        f"np.save({str(tmp_path / 'p.npy')!r}, clf.predict_proba(np.load({str(tmp_path / 'X.npy')!r})))\n"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(X), atol=1e-4)
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_pickle_and_joblib_round_trips(cls, small_data, tmp_path):
     X, y = small_data

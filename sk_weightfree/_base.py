@@ -7,6 +7,8 @@ pruning rule, and its classifier and regressor are that base with a head.
 """
 
 import copy
+import io
+import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -464,10 +466,46 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         outputs = torch.cat(outputs, dim=-2).numpy()
         return self._combine_members(outputs) if outputs.ndim == 3 else outputs
 
+    def __getstate__(self):
+        # The net goes through torch's own serialisation, so that every tensor in it (in
+        # the module and optimiser, but also in callbacks) can be mapped to the CPU when
+        # the pickle is loaded where the training device is missing.
+        state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        if "net_" in state:
+            buffer = io.BytesIO()
+            torch.save(state["net_"], buffer)
+            state["net_"] = _SerializedNet(buffer.getvalue())
+        return state
+
+    def __setstate__(self, state):
+        net = state.get("net_")
+        if isinstance(net, _SerializedNet):
+            state = {**state, "net_": net.load()}
+        super().__setstate__(state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+class _SerializedNet(bytes):
+    """A skorch net saved with ``torch.save`` inside an estimator's pickle."""
+
+    def load(self):
+        available = {"cuda": torch.cuda.is_available(),
+                     "mps": torch.backends.mps.is_available(), "cpu": True}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # weights_only default notices
+            net = torch.load(io.BytesIO(self), weights_only=False, map_location=(
+                lambda storage, location: storage if available.get(
+                    location.split(":")[0], False) else storage.cpu()))
+        if not available.get(torch.device(net.device).type, False):
+            warnings.warn(
+                f"This model was trained on {net.device!r}, which is not available here; "
+                f"it was loaded on the CPU.", UserWarning, stacklevel=3)
+            net.device = "cpu"
+        return net
 
 
 class ClassifierHeadMixin(ClassifierMixin):

@@ -38,7 +38,10 @@ from sk_weightfree import (
 CLEAR = (ValueError, TypeError)  # NotFittedError is a ValueError
 METHODS = ["predict", "predict_proba", "predict_log_proba", "score"]
 # Paths an error must not be raised from: the user should see our (or sklearn's) message.
-DEEP = tuple(f"{os.sep}{name}{os.sep}" for name in ("torch", "skorch", "numpy", "scipy"))
+# the packages' own folders (site-packages/torch/...), not any path that holds the word
+# (a Python installed under /opt/torch/ is not "inside torch")
+DEEP = tuple(f"site-packages{os.sep}{name}{os.sep}"
+             for name in ("torch", "skorch", "numpy", "scipy"))
 # Estimators that run a training loop with default small() parameters.
 TRAINED = ESTIMATORS
 BATCHES_PER_EPOCH = 4  # 120 samples, batch_size=32 -> 32, 32, 32, 24

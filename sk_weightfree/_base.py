@@ -428,8 +428,10 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ predict
     def _module_device(self):
-        tensors = list(self.net_.module_.parameters()) + list(self.net_.module_.buffers())
-        return tensors[0].device if tensors else torch.device("cpu")
+        module = self.net_.module_
+        tensor = next(module.parameters(), None)
+        tensor = next(module.buffers(), None) if tensor is None else tensor
+        return torch.device("cpu") if tensor is None else tensor.device
 
     def _prediction_module(self):
         """The module prediction runs, and the input dtype it takes.
@@ -441,7 +443,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         module = self.net_.module_
         if self._module_device().type != "cpu":
             return module.eval(), None
-        key = (id(module),) + tuple(t._version for t in module.state_dict().values())
+        key = (id(module),) + tuple(t._version for t in module.parameters()) + tuple(
+            t._version for t in module.buffers())
         cache = self.net_.__dict__.get("_predict_cache")  # not the estimator's: predict
         if cache is None or cache[0] != key:              # leaves its __dict__ unchanged
             cache = (key, copy.deepcopy(module).double().eval())
@@ -455,8 +458,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float32, np.float64]
         )
         module, dtype = self._prediction_module()
-        device = self._module_device()
-        data = ResidentData(X, None, device, dtype=dtype)
+        data = ResidentData(X, None, self._module_device(), dtype=dtype)
         rows = max(1, min(PREDICT_BATCH_SIZE, PREDICT_MAX_VALUES // max(1, X.shape[1])))
         with torch.inference_mode(), self._device_errors():
             outputs = [

@@ -58,7 +58,7 @@ class ScoredMaskLinear(nn.Module):
         self.register_buffer("temperature", torch.tensor(1.0))
         self.sample_seed = None  # set to an int to make bernoulli sampling reproducible
         self._sample_generator = None
-        self._cached_mask = None  # (scores version, device, dtype, mask) for inference
+        self._cached_mask = None  # {name: (scores version, ..., tensor)} for inference
         # Fused optimisers update in place without bumping the version counter, so the
         # cache is also dropped whenever the mode changes or a state dict is loaded.
         self._register_load_state_dict_pre_hook(_drop_cached_mask, with_module=True)
@@ -87,18 +87,27 @@ class ScoredMaskLinear(nn.Module):
             self._sample_generator = torch.Generator(device=device).manual_seed(self.sample_seed)
         return self._sample_generator
 
+    def _training_mask(self):
+        return self.training and self.scores.requires_grad and torch.is_grad_enabled()
+
+    def _cached(self, name, compute):
+        """``compute()`` cached until the scores change (inference only)."""
+        key = (name, self.scores._version, self.scores.device, self.scores.dtype,
+               self.scores.data_ptr())
+        cache = self._cached_mask or {}
+        if cache.get(name, (None,))[0] != key:
+            with torch.inference_mode(False):  # a normal tensor, usable outside inference
+                cache[name] = (key, compute())
+            self._cached_mask = cache
+        return cache[name][1]
+
     def mask(self):
         """{0,1} float mask: surrogate-differentiable when training with gradients on,
         the hard mask otherwise (eval mode, ``torch.no_grad()``, frozen scores)."""
-        if self.training and self.scores.requires_grad and torch.is_grad_enabled():
+        if self._training_mask():
             return straight_through_mask(self.logits(), self.temperature,
                                          sampling=self.sampling, generator=self._generator())
-        key = (self.scores._version, self.scores.device, self.scores.dtype,
-               self.scores.data_ptr())
-        if self._cached_mask is None or self._cached_mask[0] != key:
-            with torch.inference_mode(False):  # a normal tensor, usable outside inference
-                self._cached_mask = (key, self.hard_mask().to(self.scores.dtype))
-        return self._cached_mask[1]
+        return self._cached("mask", lambda: self.hard_mask().to(self.scores.dtype))
 
     def train(self, mode=True):
         self._cached_mask = None
@@ -111,7 +120,9 @@ class ScoredMaskLinear(nn.Module):
         return mask[:, :self.in_features] - mask[:, self.in_features:]
 
     def forward(self, x):
-        return F.linear(x, self.signed_weight(self.mask()))
+        if self._training_mask():
+            return F.linear(x, self.signed_weight(self.mask()))
+        return F.linear(x, self._cached("weight", lambda: self.signed_weight(self.mask())))
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -1,10 +1,11 @@
 """Grid search on a dask cluster gives the sequential result; fitted models pickle small.
 
-Uses an in-process ``LocalCluster`` (two single-threaded workers, ``processes=False``):
-it starts in a fraction of a second, and joblib's dask backend runs the fits on the
-workers exactly as on a remote cluster, minus the network.
+Uses a ``LocalCluster`` of two single-threaded worker *processes*: the estimators, the
+data and the fitted models are pickled across process boundaries as on a remote cluster
+(minus the network), and the test checks that the fits ran in other processes.
 """
 
+import os
 import pickle
 
 import numpy as np
@@ -26,7 +27,7 @@ GRID = {"hidden_layer_sizes": [(16,), (32,)], "density": [None, 0.2]}
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None)
     client = distributed.Client(cluster)
     try:
@@ -56,6 +57,8 @@ def test_grid_search_on_dask_matches_sequential(client, data):
         sequential = _search().fit(X, y)
 
     assert len(client.scheduler_info()["workers"]) == 2
+    worker_pids = set(client.run(os.getpid).values())
+    assert os.getpid() not in worker_pids and len(worker_pids) == 2
     assert len(on_dask.cv_results_["params"]) == 4
     assert on_dask.cv_results_["params"] == sequential.cv_results_["params"]
     np.testing.assert_array_equal(on_dask.cv_results_["mean_test_score"],

@@ -132,3 +132,42 @@ def test_invalid_density_is_rejected(cls, density, small_data):
     X, y = small_data
     with pytest.raises(ValueError, match="density"):
         small(cls, density=density).fit(X, y)
+
+
+def test_weight_agnostic_learns_an_imbalanced_one_against_rest(digits):
+    """Without a bias node it predicted the minority class along whole rays of input space
+    (accuracy near the 0.9 base rate); with it the class prior can be expressed."""
+    from sklearn.model_selection import train_test_split
+
+    X, y = digits
+    X, y = X[:600], (y[:600] == 1).astype(int)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=0)
+    clf = small(WeightAgnosticClassifier, hidden_layer_sizes=(32,), max_epochs=15)
+    clf.fit(X_train, y_train)
+    base_rate = 1 - y_test.mean()
+    assert clf.score(X_test, y_test) > base_rate + 0.05
+    assert (clf.predict(X_test)[y_test == 1] == 1).mean() > 0.5  # finds the minority
+
+
+def test_weight_agnostic_chooses_the_value_on_the_validation_split(digits, monkeypatch):
+    X, y = digits
+    seen = []
+    original = WeightAgnosticClassifier._valid_score
+
+    def spy(self, outputs, targets, weights):
+        seen.append(len(targets))
+        return original(self, outputs, targets, weights)
+
+    monkeypatch.setattr(WeightAgnosticClassifier, "_valid_score", spy)
+    small(WeightAgnosticClassifier, early_stopping=True, validation_fraction=0.2,
+          max_epochs=2).fit(X, y)
+    n_valid = int(np.ceil(0.2 * len(y)))
+    assert seen[-3:] == [n_valid] * 3  # the final choice scored the held-out rows
+
+
+def test_the_base_class_is_abstract():
+    from sk_weightfree._base import BaseNetwork
+
+    with pytest.raises(TypeError, match="abstract"):
+        BaseNetwork()

@@ -90,6 +90,14 @@ def _softmax_last(x):
     return torch.softmax(x, dim=-1)
 
 
+def _same_param(a, b):
+    try:
+        return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object))) \
+            and np.shape(a) == np.shape(b)
+    except (TypeError, ValueError):
+        return a is b
+
+
 def _check_sample_weight(sample_weight, n_samples):
     """Validated float64 sample weights, or None for unit weights."""
     if sample_weight is None:
@@ -224,12 +232,23 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             self.__dict__.update(previous_state)
             raise
 
+    # What a warm start or partial_fit may change: the rest shapes the fitted network or
+    # its optimiser, and changing it takes a fresh fit.
+    _CONTINUABLE_PARAMS = frozenset({
+        "max_epochs", "batch_size", "lr", "lr_schedule", "verbose", "warm_start",
+        "early_stopping", "validation_fraction", "n_iter_no_change", "tol", "precision",
+        "torch_compile", "temperature", "final_temperature", "class_weight",
+        "random_state", "device", "finetune_epochs", "n_rounds", "density", "pruning",
+        "rewind",
+    })
+
     def _fit(self, X, y, sample_weight, *, incremental, continuing, classes):
         if not continuing:
             self._check_hidden_layer_sizes()
             self._check_params()
             device = resolve_device(self.device)
         else:
+            self._check_continuable()
             device = torch.device(self.net_.device)
         X, y_encoded, weights = self._validate_training_data(
             X, y, sample_weight, first=not continuing, classes=classes,
@@ -246,18 +265,52 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             self.net_ = self._make_net(module, device)
             self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
             self.net_.initialize()
-        self.net_.__dict__.pop("_predict_cache", None)
-        self.net_.train_split = None if valid_data is None else predefined_split(valid_data)
-        self.net_.valid_score_fn = self._valid_score if valid_data is not None else None
-        self.net_.scheduled_ = not incremental
-        n_epochs_before = len(self.net_.history)
-        self._train(train_data, 1 if incremental else self.max_epochs, incremental)
-        self._finish_training(train_data, valid_data)
-        self.net_.train_split = None  # drop the validation data: pickles stay small
-        self.net_.valid_score_fn = None
-        self.t_ += len(train_data) * (len(self.net_.history) - n_epochs_before)
+            self._fit_params = self.get_params(deep=False)
+        else:
+            self._update_net()
+        net = self.net_
+        net.__dict__.pop("_predict_cache", None)
+        n_epochs_before = len(net.history)
+        # Per-fit state of the net, cleared whatever happens: a bound method left on the
+        # net would make the estimator's pickle recurse, and the validation data would
+        # travel with it.
+        net.train_split = None if valid_data is None else predefined_split(valid_data)
+        net.valid_score_fn = self._valid_score if valid_data is not None else None
+        net.scheduled_ = not incremental
+        try:
+            self._train(train_data, 1 if incremental else self.max_epochs, incremental)
+            self._finish_training(train_data, valid_data)
+        finally:
+            net.train_split = net.valid_score_fn = None
+            net.__dict__.pop("_last_epoch_state", None)
+        self.t_ += len(train_data) * (len(net.history) - n_epochs_before)
         self._export_fitted_attributes()
         return self
+
+    def _check_continuable(self):
+        changed = sorted(
+            name for name, value in self.get_params(deep=False).items()
+            if name not in self._CONTINUABLE_PARAMS
+            and not _same_param(value, self._fit_params.get(name))
+        )
+        if changed:
+            raise ValueError(
+                f"warm_start and partial_fit continue the fitted network, but "
+                f"{', '.join(changed)} changed since it was built; refit from scratch "
+                f"(warm_start=False) to change {'them' if len(changed) > 1 else 'it'}."
+            )
+
+    def _update_net(self):
+        """Apply the parameters a continuing fit may change to the existing net."""
+        net = self.net_
+        net.lr, net.batch_size, net.max_epochs = self.lr, self.batch_size, self.max_epochs
+        for group in net.optimizer_.param_groups:
+            group["lr"] = self.lr
+        net.callbacks = self._callbacks()
+        net.initialize_callbacks()
+        net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
+        net.compile_forward = self.torch_compile
+        self._fit_params = self.get_params(deep=False)
 
     def _make_net(self, module, device):
         if self.optimizer == "sgd":
@@ -332,6 +385,13 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                 f"early_stopping=False."
             ) from None
         w_train, w_valid = (None, None) if weights is None else parts[4:6]
+        for part, w in (("training", w_train), ("validation", w_valid)):
+            if w is not None and not w.sum() > 0:
+                raise ValueError(
+                    f"Every sample_weight (times class_weight) of the {part} part of the "
+                    f"early-stopping split is zero; give weight to more samples or use "
+                    f"early_stopping=False."
+                )
         return (ResidentData(parts[0], parts[2], device, sample_weight=w_train),
                 ResidentData(parts[1], parts[3], device, sample_weight=w_valid))
 
@@ -571,6 +631,8 @@ class ClassifierHeadMixin(ClassifierMixin):
         if self._multilabel:
             if self.class_weight is not None:
                 raise ValueError("class_weight is not supported with multilabel y.")
+            if not np.isin(y, (0, 1)).all():
+                raise ValueError("A multilabel y must be an indicator matrix of 0 and 1.")
             return np.asarray(y, dtype=np.float32), weights
         unseen = np.setdiff1d(np.unique(y), self.classes_)
         if len(unseen):
@@ -610,8 +672,17 @@ class ClassifierHeadMixin(ClassifierMixin):
             )
         per_class = compute_class_weight(self.class_weight, classes=self.classes_,
                                          y=y if self.class_weight == "balanced" else self.classes_)
+        if not (np.isfinite(per_class).all() and (per_class >= 0).all()
+                and per_class.sum() > 0):
+            raise ValueError(
+                f"class_weight must give finite, non-negative weights, not all zero; got "
+                f"{self.class_weight!r}."
+            )
         class_weights = per_class[y_encoded]
-        return class_weights if weights is None else weights * class_weights
+        weights = class_weights if weights is None else weights * class_weights
+        if not weights.sum() > 0:
+            raise ValueError("sample_weight times class_weight is zero for every sample.")
+        return weights
 
     def _valid_score(self, outputs, y, w):
         """Validation accuracy (subset accuracy for multilabel), weighted."""
@@ -720,9 +791,17 @@ class RegressorHeadMixin(RegressorMixin):
             self._single_output = y.ndim == 1
             self.n_outputs_ = y2.shape[1]
             self._target_mean = np.average(y2, axis=0, weights=weights)
-            scale = np.sqrt(np.average((y2 - self._target_mean) ** 2, axis=0,
-                                       weights=weights))
-            self._target_scale = np.where(scale > 0, scale, 1.0)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                scale = np.sqrt(np.average((y2 - self._target_mean) ** 2, axis=0,
+                                           weights=weights))
+            if not (np.isfinite(scale).all() and np.isfinite(self._target_mean).all()):
+                raise ValueError(
+                    "y is too large to standardise (its variance overflows float64); "
+                    "rescale the target."
+                )
+            # a relative threshold: a constant target gives scale 1 whatever its size
+            tiny = 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(self._target_mean))
+            self._target_scale = np.where(scale > tiny, scale, 1.0)
         elif y2.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"y has {y2.shape[1]} output(s) but this model was fitted on "

@@ -1,6 +1,7 @@
 """A dense network magnitude-pruned to a target density: PrunedClassifier and
 PrunedRegressor."""
 
+import warnings
 from numbers import Integral, Real
 
 import torch
@@ -17,7 +18,9 @@ _PRUNED_DESCRIPTION = """Training runs ``max_epochs`` on the dense network; then
     ``rewind=True`` the survivors are reset to their values at the start of ``fit`` before
     retraining (lottery-ticket style). Biases are never pruned. The pruning masks stay on
     the network: ``partial_fit`` and warm starts continue training under the current mask,
-    and a pruned edge never comes back."""
+    and a pruned edge never comes back. ``partial_fit`` never prunes: on an unfitted
+    estimator it trains the dense network, which a later ``fit`` with ``warm_start=True``
+    prunes. A user interrupt during the dense phase skips the pruning (with a warning)."""
 
 _PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
@@ -71,6 +74,10 @@ class _PrunedBase(_DenseBase):
         sizes = [_weight_parameter(layer).numel() for layer in layers]
         for round_ in range(1, self.n_rounds + 1):
             if self.net_.interrupted_:  # stop where the user interrupted
+                warnings.warn(
+                    f"Interrupted before pruning round {round_} of {self.n_rounds}; the "
+                    f"network keeps density {float(_kept(layers, sizes)):.3f}, not "
+                    f"{self.density}.", UserWarning, stacklevel=4)
                 break
             kept_fraction = self.density ** (round_ / self.n_rounds)
             self._prune_to(layers, sizes, kept_fraction)
@@ -142,6 +149,11 @@ def _weight_parameter(layer):
     """The trained weight tensor: ``weight_orig`` once ``torch.nn.utils.prune`` has
     reparametrised the layer (``weight`` is then recomputed at each forward pass)."""
     return getattr(layer, "weight_orig", layer.weight)
+
+
+def _kept(layers, sizes):
+    """Fraction of the weights still present."""
+    return sum(int(_alive(layer).sum()) for layer in layers) / sum(sizes)
 
 
 def _alive(layer):

@@ -86,6 +86,11 @@ class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
         set_sample_seed(module, self._sample_seed)
         return module
 
+    def _train(self, train_data, epochs, incremental):
+        # a continuing fit searches again: training and validation see every value
+        self.net_.module_.searching = True
+        super()._train(train_data, epochs, incremental)
+
     def _finish_training(self, train_data, valid_data):
         super()._finish_training(train_data, valid_data)  # output statistics, if any
         module = self.net_.module_

@@ -267,3 +267,78 @@ def test_weight_agnostic_ensemble_is_fixed_at_fit(small_data):
     clf.set_params(ensemble=True)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
 
+
+
+# ------------------------------------------------------------------ review findings
+def test_warm_start_refuses_a_changed_architecture_and_applies_a_new_lr(small_data):
+    X, y = small_data
+    clf = small(DenseClassifier, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes changed"):
+        clf.set_params(hidden_layer_sizes=(20, 5)).fit(X, y)
+    clf.set_params(hidden_layer_sizes=(16,), lr=0.01).fit(X, y)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == 0.01
+
+
+def test_warm_start_can_switch_early_stopping(small_data):
+    X, y = small_data
+    clf = small(DenseClassifier, warm_start=True, early_stopping=True).fit(X, y)
+    clf.set_params(early_stopping=False).fit(X, y)  # the stopping rule follows the switch
+    assert clf.validation_scores_ is None and clf.n_iter_ == 6
+
+
+def test_a_failed_warm_fit_leaves_a_picklable_estimator(small_data, monkeypatch):
+    import copy
+    import pickle
+
+    from sk_weightfree.nn import WeightFreeMLP
+
+    X, y = small_data
+    clf = small(WeightFreeClassifier, warm_start=True, early_stopping=True).fit(X, y)
+    before = clf.predict_proba(X)
+
+    def interrupted(self, batches):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WeightFreeMLP, "recalibrate_norms", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    monkeypatch.undo()
+    assert clf.net_.train_split is None and clf.net_.valid_score_fn is None
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), before)
+    copy.deepcopy(clf)
+
+
+@pytest.mark.parametrize("class_weight", [{0: -1.0, 1: 1.0, 2: 1.0}, {0: 0, 1: 0, 2: 0},
+                                          {0: np.nan, 1: 1.0, 2: 1.0}])
+def test_bad_class_weight_values_are_a_clear_error(class_weight, small_data):
+    X, y = small_data
+    with pytest.raises(ValueError, match="class_weight"):
+        small(DenseClassifier, class_weight=class_weight).fit(X, y)
+
+
+def test_zero_weight_in_a_split_is_a_clear_error(small_data):
+    from sklearn.model_selection import train_test_split
+
+    X, y = small_data
+    seed = small(DenseClassifier, early_stopping=True).fit(X, y)._split_seed
+    _, valid = train_test_split(np.arange(len(y)), test_size=0.1, stratify=y,
+                                random_state=seed)
+    weights = np.ones(len(y))
+    weights[valid] = 0.0  # the same split again: nothing weighs in the validation part
+    with pytest.raises(ValueError, match="early-stopping split"):
+        small(DenseClassifier, early_stopping=True).fit(X, y, sample_weight=weights)
+
+
+def test_multilabel_y_must_be_zero_one(small_data):
+    X, y = small_data
+    Y = np.column_stack([y == 0, y == 1]).astype(int) * 2 - 1
+    with pytest.raises(ValueError, match="indicator matrix of 0 and 1"):
+        small(DenseClassifier).fit(X, Y)
+
+
+def test_regression_targets_that_overflow_are_a_clear_error(regression_data):
+    X, y = regression_data
+    y = y.copy()
+    y[0] = 1e300
+    with pytest.raises(ValueError, match="too large"):
+        small(DenseRegressor).fit(X, y)

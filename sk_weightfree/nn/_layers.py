@@ -14,7 +14,10 @@ class ScoredMaskLinear(nn.Module):
     ``M = 1[score > threshold]``. In training mode the mask carries the straight-through
     surrogate gradient of :func:`straight_through_mask`; in eval mode it is the hard mask,
     computed once and cached until the scores change (as ``torch.nn.utils.prune`` keeps a
-    mask buffer).
+    mask buffer). The cache is dropped on ``train()``/``eval()`` and ``load_state_dict``
+    and follows the scores' version counter; fused optimisers update in place without
+    bumping it, so after stepping one while the layer is in eval mode, call ``eval()``
+    again.
 
     With ``paired=True`` the layer sees its input twice, as ``[x, -x]``: the mask has shape
     (out_features, 2 * in_features), columns ``[:in_features]`` are the excitatory lines and
@@ -58,7 +61,7 @@ class ScoredMaskLinear(nn.Module):
         self.register_buffer("temperature", torch.tensor(1.0))
         self.sample_seed = None  # set to an int to make bernoulli sampling reproducible
         self._sample_generator = None
-        self._cached_mask = None  # {name: (scores version, ..., tensor)} for inference
+        self._cached_mask = None  # {"mask"/"weight": (key, tensor)} for inference
         # Fused optimisers update in place without bumping the version counter, so the
         # cache is also dropped whenever the mode changes or a state dict is loaded.
         self._register_load_state_dict_pre_hook(_drop_cached_mask, with_module=True)
@@ -75,7 +78,8 @@ class ScoredMaskLinear(nn.Module):
         return self.scores - threshold
 
     def hard_mask(self):
-        """Boolean mask of shape (out_features, in_features) used for prediction."""
+        """Boolean mask used for prediction, shape (out_features, in_features), or
+        (out_features, 2 * in_features) when paired."""
         with torch.no_grad():
             return self.logits() > 0
 

@@ -168,9 +168,10 @@ def test_temperature_is_annealed(digits, monkeypatch):
     clf = small(WeightFreeClassifier, max_epochs=4, temperature=2.0, final_temperature=0.25,
                 hidden_layer_sizes=(8,))
     clf.fit(X, y)
-    per_epoch = np.array(seen).reshape(4, -1)  # every layer, every batch of an epoch
-    assert (per_epoch == per_epoch[:, :1]).all()
-    np.testing.assert_allclose(per_epoch[:, 0], [2.0, 1.0, 0.5, 0.25], rtol=1e-6)
+    # the layers saw one temperature per epoch, in this order
+    changes = [t for i, t in enumerate(seen) if i == 0 or t != seen[i - 1]]
+    np.testing.assert_allclose(changes, [2.0, 1.0, 0.5, 0.25], rtol=1e-6)
+    assert len(seen) >= 4 * 2 * (len(X) // 32)  # every batch of every epoch, both layers
     seen.clear()
     clf.partial_fit(X, y)  # partial_fit does not schedule: the first temperature
     np.testing.assert_allclose(seen, 2.0)

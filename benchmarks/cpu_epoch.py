@@ -2,7 +2,7 @@
 
 Run: python benchmarks/cpu_epoch.py (20,000 Fashion-MNIST rows, 2 epochs, interleaved).
 """
-import time, numpy as np, torch
+import numpy as np, torch
 from sk_weightfree import DenseClassifier, WeightFreeClassifier
 from sk_weightfree.datasets import load_fashion_mnist
 X, y = load_fashion_mnist(subset="train", return_X_y=True)

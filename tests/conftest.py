@@ -52,6 +52,31 @@ def digits_split(digits):
     return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 
 
+@pytest.fixture(scope="session")
+def digits_small():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X[:300]), y[:300]
+
+
+@pytest.fixture(scope="module")
+def fitted(small_data):
+    """cls -> a small estimator fitted on ``small_data`` (shared; never mutate it)."""
+    cache = {}
+
+    def get(cls):
+        if cls not in cache:
+            cache[cls] = small(cls).fit(*small_data)
+        return cache[cls]
+
+    return get
+
+
+def case_id(case):
+    """Test id of a ``(class name, parameters)`` case."""
+    name, params = case
+    return name + "".join(f"-{k}={v}" for k, v in params.items())
+
+
 def small(cls, **kwargs):
     """An estimator with a tiny network, for fast behavioural tests."""
     params = {**SMALL, "random_state": 0, **kwargs}

@@ -4,7 +4,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sk_weightfree
-from conftest import ALL_ESTIMATORS, ESTIMATORS
+from conftest import ALL_ESTIMATORS
 
 # Repeating a sample k times and weighting it by k are the same loss, but mini-batch
 # training in float32 does not reach bit-identical weights (different batch composition,

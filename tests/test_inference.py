@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.special import softmax
-from sklearn.datasets import load_digits, make_regression
-from sklearn.preprocessing import StandardScaler
+from sklearn.datasets import make_regression
 
 import sk_weightfree
 from sk_weightfree._inference import (LayerSpec, NetworkSpec, forward, spec_from_estimator,
                                       use_sum_of_inputs)
+from conftest import case_id
 
 PACKAGE_DIR = Path(sk_weightfree.__file__).parent
 TINY = dict(hidden_layer_sizes=(16,), max_epochs=2, batch_size=32, device="cpu", random_state=0)
@@ -32,17 +32,6 @@ REGRESSOR_CASES = [
     (name.replace("Classifier", "Regressor"), params) for name, params in CLASSIFIER_CASES
     if name != "WeightFreeClassifier" or params
 ]
-
-
-def case_id(case):
-    name, params = case
-    return name + "".join(f"-{k}={v}" for k, v in params.items())
-
-
-@pytest.fixture(scope="module")
-def digits_small():
-    X, y = load_digits(return_X_y=True)
-    return StandardScaler().fit_transform(X[:300]), y[:300]
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.datasets import load_digits, make_regression
+from sklearn.datasets import make_regression
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
-from sklearn.preprocessing import StandardScaler
 
 import sk_weightfree
 from sk_weightfree import io as skio
+from conftest import case_id
 
 PACKAGE_ROOT = Path(sk_weightfree.__file__).parent.parent
 TINY = dict(hidden_layer_sizes=(16,), max_epochs=2, batch_size=32, device="cpu", random_state=0)
@@ -31,17 +31,6 @@ CLASSIFIER_CASES = [
 ]
 REGRESSOR_CASES = [(name.replace("Classifier", "Regressor"), params)
                    for name, params in CLASSIFIER_CASES]
-
-
-def case_id(case):
-    name, params = case
-    return name + "".join(f"-{k}={v}" for k, v in params.items())
-
-
-@pytest.fixture(scope="module")
-def digits_small():
-    X, y = load_digits(return_X_y=True)
-    return StandardScaler().fit_transform(X[:300]), y[:300]
 
 
 _FITTED = {}

@@ -123,19 +123,6 @@ def fresh(cls, **kw):
 
 
 @pytest.fixture(scope="module")
-def fitted(small_data):
-    """cls -> a small estimator fitted on ``small_data`` (shared; never mutate it)."""
-    cache = {}
-
-    def get(cls):
-        if cls not in cache:
-            cache[cls] = small(cls).fit(*small_data)
-        return cache[cls]
-
-    return get
-
-
-@pytest.fixture(scope="module")
 def int_data():
     X, y = load_digits(n_class=3, return_X_y=True)
     return X[:150].astype(np.int64), y[:150]

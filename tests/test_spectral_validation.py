@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 from sklearn.neural_network import MLPClassifier
 
-from conftest import ESTIMATORS, small
+from conftest import ESTIMATORS
 from sk_weightfree import DenseClassifier, spectral_density, spectral_similarity
 
 CLEAR = (ValueError, TypeError)  # NotFittedError is a ValueError
@@ -36,19 +36,6 @@ def clear_error(match, types=CLEAR):
     assert not any(part in where for part in DEEP), (
         f"{type(info.value).__name__} raised from deep inside {where}: {info.value}"
     )
-
-
-@pytest.fixture(scope="module")
-def fitted(small_data):
-    """cls -> a small estimator fitted on ``small_data`` (shared; never mutate it)."""
-    cache = {}
-
-    def get(cls):
-        if cls not in cache:
-            cache[cls] = small(cls).fit(*small_data)
-        return cache[cls]
-
-    return get
 
 
 def _layers(seed=0, sizes=(6, 5, 3)):

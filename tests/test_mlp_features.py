@@ -96,11 +96,12 @@ def test_sample_weight_is_routed_through_pipeline_and_cross_validate(small_data)
         pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
                              small(WeightFreeClassifier)
                              .set_fit_request(sample_weight=True)
-                             .set_score_request(sample_weight=False))
-        if hasattr(pipe, "set_score_request"):  # scikit-learn < 1.8: the pipeline consumes it
-            pipe.set_score_request(sample_weight=False)
-        result = cross_validate(pipe, X, y, cv=3, params={"sample_weight": weights})
-        assert len(result["test_score"]) == 3
+                             .set_score_request(sample_weight=True))
+        if tuple(map(int, sklearn.__version__.split(".")[:2])) < (1, 8):  # the pipeline consumed it
+            pipe.set_score_request(sample_weight=True)
+        result = cross_validate(pipe, X, y, cv=3, params={"sample_weight": weights},
+                                error_score="raise")
+        assert np.isfinite(result["test_score"]).all() and len(result["test_score"]) == 3
         routed = pipe.fit(X, y, sample_weight=weights)[-1]
     direct = small(WeightFreeClassifier).fit(StandardScaler().fit_transform(X), y,
                                              sample_weight=weights)

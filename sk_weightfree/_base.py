@@ -348,11 +348,15 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             )
         self._hidden_sizes = tuple(int(s) for s in sizes)
 
+    # Networks that estimate batch statistics (batch norm) need two samples a batch; the
+    # others can take single-sample partial_fit updates, as MLPClassifier does.
+    _min_batch_samples = 2
+
     def _validate_training_data(self, X, y, sample_weight, *, first, classes, incremental):
         X, y = validate_data(
             self, X, y, reset=first, accept_sparse=["csr", "csc"],
-            dtype=[np.float32, np.float64], ensure_min_samples=2, multi_output=True,
-            y_numeric=self._y_numeric,
+            dtype=[np.float32, np.float64], multi_output=True, y_numeric=self._y_numeric,
+            ensure_min_samples=self._min_batch_samples if incremental else 2,
         )
         largest = max(X.max(), -X.min()) if X.shape[0] * X.shape[1] else 0.0  # no |X| copy
         if largest > FLOAT32_MAX:

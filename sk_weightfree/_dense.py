@@ -77,6 +77,8 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
 
 
 class _DenseBase(BaseNetwork):
+    _min_batch_samples = 1
+
     def _build_module(self, n_features, n_outputs, generator):
         return DenseMLP(n_features, self._hidden_sizes, n_outputs,
                         activation=self.activation, generator=generator)

@@ -343,3 +343,18 @@ def test_regression_targets_that_overflow_are_a_clear_error(regression_data):
     y[0] = 1e300
     with pytest.raises(ValueError, match="too large"):
         small(DenseRegressor).fit(X, y)
+
+
+@pytest.mark.parametrize("cls", [DenseClassifier, PrunedClassifier])
+def test_partial_fit_takes_single_samples_without_batch_norm(cls, small_data):
+    X, y = small_data
+    clf = small(cls)
+    for i in range(5):
+        clf.partial_fit(X[i:i + 1], y[i:i + 1], classes=np.unique(y))
+    assert clf.n_iter_ == 5 and clf.t_ == 5
+
+
+def test_partial_fit_with_batch_norm_needs_two_samples(small_data):
+    X, y = small_data
+    with pytest.raises(ValueError, match="minimum of 2"):
+        small(WeightFreeClassifier).partial_fit(X[:1], y[:1], classes=np.unique(y))

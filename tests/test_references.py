@@ -171,3 +171,23 @@ def test_the_base_class_is_abstract():
 
     with pytest.raises(TypeError, match="abstract"):
         BaseNetwork()
+
+
+def test_pruned_interrupt_before_pruning_says_the_network_is_not_pruned(small_data,
+                                                                        monkeypatch):
+    import torch
+
+    X, y = small_data
+    steps = {"n": 0}
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        steps["n"] += 1
+        if steps["n"] == 6:  # inside the second dense epoch
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    with pytest.warns(UserWarning, match="before pruning round 1 of 1"):
+        clf = small(PrunedClassifier, density=0.2).fit(X, y)
+    assert clf.density_ == 1.0 and clf.n_iter_ == 1

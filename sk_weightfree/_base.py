@@ -308,8 +308,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             group["lr"] = self.lr
         net.callbacks = self._callbacks()
         net.initialize_callbacks()
-        net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
-        net.compile_forward = self.torch_compile
+        self._set_forward_options(net)
         self._fit_params = self.get_params(deep=False)
 
     def _make_net(self, module, device):
@@ -335,9 +334,13 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             predict_nonlinearity=self._predict_nonlinearity(),
             verbose=0,
         )
+        self._set_forward_options(net)
+        return net
+
+    def _set_forward_options(self, net):
+        """The net's training forward pass: bf16 autocast and torch.compile."""
         net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
         net.compile_forward = self.torch_compile
-        return net
 
     def _check_hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -446,13 +449,12 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         self.coefs_ = [w.T for w in numpy(w for w, _ in connections)]
         self.masks_ = [m.detach().cpu().numpy().T.astype(bool) for _, m in connections]
         units = module.unit_arrays()
-        self.intercepts_ = numpy(units["intercepts"])
-        for name in ("unit_scales", "unit_signs"):
-            if name in units:
-                setattr(self, name + "_", numpy(units[name]))
+        if "unit_signs" in units:
+            self.unit_signs_ = numpy(units["unit_signs"])
         self.paired_inputs_ = bool(getattr(module, "paired", False))
+        scales = numpy(units["unit_scales"]) if "unit_scales" in units else None
         self.coefs_, self.intercepts_, scales = self._fold_outputs(
-            self.coefs_, self.intercepts_, getattr(self, "unit_scales_", None))
+            self.coefs_, numpy(units["intercepts"]), scales)
         if scales is not None:
             self.unit_scales_ = scales
         self.n_connections_ = int(sum(m.sum() for m in self.masks_))

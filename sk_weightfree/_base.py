@@ -7,6 +7,7 @@ pruning rule, and its classifier and regressor are that base with a head.
 """
 
 import copy
+import inspect
 import io
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -98,6 +99,11 @@ def _same_param(a, b):
         return a is b
 
 
+def _oriented(weight):
+    """A layer's (out, in) weight as (in, out); convolution kernels stay as they are."""
+    return weight.T if weight.ndim == 2 else weight
+
+
 def _check_sample_weight(sample_weight, n_samples):
     """Validated float64 sample weights, or None for unit weights."""
     if sample_weight is None:
@@ -151,6 +157,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         "tol": [Interval(Real, 0, None, closed="left")],
         "precision": [StrOptions({"float32", "bfloat16"})],
         "torch_compile": ["boolean"],
+        "module": [None, callable],
+        "input_shape": [None, "array-like"],
     }
 
     # ------------------------------------------------------------------ family hooks
@@ -245,6 +253,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, y, sample_weight, *, incremental, continuing, classes):
         if not continuing:
             self._check_hidden_layer_sizes()
+            self._check_template_params()
             self._check_params()
             device = resolve_device(self.device)
         else:
@@ -341,6 +350,82 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         """The net's training forward pass: bf16 autocast and torch.compile."""
         net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
         net.compile_forward = self.torch_compile
+
+    def _check_template_params(self):
+        """Validate ``module``/``input_shape`` (before any data is seen)."""
+        shape = self.input_shape
+        if shape is not None:
+            if self.module is None:
+                raise ValueError("input_shape is the shape of one sample for module; it "
+                                 "needs module to be set.")
+            shape = np.asarray(shape).ravel()
+            if not (shape.size and np.issubdtype(shape.dtype, np.integer)
+                    and (shape > 0).all()):
+                raise ValueError(f"input_shape must be a tuple of positive integers; got "
+                                 f"{self.input_shape!r}.")
+            shape = tuple(int(s) for s in shape)
+        self._input_shape = shape
+
+    def _template(self, n_features, n_outputs, generator):
+        """The ``module`` template, built, checked on a dry run and initialised from
+        ``generator``."""
+        shape = self._input_shape
+        if shape is not None and int(np.prod(shape)) != n_features:
+            raise ValueError(f"input_shape {shape} holds {int(np.prod(shape))} values, but "
+                             f"X has {n_features} features.")
+        template = self.module
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if isinstance(template, torch.nn.Module):
+                template = copy.deepcopy(template)
+            else:
+                template = self._instantiate_template(template, n_outputs)
+            template.train()
+            example = torch.zeros(2, *(shape or (n_features,)))
+            try:
+                with torch.no_grad():
+                    output = template(example)  # also initialises lazy layers
+            except Exception as exc:
+                raise ValueError(
+                    f"module {type(template).__name__} failed on a batch of shape "
+                    f"{tuple(example.shape)} ({type(exc).__name__}: {exc}); check "
+                    f"input_shape."
+                ) from None
+            for layer in template.modules():
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+        if not (isinstance(output, torch.Tensor) and tuple(output.shape) == (2, n_outputs)):
+            got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
+            raise ValueError(
+                f"module {type(template).__name__} must output shape (batch, {n_outputs}) "
+                f"for these targets; on a batch of 2 it gave {got}."
+            )
+        if self.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                       for m in template.modules()):
+            raise ValueError("module has batch normalisation, which needs batch_size >= 2.")
+        return template
+
+    def _instantiate_template(self, cls, n_outputs):
+        """``cls(n_outputs=...)``, with ``input_shape=`` when ``cls`` takes it."""
+        kwargs = {"n_outputs": n_outputs}
+        try:
+            if "input_shape" in inspect.signature(cls).parameters:
+                kwargs["input_shape"] = self._input_shape
+        except (TypeError, ValueError):  # no signature to read
+            pass
+        try:
+            template = cls(**kwargs)
+        except Exception as exc:
+            raise ValueError(
+                f"module={cls!r} could not be built as module("
+                f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) "
+                f"({type(exc).__name__}: {exc})."
+            ) from None
+        if not isinstance(template, torch.nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module class or instance; "
+                            f"{cls!r}(...) gave {type(template).__name__}.")
+        return template
 
     def _check_hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -446,8 +531,11 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             return [t.detach().cpu().double().numpy().copy() for t in tensors]
 
         connections = module.connections()
-        self.coefs_ = [w.T for w in numpy(w for w, _ in connections)]
-        self.masks_ = [m.detach().cpu().numpy().T.astype(bool) for _, m in connections]
+        # linear layers in MLPClassifier's (n_in, n_out) orientation, convolutions in
+        # torch's (out, in, kh, kw) layout
+        self.coefs_ = [_oriented(w) for w in numpy(w for w, _ in connections)]
+        self.masks_ = [_oriented(m.detach().cpu().numpy().astype(bool))
+                       for _, m in connections]
         units = module.unit_arrays()
         if "unit_signs" in units:
             self.unit_signs_ = numpy(units["unit_signs"])

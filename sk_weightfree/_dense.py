@@ -1,7 +1,7 @@
 """The fully connected, real-weight reference: DenseClassifier and DenseRegressor."""
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from .nn import DenseMLP
+from .nn import DenseMLP, TemplateNetwork
 
 _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         Width of each hidden layer.
@@ -45,7 +45,19 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
     precision : {"float32", "bfloat16"}, default="float32"
         "bfloat16" runs the training forward passes under ``torch.autocast``.
     torch_compile : bool, default=False
-        Compile the module's forward pass with ``torch.compile`` for training."""
+        Compile the module's forward pass with ``torch.compile`` for training.
+    module : torch.nn.Module class or instance, default=None
+        A network to use instead of the multilayer perceptron, as a *template* (for
+        instance :class:`sk_weightfree.nn.SmallCNN`). A class is instantiated as
+        ``module(n_outputs=...)``, with ``input_shape=...`` too when it takes that argument;
+        an instance is copied. Its parameters are re-initialised at every fit (seeded by
+        ``random_state``) and its output must have shape (batch, ``n_outputs_``). Each
+        family turns the template's ``nn.Linear``/``nn.Conv2d`` layers into its own kind
+        (see the user guide) and keeps every other layer. ``hidden_layer_sizes`` and
+        ``activation`` are then unused.
+    input_shape : tuple of int, default=None
+        Shape of one sample for ``module`` (e.g. ``(1, 28, 28)``): each row of ``X`` is
+        reshaped to it. None passes the rows as they are."""
 
 _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
         Class labels (classifiers; ``arange(n_labels)`` for multilabel ``y``).
@@ -77,9 +89,14 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
 
 
 class _DenseBase(BaseNetwork):
-    _min_batch_samples = 1
+    @property
+    def _min_batch_samples(self):
+        return 1 if self.module is None else 2  # a template may hold batch norms
 
     def _build_module(self, n_features, n_outputs, generator):
+        if self.module is not None:
+            return TemplateNetwork(self._template(n_features, n_outputs, generator),
+                                   self._input_shape)
         return DenseMLP(n_features, self._hidden_sizes, n_outputs,
                         activation=self.activation, generator=generator)
 
@@ -124,7 +141,8 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, class_weight=None):
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, class_weight=None):
         store_params(self, locals())
 
 
@@ -168,5 +186,6 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, loss="squared_error"):
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, loss="squared_error"):
         store_params(self, locals())

@@ -167,6 +167,13 @@ def spec_from_estimator(est):
     """
     if not hasattr(est, "coefs_"):
         raise ValueError(f"{type(est).__name__} is not fitted (it has no coefs_).")
+    if getattr(est, "module", None) is not None:
+        raise ValueError(
+            f"This {type(est).__name__} was fitted with a module template (module="
+            f"{getattr(est.module, '__name__', type(est.module).__name__)}); the compact "
+            f"file and the ONNX export describe the multilayer network only. Pickle the "
+            f"estimator, or save the plain torch module of to_module() where it exists."
+        )
     coefs = [np.asarray(c, dtype=np.float64) for c in est.coefs_]
     n_layers = len(coefs)
     is_classifier = hasattr(est, "classes_")

@@ -24,14 +24,15 @@ _PRUNED_DESCRIPTION = """Training runs ``max_epochs`` on the dense network; then
 
 _PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
-early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile
+early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
         As in :class:`DenseClassifier`; ``max_epochs`` counts the dense training only.
     density : float in (0, 1], default=0.1
         Fraction of weights kept.
     pruning : {"global", "layer"}, default="global"
         One magnitude threshold over all layers (each layer keeps at least its
         ``max(fan_in, fan_out)`` largest weights, so none is emptied), or the same fraction
-        in every layer.
+        in every layer. With a ``module`` template, its ``nn.Linear`` and ``nn.Conv2d``
+        weights are pruned (a kernel's fan-in counts its taps).
     n_rounds : int, default=1
         Pruning rounds (prune, retrain, repeat).
     finetune_epochs : int, default=10
@@ -67,7 +68,7 @@ class _PrunedBase(_DenseBase):
         if incremental:  # training continues under the current mask
             self.net_.partial_fit(train_data, epochs=epochs)
             return
-        layers = list(self.net_.module_.linears)
+        layers = self.net_.module_.weight_layers()
         initial = [(_weight_parameter(layer).detach().clone(), layer.bias.detach().clone())
                    for layer in layers]
         self.net_.partial_fit(train_data, epochs=epochs)
@@ -90,7 +91,7 @@ class _PrunedBase(_DenseBase):
         # prune's forward hook leaves ``weight`` as a non-leaf tensor of the last training
         # step, which can be neither deep-copied nor pickled: recompute it without a graph.
         with torch.no_grad():
-            for layer in self.net_.module_.linears:
+            for layer in self.net_.module_.weight_layers():
                 if prune.is_pruned(layer):
                     layer.weight = layer.weight_orig * layer.weight_mask
 
@@ -118,8 +119,8 @@ class _PrunedBase(_DenseBase):
         the largest remaining weights anywhere.
         """
         alive = [_alive(layer) for layer in layers]
-        floors = [min(int(a.sum()), max(layer.in_features, layer.out_features))
-                  for layer, a in zip(layers, alive)]
+        floors = [min(int(a.sum()), max(a.shape[0], a[0].numel()))  # fan-out, fan-in
+                  for a in alive]
         if sum(floors) > target:  # a tiny budget: share it, at least one edge per layer
             floors = [max(1, target * f // sum(floors)) for f in floors]
         scores = []
@@ -190,7 +191,8 @@ class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, density=0.1,
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, density=0.1,
                  pruning="global", n_rounds=1, finetune_epochs=10, rewind=False,
                  class_weight=None):
         store_params(self, locals())
@@ -224,7 +226,8 @@ class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, density=0.1,
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, density=0.1,
                  pruning="global", n_rounds=1, finetune_epochs=10, rewind=False,
                  loss="squared_error"):
         store_params(self, locals())

@@ -7,8 +7,9 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from ._weight_free import _WEIGHT_FREE_ATTRIBUTES
-from .nn import UNIT_SIGN_MODES, WeightFreeMLP
+from ._weight_free import _WEIGHT_FREE_ATTRIBUTES, _check_template_signs
+from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, unit_sign_mode,
+                 weight_free_from_template)
 
 _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_readout=True`` the output layer's
     {0,1} mask is searched with the surrogate method of :class:`WeightFreeClassifier` and the
@@ -20,12 +21,14 @@ _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_re
 
 _RANDOM_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
-early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, unit_signs
+early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape, \
+unit_signs
         As in :class:`WeightFreeClassifier`.
     density : float in (0, 1], default=0.5
         Probability that each hidden-layer edge (line, when paired) exists.
     train_readout : bool, default=True
-        Search the output layer's mask (and train unit normalisation parameters)."""
+        Search the output layer's mask (and train unit normalisation parameters). With a
+        ``module`` template, the output layer is its last weight layer."""
 
 
 class _RandomBase(BaseNetwork):
@@ -38,12 +41,21 @@ class _RandomBase(BaseNetwork):
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
     }
 
+    def _check_params(self):
+        _check_template_signs(self)
+
     def _build_module(self, n_features, n_outputs, generator):
         density = min(self.density, 1.0 - 1e-7)  # ndtri(1) is infinite
-        module = WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
-                               activation=self.activation, init_density=density,
-                               unit_signs=self.unit_signs, generator=generator)
-        *hidden, readout = module.linears
+        if self.module is not None:
+            module = TemplateNetwork(weight_free_from_template(
+                self._template(n_features, n_outputs, generator),
+                paired=unit_sign_mode(self.unit_signs) == "paired", init_density=density,
+                generator=generator), self._input_shape)
+        else:
+            module = WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
+                                   activation=self.activation, init_density=density,
+                                   unit_signs=self.unit_signs, generator=generator)
+        *hidden, readout = module.scored_layers()
         for layer in hidden:
             layer.scores.requires_grad_(False)
         if self.train_readout:
@@ -86,7 +98,8 @@ class RandomNetworkClassifier(ClassifierHeadMixin, _RandomBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, density=0.5,
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, density=0.5,
                  train_readout=True, unit_signs="paired", class_weight=None):
         store_params(self, locals())
 
@@ -119,6 +132,7 @@ class RandomNetworkRegressor(RegressorHeadMixin, _RandomBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, density=0.5,
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, density=0.5,
                  train_readout=True, unit_signs="paired", loss="squared_error"):
         store_params(self, locals())

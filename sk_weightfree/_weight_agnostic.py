@@ -9,7 +9,8 @@ from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_p
 from ._dense import _SHARED_ATTRIBUTES
 from ._search import SurrogateSearchMixin
 from ._training import DeviceBatchIterator
-from .nn import SharedWeightMLP, set_sample_seed
+from .nn import (SharedWeightMLP, SharedWeightTemplate, set_sample_seed,
+                 shared_weight_from_template)
 
 _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
     the surrogate-gradient method of :class:`WeightFreeClassifier` to minimise the loss
@@ -19,11 +20,14 @@ _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic network
     too); hidden units carry fixed random signs (``unit_signs_``). No real value is
     trained. After the search, ``shared_weight_`` is the value that scores best on the
     validation split when ``early_stopping=True`` holds one out, else on the training
-    data."""
+    data. With a ``module`` template, every ``nn.Linear``/``nn.Conv2d`` computes
+    ``w * (layer(x, M₊ - M₋) / sqrt(fan_in) + b)`` on paired inputs ``[h, -h]`` (the
+    edge's sign comes from the line it uses, its size is ``w``) and no unit signs are
+    drawn."""
 
 _AGNOSTIC_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
-early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile
+early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
         As in :class:`WeightFreeClassifier`.
     weight_values : array-like of float, default=(0.5, 1, 2)
         The shared values the architecture is trained to work with. Negative values are
@@ -78,6 +82,14 @@ class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
         self._weight_values = values
 
     def _build_module(self, n_features, n_outputs, generator):
+        if self.module is not None:
+            module = SharedWeightTemplate(
+                shared_weight_from_template(self._template(n_features, n_outputs, generator),
+                                            sampling=self.sampling, generator=generator),
+                self._input_shape, n_outputs, weight_values=self._weight_values,
+                normalize_output=is_regressor(self))
+            set_sample_seed(module, self._sample_seed)
+            return module
         module = SharedWeightMLP(
             n_features, self._hidden_sizes, n_outputs, weight_values=self._weight_values,
             activation=self.activation, sampling=self.sampling,
@@ -156,8 +168,8 @@ class WeightAgnosticClassifier(ClassifierHeadMixin, _WeightAgnosticBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False,
-                 weight_values=(0.5, 1.0, 2.0), ensemble=False,
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,
                  sampling="threshold", temperature=1.0, final_temperature=None,
                  class_weight=None):
         store_params(self, locals())
@@ -191,8 +203,8 @@ class WeightAgnosticRegressor(RegressorHeadMixin, _WeightAgnosticBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False,
-                 weight_values=(0.5, 1.0, 2.0), ensemble=False,
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,
                  sampling="threshold", temperature=1.0, final_temperature=None,
                  loss="squared_error"):
         store_params(self, locals())

@@ -9,7 +9,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES
 from ._search import SurrogateSearchMixin
-from .nn import UNIT_SIGN_MODES, WeightFreeMLP, set_sample_seed
+from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, set_sample_seed,
+                 unit_sign_mode, weight_free_from_template)
 
 _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
     score θ; the forward pass uses the {0,1} weight ``1[θ > 0]`` (or a Bernoulli sample of
@@ -24,7 +25,7 @@ _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges e
 
 _WEIGHT_FREE_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, optimizer, momentum, \
 nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, early_stopping, \
-validation_fraction, n_iter_no_change, tol, precision, torch_compile
+validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
         As in :class:`DenseClassifier` (``batch_size`` must be at least 2 for the batch
         normalisation).
     lr : float, default=0.05
@@ -47,7 +48,10 @@ validation_fraction, n_iter_no_change, tol, precision, torch_compile
         ``2 * n_in`` rows: rows ``[:n_in]`` are the excitatory lines, rows ``[n_in:]`` their
         inhibitory twins). "random": one fixed random ±1 per hidden unit (``unit_signs_``).
         "none": only the batch-norm scales, whose signs are learned. ``True``/``False`` are
-        accepted for "random"/"none"."""
+        accepted for "random"/"none". With a ``module`` template, every ``nn.Linear`` and
+        ``nn.Conv2d`` becomes a {0,1}-masked layer followed by a batch norm, its input
+        paired (channels, for a convolution) unless "none"; "random" is for the
+        multilayer network only."""
 
 _WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
     """coefs_ : list of ndarray of shape (n_in, n_out)
@@ -64,6 +68,14 @@ _WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
         Only with ``unit_signs="random"``: the fixed ±1 of each hidden unit.""")
 
 
+def _check_template_signs(estimator):
+    if estimator.module is not None and unit_sign_mode(estimator.unit_signs) == "random":
+        raise ValueError(
+            "unit_signs='random' puts a sign after each hidden activation of the multilayer "
+            "network; with a module template use 'paired' (the default) or 'none'."
+        )
+
+
 class _WeightFreeBase(SurrogateSearchMixin, BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
@@ -75,7 +87,18 @@ class _WeightFreeBase(SurrogateSearchMixin, BaseNetwork):
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
     }
 
+    def _check_params(self):
+        _check_template_signs(self)
+
     def _build_module(self, n_features, n_outputs, generator):
+        if self.module is not None:
+            module = TemplateNetwork(weight_free_from_template(
+                self._template(n_features, n_outputs, generator),
+                paired=unit_sign_mode(self.unit_signs) == "paired", sampling=self.sampling,
+                density=self.density, init_density=self.init_density, generator=generator,
+            ), self._input_shape)
+            set_sample_seed(module, self._sample_seed)
+            return module
         module = WeightFreeMLP(
             n_features, self._hidden_sizes, n_outputs, activation=self.activation,
             sampling=self.sampling, density=self.density, init_density=self.init_density,
@@ -135,7 +158,8 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, sampling="threshold",
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, sampling="threshold",
                  temperature=1.0, final_temperature=None, density=None, init_density=0.25,
                  unit_signs="paired", class_weight=None):
         store_params(self, locals())
@@ -172,7 +196,8 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
                  momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, sampling="threshold",
+                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 input_shape=None, sampling="threshold",
                  temperature=1.0, final_temperature=None, density=None, init_density=0.25,
                  unit_signs="paired", loss="squared_error"):
         store_params(self, locals())

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._layers import PairedInput, ScoredMaskLinear, UnitSigns, random_signs
+from ._layers import (PairedInput, ScoredMaskLinear, UnitSigns, batch_norm_affine,
+                      dense_connection, random_signs, recalibrate_batch_norms)
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -62,14 +63,11 @@ class DenseMLP(nn.Module):
     def connections(self):
         """``(weight, mask)`` per layer, both shaped (out, in). A layer pruned with
         ``torch.nn.utils.prune`` reports its pruning mask; otherwise mask is ``w != 0``."""
-        out = []
-        for layer in self.linears:
-            if hasattr(layer, "weight_mask"):
-                mask = layer.weight_mask.detach().bool()
-                out.append(((layer.weight_orig * layer.weight_mask).detach(), mask))
-            else:
-                out.append((layer.weight.detach(), layer.weight.detach() != 0))
-        return out
+        return [dense_connection(layer) for layer in self.linears]
+
+    def weight_layers(self):
+        """The ``nn.Linear`` layers, input to output."""
+        return list(self.linears)
 
     def unit_arrays(self):
         """Per-unit tensors of the export: the biases as ``intercepts``."""
@@ -158,6 +156,10 @@ class WeightFreeMLP(nn.Module):
                 x = self.signs[i](self.activation(x))
         return x
 
+    def scored_layers(self):
+        """The {0,1}-scored layers, input to output."""
+        return list(self.linears)
+
     @torch.no_grad()
     def recalibrate_norms(self, batches):
         """Re-estimate the batch-norm statistics with the final hard masks.
@@ -166,16 +168,7 @@ class WeightFreeMLP(nn.Module):
         one pass over ``batches`` (an iterable of input tensors) with the hard masks makes
         the statistics match the network that predicts.
         """
-        was_training = self.training
-        for norm in self.norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # cumulative average over the pass
-        self.train()
-        for X in batches:
-            self(X)
-        for norm in self.norms:
-            norm.momentum = 0.1
-        self.train(was_training)
+        recalibrate_batch_norms(self, batches)
 
     def connections(self):
         """``(weight, mask)`` per layer, shaped (out, in) — (out, 2 * in) when paired;
@@ -189,12 +182,8 @@ class WeightFreeMLP(nn.Module):
     def unit_arrays(self):
         """Per-unit tensors of the export: ``unit_scales``, ``intercepts`` (batch norm in
         eval mode as ``z * scale + offset``) and, for hidden layers, ``unit_signs``."""
-        scales, offsets = [], []
-        for norm in self.norms:  # in float64, as the prediction copy computes them
-            weight, bias = norm.weight.detach().double(), norm.bias.detach().double()
-            scale = weight / torch.sqrt(norm.running_var.double() + norm.eps)
-            scales.append(scale)
-            offsets.append(bias - norm.running_mean.double() * scale)
+        # in float64, as the prediction copy computes them
+        scales, offsets = (list(a) for a in zip(*map(batch_norm_affine, self.norms)))
         arrays = {"unit_scales": scales, "intercepts": offsets}
         if self.sign_mode == "random":
             arrays["unit_signs"] = [s.signs.detach() for s in self.signs]
@@ -224,42 +213,24 @@ class WeightFreeMLP(nn.Module):
         return nn.Sequential(*parts).eval()
 
 
-class SharedWeightMLP(nn.Module):
-    """Network in which every kept edge carries one shared weight value ``w``.
+class SharedValueNetwork(nn.Module):
+    """What networks with one shared weight value have in common.
 
-    Masks are :class:`ScoredMaskLinear` layers; each layer's pre-activation is
-    ``w * ((x @ M.T) / sqrt(fan_in) + b)`` (a fixed per-layer scale keeps activations of
-    order one), hidden units then apply the activation and a fixed random sign. ``b`` is
-    the {0,1} mask of a bias node (Gaier & Ha): a constant input of each layer, the mask's
-    last column, whose kept edges carry ``w`` too. Without it a ReLU network is
-    positively homogeneous, its class constant along every ray from the origin. In training
-    mode, and in any mode while ``searching`` is True, the forward pass evaluates every
-    value of ``weight_values`` at once and returns outputs shaped (n_values, batch,
-    n_outputs); so does ``ensemble=True`` after the search (the estimator combines them);
-    otherwise it uses ``shared_weight``.
+    In training mode, and in any mode while ``searching`` is True, the forward pass
+    evaluates every value of ``weight_values`` at once and returns outputs shaped
+    (n_values, batch, n_outputs); so does ``ensemble=True`` after the search (the estimator
+    combines them); otherwise it uses ``shared_weight`` (``weight_values[shared_index]``).
 
     With ``normalize_output=True`` (regression) each value's outputs are standardised by
     statistics estimated from the data, as a batch norm without learned parameters: the
     output of a ReLU network grows roughly as a power of ``w``, and one mask cannot fit
     targets on the scales of all values otherwise.
+
+    Subclasses implement :meth:`forward_values`, :meth:`edge_masks`, :meth:`bias_masks`
+    and :meth:`layer_scales`.
     """
 
-    def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, weight_values,
-                 activation="relu", sampling="threshold", init_density=0.5, score_std=1.0,
-                 unit_signs=True, normalize_output=False, generator=None):
-        super().__init__()
-        shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
-        self.linears = nn.ModuleList(
-            ScoredMaskLinear(n_in + 1, n_out, sampling=sampling, init_density=init_density,
-                             score_std=score_std, generator=generator)  # + the bias node
-            for n_in, n_out in shapes
-        )
-        self.scales = [1.0 / math.sqrt(n_in) for n_in, _ in shapes]
-        self.signs = nn.ModuleList(
-            UnitSigns(random_signs(n_out, generator) if unit_signs else torch.ones(n_out))
-            for _, n_out in shapes[:-1]
-        )
-        self.activation = ACTIVATIONS[activation]()
+    def _init_values(self, weight_values, n_outputs, normalize_output):
         self.register_buffer("weight_values", torch.as_tensor(weight_values, dtype=torch.float32))
         self.register_buffer("shared_weight", self.weight_values[:1].clone())
         self.shared_index = 0
@@ -272,20 +243,8 @@ class SharedWeightMLP(nn.Module):
         self.ensemble = False
         self.searching = True
 
-    def forward_values(self, x, index=None):
-        """Outputs for every shared value (``index=None``): shape (n_values, batch,
-        n_outputs), or for value ``index`` alone: shape (1, batch, n_outputs)."""
-        values = self.weight_values if index is None else self.weight_values[index:index + 1]
-        w = values.to(x.dtype).view(-1, 1, 1)
-        h = x.unsqueeze(0)
-        for i, linear in enumerate(self.linears):
-            mask = linear.mask()
-            h = w * (F.linear(h, mask[:, :-1]) * self.scales[i] + mask[:, -1])
-            if i < len(self.signs):
-                h = self.signs[i](self.activation(h))
-        if self.normalize_output:
-            h = self._normalize(h, index)
-        return h
+    def _values(self, index):
+        return self.weight_values if index is None else self.weight_values[index:index + 1]
 
     def _normalize(self, h, index):
         if self.training and index is None:
@@ -325,22 +284,17 @@ class SharedWeightMLP(nn.Module):
         return self.forward_values(x, self.shared_index)[0]
 
     def connections(self):
-        """``(weight, mask)`` per layer, shaped (out, in); weight is ``shared_weight * mask``."""
+        """``(weight, mask)`` per layer in torch layout; weight is ``shared_weight * mask``."""
         w = float(self.shared_weight)
-        masks = [linear.hard_mask()[:, :-1] for linear in self.linears]
-        return [(mask.to(torch.float32) * w, mask) for mask in masks]
-
-    def bias_masks(self):
-        """The bias node's {0,1} edges: one float tensor of shape (out,) per layer."""
-        return [linear.hard_mask()[:, -1].to(torch.float32) for linear in self.linears]
+        return [(mask.to(torch.float32) * w, mask) for mask in self.edge_masks()]
 
     def member_arrays(self, index):
         """``unit_scales`` and ``intercepts`` (float64, per layer) of the network with
         value ``index``: the fixed layer scale, the bias edges times the value and, with
         ``normalize_output``, the output statistics folded into the last layer."""
         w = float(self.weight_values[index])
-        scales = [torch.full((linear.out_features,), scale, dtype=torch.float64)
-                  for linear, scale in zip(self.linears, self.scales)]
+        scales = [torch.full((n_out,), scale, dtype=torch.float64)
+                  for scale, n_out in self.layer_scales()]
         intercepts = [b.double() * w for b in self.bias_masks()]
         if self.normalize_output:
             std = torch.sqrt(self.output_var[index].double() + 1e-5)
@@ -349,7 +303,69 @@ class SharedWeightMLP(nn.Module):
         return {"unit_scales": scales, "intercepts": intercepts}
 
     def unit_arrays(self):
+        """Per-unit tensors of the export for ``shared_weight``: :meth:`member_arrays`."""
+        return self.member_arrays(self.shared_index)
+
+
+class SharedWeightMLP(SharedValueNetwork):
+    """Network in which every kept edge carries one shared weight value ``w``.
+
+    Masks are :class:`ScoredMaskLinear` layers; each layer's pre-activation is
+    ``w * ((x @ M.T) / sqrt(fan_in) + b)`` (a fixed per-layer scale keeps activations of
+    order one), hidden units then apply the activation and a fixed random sign. ``b`` is
+    the {0,1} mask of a bias node (Gaier & Ha): a constant input of each layer, the mask's
+    last column, whose kept edges carry ``w`` too. Without it a ReLU network is
+    positively homogeneous, its class constant along every ray from the origin. Values,
+    search and ensemble modes and ``normalize_output``: see :class:`SharedValueNetwork`.
+    """
+
+    def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, weight_values,
+                 activation="relu", sampling="threshold", init_density=0.5, score_std=1.0,
+                 unit_signs=True, normalize_output=False, generator=None):
+        super().__init__()
+        shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
+        self.linears = nn.ModuleList(
+            ScoredMaskLinear(n_in + 1, n_out, sampling=sampling, init_density=init_density,
+                             score_std=score_std, generator=generator)  # + the bias node
+            for n_in, n_out in shapes
+        )
+        self.scales = [1.0 / math.sqrt(n_in) for n_in, _ in shapes]
+        self.signs = nn.ModuleList(
+            UnitSigns(random_signs(n_out, generator) if unit_signs else torch.ones(n_out))
+            for _, n_out in shapes[:-1]
+        )
+        self.activation = ACTIVATIONS[activation]()
+        self._init_values(weight_values, n_outputs, normalize_output)
+
+    def forward_values(self, x, index=None):
+        """Outputs for every shared value (``index=None``): shape (n_values, batch,
+        n_outputs), or for value ``index`` alone: shape (1, batch, n_outputs)."""
+        w = self._values(index).to(x.dtype).view(-1, 1, 1)
+        h = x.unsqueeze(0)
+        for i, linear in enumerate(self.linears):
+            mask = linear.mask()
+            h = w * (F.linear(h, mask[:, :-1]) * self.scales[i] + mask[:, -1])
+            if i < len(self.signs):
+                h = self.signs[i](self.activation(h))
+        if self.normalize_output:
+            h = self._normalize(h, index)
+        return h
+
+    def edge_masks(self):
+        """The hard edge masks, shaped (out, in) (without the bias node)."""
+        return [linear.hard_mask()[:, :-1] for linear in self.linears]
+
+    def bias_masks(self):
+        """The bias node's {0,1} edges: one float tensor of shape (out,) per layer."""
+        return [linear.hard_mask()[:, -1].to(torch.float32) for linear in self.linears]
+
+    def layer_scales(self):
+        """``(scale, n_out)`` per layer: the fixed factor ``1 / sqrt(fan_in)``."""
+        return [(scale, linear.out_features)
+                for linear, scale in zip(self.linears, self.scales)]
+
+    def unit_arrays(self):
         """Per-unit tensors of the export for ``shared_weight``: :meth:`member_arrays`
         and the ``unit_signs``."""
-        return {**self.member_arrays(self.shared_index),
+        return {**super().unit_arrays(),
                 "unit_signs": [s.signs.detach() for s in self.signs]}

@@ -1,0 +1,249 @@
+"""Any torch module as the template: masked convolutions, the conversion of each family,
+the estimators on tiny images, and the errors a user meets."""
+
+import functools
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import ClassifierMixin, clone, is_classifier
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch import nn
+from torch.nn import functional as F
+
+import sk_weightfree
+from conftest import ALL_ESTIMATORS
+from sk_weightfree.nn import (MaskedUnit, ScoredMaskConv2d, SharedWeightUnit, SmallCNN,
+                              weight_free_from_template)
+from sk_weightfree.nn._templates import replace_layers
+from test_common import expected_failures
+
+TINY_CNN = functools.partial(SmallCNN, channels=(4, 8), hidden=16)
+SHAPE = (1, 8, 8)
+WEIGHT_FREE = (sk_weightfree.WeightFreeClassifier, sk_weightfree.WeightFreeRegressor,
+               sk_weightfree.RandomNetworkClassifier, sk_weightfree.RandomNetworkRegressor)
+
+
+class TinyTemplate(nn.Module):
+    """A template that fits any number of features (lazy first layer)."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.hidden = nn.LazyLinear(32)
+        self.out = nn.Linear(32, n_outputs)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+@pytest.fixture(scope="module")
+def images():
+    X, y = load_digits(return_X_y=True)
+    return (X[:240] / 16.0).astype(np.float32), y[:240]
+
+
+def fit_cnn(cls, images, **kwargs):
+    X, y = images
+    params = dict(module=TINY_CNN, input_shape=SHAPE, max_epochs=2, batch_size=32,
+                  device="cpu", random_state=0)
+    if "Pruned" in cls.__name__:
+        params["finetune_epochs"] = 1
+    params.update(kwargs)
+    return cls(**params).fit(X, y if issubclass(cls, ClassifierMixin) else y.astype(float))
+
+
+# ---------------------------------------------------------------------------- layers
+def test_paired_conv_applies_excitatory_minus_inhibitory_taps():
+    layer = ScoredMaskConv2d(1, 2, 2, paired=True, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # channel 0 excitatory, channel 1 its inhibitory twin
+        layer.scores.copy_(torch.tensor([
+            [[[1., -1.], [-1., -1.]], [[-1., -1.], [-1., 1.]]],   # +x[0,0] - x[1,1]
+            [[[1., 1.], [-1., -1.]], [[1., -1.], [-1., -1.]]],    # +x[0,1] (x[0,0] cancels)
+        ]))
+    x = torch.arange(9.0).view(1, 1, 3, 3)
+    out = layer.eval()(x)
+    expected = torch.tensor([[[[0 - 4, 1 - 5], [3 - 7, 4 - 8]],
+                              [[1., 2.], [4., 5.]]]])
+    torch.testing.assert_close(out, expected)
+
+
+def test_conv_surrogate_gradient_is_weight_gradient_times_sigmoid_slope():
+    layer = ScoredMaskConv2d(2, 3, 3, padding=1, paired=True,
+                             generator=torch.Generator().manual_seed(1))
+    layer.temperature.fill_(0.5)
+    x = torch.randn(4, 2, 5, 5, generator=torch.Generator().manual_seed(2))
+    layer.train()(x).square().sum().backward()
+    weight = layer.signed_weight(layer.hard_mask().float()).requires_grad_(True)
+    F.conv2d(x, weight, padding=1).square().sum().backward()
+    s = torch.sigmoid(layer.scores.detach() / 0.5)
+    slope = s * (1 - s) / 0.5
+    expected = torch.cat([weight.grad, -weight.grad], dim=1) * slope
+    torch.testing.assert_close(layer.scores.grad, expected)
+
+
+def test_replace_layers_converts_linear_and_conv_and_keeps_the_rest():
+    body = weight_free_from_template(TINY_CNN(SHAPE, 3), generator=torch.Generator())
+    kinds = [type(m).__name__ for m in body.layers]
+    assert kinds == ["MaskedUnit", "ReLU", "MaxPool2d", "MaskedUnit", "ReLU", "MaxPool2d",
+                     "Flatten", "MaskedUnit", "ReLU", "MaskedUnit"]
+    assert isinstance(replace_layers(nn.Linear(3, 2), lambda layer: "new"), str)
+
+
+def test_unsupported_conv_is_refused():
+    with pytest.raises(ValueError, match="groups=1"):
+        weight_free_from_template(nn.Sequential(nn.Conv2d(2, 4, 3, groups=2)))
+
+
+def test_small_cnn_rejects_images_too_small():
+    with pytest.raises(ValueError, match="too small"):
+        SmallCNN((1, 3, 3), 2)
+
+
+# ---------------------------------------------------------------------------- estimators
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=lambda c: c.__name__)
+def test_every_family_fits_a_cnn_template(cls, images):
+    est = fit_cnn(cls, images)
+    X, y = images
+    paired = cls in WEIGHT_FREE or "Agnostic" in cls.__name__
+    lines = 2 if paired else 1
+    shapes = [c.shape for c in est.coefs_]
+    assert shapes == [(4, 1 * lines, 3, 3), (8, 4 * lines, 3, 3), (32 * lines, 16),
+                      (16 * lines, est.n_outputs_)]
+    assert [m.shape for m in est.masks_] == shapes
+    assert est.paired_inputs_ is paired
+    assert est.density_ == pytest.approx(
+        sum(m.sum() for m in est.masks_) / sum(m.size for m in est.masks_))
+    if cls in WEIGHT_FREE:
+        assert all(set(np.unique(c)) <= {0.0, 1.0} for c in est.coefs_)
+    if "Pruned" in cls.__name__:
+        assert est.density_ == pytest.approx(0.1, abs=0.02)
+        assert all((c[~m] == 0).all() for c, m in zip(est.coefs_, est.masks_))
+    predictions = est.predict(X)
+    assert predictions.shape == y.shape and np.isfinite(predictions.astype(float)).all()
+
+
+def test_weight_free_cnn_learns_digits(images):
+    X, y = images
+    est = fit_cnn(sk_weightfree.WeightFreeClassifier, (X[:180], y[:180]), max_epochs=15)
+    assert est.score(X[180:], y[180:]) > 0.7  # chance is 0.1
+
+
+@pytest.mark.parametrize("cls", [sk_weightfree.WeightFreeClassifier,
+                                 sk_weightfree.WeightFreeRegressor])
+def test_to_module_reproduces_the_outputs(cls, images):
+    est = fit_cnn(cls, images)
+    X = images[0]
+    plain = est.to_module()
+    assert not any(isinstance(m, MaskedUnit) for m in plain.modules())
+    with torch.no_grad():
+        outputs = plain.double()(torch.as_tensor(X, dtype=torch.float64)).numpy()
+    if is_classifier(est):
+        np.testing.assert_allclose(outputs, est.predict_log_proba(X)
+                                   - est.predict_log_proba(X)[:, :1] + outputs[:, :1],
+                                   atol=1e-8)
+    else:
+        np.testing.assert_allclose(outputs[:, 0] * est._target_scale[0]
+                                   + est._target_mean[0], est.predict(X), rtol=1e-9)
+    kernels = [m.weight for m in plain.modules() if isinstance(m, nn.Conv2d)]
+    assert kernels and all(set(torch.unique(k).tolist()) <= {0.0, 1.0} for k in kernels)
+
+
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=lambda c: c.__name__)
+def test_same_seed_same_model_and_pickling(cls, images):
+    first, second = fit_cnn(cls, images), fit_cnn(cls, images)
+    X = images[0]
+    np.testing.assert_array_equal(first.predict(X), second.predict(X))
+    restored = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(restored.predict(X), first.predict(X))
+
+
+def test_instance_template_is_copied_and_reinitialised(images):
+    template = nn.Sequential(nn.Unflatten(1, SHAPE), nn.Conv2d(1, 3, 3), nn.ReLU(),
+                             nn.Flatten(), nn.LazyLinear(10))
+    before = [p.detach().clone() for p in template[1].parameters()]
+    fits = [fit_cnn(sk_weightfree.DenseClassifier, images, module=template, input_shape=None,
+                    random_state=seed) for seed in (0, 0, 1)]
+    assert all(torch.equal(a, b) for a, b in zip(before, template[1].parameters()))
+    np.testing.assert_array_equal(fits[0].coefs_[0], fits[1].coefs_[0])
+    assert not np.array_equal(fits[0].coefs_[0], fits[2].coefs_[0])
+    assert fits[0].coefs_[0].shape == (3, 1, 3, 3) and fits[0].coefs_[1].shape == (108, 10)
+
+
+def test_continuing_fits_and_grid_search(images):
+    X, y = images
+    est = fit_cnn(sk_weightfree.WeightFreeClassifier, images, warm_start=True)
+    est.fit(X, y)
+    est.partial_fit(X, y)
+    assert est.n_iter_ == 5
+    search = GridSearchCV(sk_weightfree.WeightFreeClassifier(
+        module=TINY_CNN, input_shape=SHAPE, max_epochs=1, device="cpu", random_state=0),
+        {"init_density": [0.2, 0.4]}, cv=2).fit(X, y)
+    assert search.best_estimator_.coefs_[0].shape == (4, 2, 3, 3)
+
+
+def test_weight_agnostic_template_uses_one_value_per_edge(images):
+    est = fit_cnn(sk_weightfree.WeightAgnosticClassifier, images, ensemble=True)
+    assert all(set(np.unique(c)) <= {0.0, est.shared_weight_} for c in est.coefs_)
+    assert len(est.weight_scores_) == 3
+    units = [m for m in est.net_.module_.modules() if isinstance(m, SharedWeightUnit)]
+    assert len(units) == 4
+    assert est.predict_proba(images[0]).sum(axis=1) == pytest.approx(1.0)
+
+
+def test_random_network_template_trains_only_the_readout(images):
+    est = fit_cnn(sk_weightfree.RandomNetworkClassifier, images)
+    layers = est.net_.module_.scored_layers()
+    assert [layer.scores.requires_grad for layer in layers] == [False, False, False, True]
+
+
+# ---------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("params, error, match", [
+    (dict(module=TINY_CNN, input_shape=(1, 8, 7)), ValueError, "holds 56 values"),
+    (dict(input_shape=(1, 8, 8)), ValueError, "needs module"),
+    (dict(module=TINY_CNN, input_shape=(1, -8, -8)), ValueError, "positive integers"),
+    (dict(module=TINY_CNN, input_shape=(64,)), ValueError, "could not be built"),
+    (dict(module=SmallCNN((1, 8, 8), 10), input_shape=(64,)), ValueError,
+     "failed on a batch"),
+    (dict(module=nn.Sequential(nn.Linear(64, 3))), ValueError, r"output shape \(batch, 10\)"),
+    (dict(module=lambda n_outputs: "not a module"), TypeError, "torch.nn.Module"),
+    (dict(module="cnn"), ValueError, "module"),
+    (dict(module=TINY_CNN, input_shape=SHAPE, unit_signs="random"), ValueError,
+     "unit_signs='random'"),
+])
+def test_template_errors_are_clear(params, error, match, images):
+    with pytest.raises(error, match=match):
+        sk_weightfree.WeightFreeClassifier(max_epochs=1, device="cpu", **params).fit(*images)
+
+
+def test_batch_norm_template_needs_batches_of_two(images):
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        sk_weightfree.DenseClassifier(module=functools.partial(TINY_CNN, batch_norm=True),
+                                      input_shape=SHAPE, batch_size=1).fit(*images)
+
+
+def test_compact_file_refuses_a_template(images, tmp_path):
+    from sk_weightfree import io
+
+    est = fit_cnn(sk_weightfree.WeightFreeClassifier, images)
+    with pytest.raises(ValueError, match="module template"):
+        io.dump(est, tmp_path / "model.npz")
+
+
+# ------------------------------------------------------------ scikit-learn's checks
+@parametrize_with_checks(
+    [cls(module=TinyTemplate, random_state=0) for cls in (
+        sk_weightfree.WeightFreeClassifier, sk_weightfree.WeightFreeRegressor,
+        sk_weightfree.DenseClassifier, sk_weightfree.WeightAgnosticRegressor)],
+    expected_failed_checks=expected_failures)
+def test_sklearn_compatible_with_a_template(estimator, check):
+    check(estimator)
+
+
+def test_clone_keeps_a_class_and_copies_an_instance():
+    assert clone(sk_weightfree.WeightFreeClassifier(module=SmallCNN)).module is SmallCNN
+    instance = SmallCNN()
+    copied = clone(sk_weightfree.WeightFreeClassifier(module=instance)).module
+    assert isinstance(copied, SmallCNN) and copied is not instance

@@ -122,13 +122,41 @@ def _pruned_budget(estimator, budget, explicit):
     return {"max_epochs": max_epochs, "finetune_epochs": finetune}
 
 
-def build_estimators(names, task, settings, *, budget, seed, device, verbose):
+MODELS = ("mlp", "cnn")
+# One image of each embedded image data set, for --model cnn.
+IMAGE_SHAPES = {"digits": (1, 8, 8), "fashion-mnist": (1, 28, 28)}
+
+
+def model_params(model, dataset):
+    """``{family: parameters}`` that give every family the network of ``--model``.
+
+    "cnn": :class:`sk_weightfree.nn.SmallCNN` on the data set's images; the dense and
+    pruned references get its batch-normalised version (the other families bring their
+    own per-unit normalisation).
+    """
+    if model == "mlp":
+        return {}
+    if dataset not in IMAGE_SHAPES:
+        raise UsageError(f"--model cnn needs an image data set ({', '.join(IMAGE_SHAPES)}); "
+                         f"got {dataset!r}")
+    import functools
+
+    from .nn import SmallCNN
+
+    shape = IMAGE_SHAPES[dataset]
+    normalised = functools.partial(SmallCNN, batch_norm=True)
+    return {name: {"module": normalised if name in ("dense", "pruned") else SmallCNN,
+                   "input_shape": shape} for name in ESTIMATOR_NAMES}
+
+
+def build_estimators(names, task, settings, *, budget, seed, device, verbose, model=None):
     """Construct and validate every estimator before anything is fitted.
 
     Returns ``({name: estimator}, budget)``. Each gets ``random_state=seed``,
     ``device``, ``verbose`` and an equal epoch ``budget`` (see ``--help``; None means
     the dense estimator's default ``max_epochs``); ``settings`` (from ``--set``)
-    override those. Parameters are checked by the estimators' own constraints
+    override those, and ``model`` (from :func:`model_params`) comes first. Parameters
+    are checked by the estimators' own constraints
     (``_parameter_constraints``) and cross-parameter checks, so a bad name or value
     fails here, before any fit.
     """
@@ -145,7 +173,7 @@ def build_estimators(names, task, settings, *, budget, seed, device, verbose):
             raise UsageError(f"--set {name}.{unknown[0]}: {type(estimator).__name__} has no "
                              f"parameter {unknown[0]!r}; it has {', '.join(sorted(valid))}")
         params = {"random_state": seed, "device": str(device), "verbose": verbose,
-                  "max_epochs": budget}
+                  "max_epochs": budget, **(model or {}).get(name, {})}
         if "finetune_epochs" in valid:
             estimator.set_params(**explicit)  # n_rounds may be among them
             params.update(_pruned_budget(estimator, budget, explicit))
@@ -161,7 +189,8 @@ def build_estimators(names, task, settings, *, budget, seed, device, verbose):
 def _validate(estimator):
     """Run the checks ``fit`` runs on the parameters, without fitting."""
     estimator._validate_params()  # scikit-learn's _parameter_constraints
-    for check in ("_check_hidden_layer_sizes", "_check_params"):  # cross-parameter checks
+    for check in ("_check_hidden_layer_sizes", "_check_template_params",
+                  "_check_params"):  # cross-parameter checks
         if callable(getattr(estimator, check, None)):
             getattr(estimator, check)()
 
@@ -352,6 +381,7 @@ def run_compare(args, argv=()):
     if repeated:
         raise UsageError(f"--estimators names {', '.join(repeated)} more than once")
     settings = parse_settings(args.set, names)
+    model = model_params(args.model, args.dataset)
     out = None if args.no_output or not args.out else Path(args.out)
     if out is not None:
         _check_output_folder(out)
@@ -363,7 +393,7 @@ def run_compare(args, argv=()):
     task, description = data["task"], data["description"]
     estimators, budget = build_estimators(names, task, settings, budget=args.epochs,
                                           seed=args.seed, device=device,
-                                          verbose=0 if args.quiet else 1)
+                                          verbose=0 if args.quiet else 1, model=model)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     say(f"data: {description}, {task}; train {data['X_train'].shape}, "
         f"test {data['X_test'].shape}; device: {device}; {budget} epochs each")
@@ -386,7 +416,7 @@ def run_compare(args, argv=()):
     results = {
         "command": ["sk-weightfree", *argv],
         "dataset": data["info"], "description": description, "task": task,
-        "metric": score_key, "seed": args.seed, "device": str(device),
+        "metric": score_key, "model": args.model, "seed": args.seed, "device": str(device),
         "device_name": _device_name(device), "epoch_budget": budget,
         "epoch_budget_note": _BUDGET_NOTE, "timing_note": _TIMING_NOTE,
         "versions": _versions(),
@@ -632,6 +662,10 @@ def build_parser():
                          help="an estimator parameter, e.g. weight-free.activation=tanh or "
                               "dense.hidden_layer_sizes=[64,32]; VALUE is JSON or else a "
                               "plain string; repeatable; checked before any fit")
+    compare.add_argument("--model", choices=MODELS, default="mlp",
+                         help="mlp (default: each family's multilayer network) or cnn "
+                              "(sk_weightfree.nn.SmallCNN on the images of digits or "
+                              "fashion-mnist; dense and pruned with batch norm)")
     compare.add_argument("--epochs", type=_positive_int,
                          help="epoch budget of every estimator (default: the estimators' "
                               "default max_epochs, 30)")

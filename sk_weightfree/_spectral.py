@@ -2,7 +2,12 @@
 
 A feed-forward network is turned into an undirected graph with one node per
 unit (inputs, hidden units and outputs) and one edge per non-zero weight
-between consecutive layers. Two networks are compared through the smoothed
+between consecutive layers. In a convolutional network the channels are the
+nodes: a kernel ``(out, in, kh, kw)`` gives an edge between two channels when
+any of their taps is non-zero (weight: ``sum |w|`` over the taps), and a linear
+layer reading the flattened output of a convolution gives an edge from a
+channel to a unit when any of the channel's rows is non-zero (weight: ``sum
+|w|`` over those rows). Two networks are compared through the smoothed
 eigenvalue distributions of their normalised Laplacians
 ``L = I - D^{-1/2} A D^{-1/2}``.
 
@@ -49,8 +54,8 @@ def _torch_module_class():
     # a torch module otherwise, and importing torch here would be slow.
     torch = sys.modules.get("torch")
     if torch is None:
-        return None, None
-    return torch.nn.Module, torch.nn.Linear
+        return None, None, None
+    return torch.nn.Module, torch.nn.Linear, torch.nn.Conv2d
 
 
 def _as_layers(net):
@@ -60,40 +65,39 @@ def _as_layers(net):
     ----------
     net : object
         A fitted estimator with ``coefs_``, a ``torch.nn.Module`` (its
-        ``nn.Linear`` submodules in registration order), or a list/tuple of
-        2-D arrays or sparse matrices shaped ``(n_in, n_out)``. An estimator
-        with ``paired_inputs_ == True`` has ``coefs_`` of shape
-        ``(2 * n_in, n_out)``; its twin rows are folded into one signed layer.
+        ``nn.Conv2d`` and ``nn.Linear`` submodules in registration order), or
+        a list/tuple of layers: 2-D arrays or sparse matrices shaped
+        ``(n_in, n_out)`` and 4-D kernels shaped ``(out_channels,
+        in_channels, kh, kw)``. An estimator with ``paired_inputs_ == True``
+        feeds every layer ``[h, -h]``: its ``coefs_`` are ``(2 * n_in, n_out)``
+        and ``(out, 2 * in, kh, kw)``; the twins are folded into one signed
+        layer.
 
     Returns
     -------
     layers : list of scipy.sparse.csr_matrix
-        Float64 matrices without explicit zeros.
+        Float64 matrices without explicit zeros. Channels are nodes: a
+        convolution becomes ``(in_channels, out_channels)`` with entries
+        ``sum |w|`` over its kernel taps, and a linear layer right after a
+        convolution with ``C`` output channels becomes ``(C, n_out)`` with
+        entries ``sum |w|`` over each channel's rows.
     """
-    module_cls, linear_cls = _torch_module_class()
+    module_cls, linear_cls, conv_cls = _torch_module_class()
+    groups = None
     if isinstance(net, (list, tuple)):
         raw = list(net)
     elif hasattr(net, "coefs_"):
         raw = net.coefs_
         if not isinstance(raw, (list, tuple)):
             raise TypeError(
-                f"{type(net).__name__}.coefs_ must be a list of 2-D arrays, "
-                f"got {type(raw).__name__}."
+                f"{type(net).__name__}.coefs_ must be a list of 2-D or 4-D "
+                f"arrays, got {type(raw).__name__}."
             )
         raw = list(raw)
         if getattr(net, "paired_inputs_", False):
             raw = [_fold_paired(w, i) for i, w in enumerate(raw)]
     elif module_cls is not None and isinstance(net, module_cls):
-        raw = [
-            m.weight.detach().cpu().numpy().T
-            for m in net.modules()
-            if isinstance(m, linear_cls)
-        ]
-        if not raw:
-            raise ValueError(
-                f"The torch module {type(net).__name__} contains no nn.Linear "
-                "layers."
-            )
+        raw, groups = _module_layers(net, linear_cls, conv_cls)
     elif hasattr(net, "fit"):
         raise NotFittedError(
             f"This {type(net).__name__} instance has no `coefs_` attribute: "
@@ -102,44 +106,95 @@ def _as_layers(net):
     else:
         raise TypeError(
             "Expected a fitted estimator with `coefs_`, a torch.nn.Module or a "
-            "list of 2-D weight matrices shaped (n_in, n_out); got "
-            f"{type(net).__name__}."
+            "list of 2-D weight matrices shaped (n_in, n_out) and 4-D kernels "
+            f"shaped (out_channels, in_channels, kh, kw); got {type(net).__name__}."
         )
     if len(raw) == 0:
         raise ValueError("The network has no layers (empty list of weights).")
-    layers = [_check_layer(w, i) for i, w in enumerate(raw)]
+    if groups is None:
+        groups = [1] * len(raw)
+    layers, shapes, is_conv = [], [], []
+    for i, w in enumerate(raw):
+        w = _as_numeric(w, i)
+        shapes.append(w.shape)
+        is_conv.append(w.ndim == 4)
+        layers.append(_collapse_conv(w, i, groups[i]) if w.ndim == 4
+                      else _check_layer(w, i))
     for i in range(len(layers) - 1):
-        if layers[i].shape[1] != layers[i + 1].shape[0]:
+        n_out, n_in = layers[i].shape[1], layers[i + 1].shape[0]
+        if is_conv[i] and not is_conv[i + 1] and n_in != n_out:
+            if n_in % n_out:
+                raise ValueError(
+                    f"Layer shapes do not chain: layer {i} is a convolution "
+                    f"with {n_out} output channels (shape {shapes[i]}) but "
+                    f"layer {i + 1} has {n_in} rows (shape {shapes[i + 1]}), "
+                    f"not a multiple of {n_out}. A linear layer after a "
+                    "convolution takes its output flattened channel by channel "
+                    "(channels * height * width rows)."
+                )
+            layers[i + 1] = _collapse_flatten(layers[i + 1], n_out, i + 1,
+                                              shapes[i + 1])
+        elif n_in != n_out:
+            what = "input channels" if is_conv[i + 1] else "rows"
             raise ValueError(
-                f"Layer shapes do not chain: layer {i} has shape "
-                f"{layers[i].shape} but layer {i + 1} has shape "
-                f"{layers[i + 1].shape}; expected layer {i + 1} to have "
-                f"{layers[i].shape[1]} rows."
+                f"Layer shapes do not chain: layer {i} has shape {shapes[i]} "
+                f"but layer {i + 1} has shape {shapes[i + 1]}; expected layer "
+                f"{i + 1} to have {n_out} {what}."
             )
     return layers
 
 
-def _fold_paired(w, i):
-    """Signed ``(n_in, n_out)`` weights of a layer that sees ``[h, -h]``.
+def _module_layers(net, linear_cls, conv_cls):
+    """Weights of the ``nn.Linear`` / ``nn.Conv2d`` layers and their groups."""
+    raw, groups = [], []
+    for m in net.modules():
+        if isinstance(m, linear_cls):
+            raw.append(m.weight.detach().cpu().numpy().T)
+            groups.append(1)
+        elif isinstance(m, conv_cls):
+            raw.append(m.weight.detach().cpu().numpy())
+            groups.append(int(m.groups))
+    if not raw:
+        raise ValueError(
+            f"The torch module {type(net).__name__} contains no nn.Linear or "
+            "nn.Conv2d layers."
+        )
+    return raw, groups
 
-    Row ``j`` carries unit ``j`` and row ``n_in + j`` its inhibitory twin:
-    both are one neuron, so they make one node, and two lines that are both
-    on cancel exactly (``1 - 1 = 0``, no edge).
+
+def _fold_paired(w, i):
+    """Signed weights of a layer that sees ``[h, -h]``.
+
+    A 2-D layer ``(2 * n_in, n_out)`` has unit ``j`` on row ``j`` and its
+    inhibitory twin on row ``n_in + j``; a 4-D kernel ``(out, 2 * in, kh,
+    kw)`` has them on input channels ``c`` and ``in + c``. Both are one
+    neuron, so they make one node, and two lines that are both on cancel
+    exactly (``1 - 1 = 0``, no edge).
     """
-    w = w.toarray() if sparse.issparse(w) else np.asarray(w)
-    if w.ndim != 2 or w.shape[0] % 2:
+    w = _as_numeric(w, i)
+    w = w.toarray() if sparse.issparse(w) else w
+    if w.ndim not in (2, 4):
+        return w  # _check_layer names the wrong number of dimensions
+    axis, what = (0, "rows") if w.ndim == 2 else (1, "input channels")
+    if w.shape[axis] % 2:
         raise ValueError(
             f"Layer {i} of a network with paired inputs must have an even "
-            f"number of rows (inputs, then their inhibitory twins); got shape "
-            f"{w.shape}."
+            f"number of {what} (inputs, then their inhibitory twins); got "
+            f"shape {w.shape}."
         )
-    n_in = w.shape[0] // 2
-    return w[:n_in] - w[n_in:]
+    if w.dtype.kind != "f":  # bool cannot subtract, unsigned ints wrap
+        w = w.astype(np.float64)
+    n_in = w.shape[axis] // 2
+    if axis == 0:
+        return w[:n_in] - w[n_in:]
+    return w[:, :n_in] - w[:, n_in:]
 
 
-def _check_layer(w, i):
+def _as_numeric(w, i):
+    """``w`` as a 2-D sparse matrix or an ndarray of real numbers."""
     if sparse.issparse(w):
-        dtype, ndim = w.dtype, w.ndim
+        if w.ndim != 2:  # n-D sparse (COO) arrays
+            w = w.toarray()
     else:
         try:
             w = np.asarray(w)
@@ -147,25 +202,97 @@ def _check_layer(w, i):
             raise TypeError(
                 f"Layer {i} could not be converted to an array: {exc}"
             ) from exc
-        dtype, ndim = w.dtype, w.ndim
-    if dtype.kind not in "biuf":
+    if w.dtype.kind not in "biuf":
         raise TypeError(
-            f"Layer {i} must hold real numbers, got dtype {dtype} "
+            f"Layer {i} must hold real numbers, got dtype {w.dtype} "
             f"({type(w).__name__})."
         )
-    if ndim != 2:
-        raise ValueError(
-            f"Layer {i} must be 2-D (n_in, n_out), got shape {w.shape}."
-        )
+    return w
+
+
+def _check_empty(w, i):
     if min(w.shape) == 0:
         raise ValueError(f"Layer {i} has an empty dimension: shape {w.shape}.")
+
+
+def _not_finite(i, shape):
+    return ValueError(f"Layer {i} (shape {shape}) contains NaN or infinite values.")
+
+
+def _overflow(i, shape, what):
+    return ValueError(
+        f"Layer {i} (shape {shape}): the sum of |w| over {what} overflows "
+        "float64; scale the weights down (the spectrum does not change when "
+        "every weight is scaled by the same factor)."
+    )
+
+
+def _check_layer(w, i):
+    """A 2-D layer as a float64 CSR matrix without explicit zeros."""
+    if w.ndim != 2:
+        raise ValueError(
+            f"Layer {i} must be 2-D (n_in, n_out) or 4-D (out_channels, "
+            f"in_channels, kh, kw), got shape {w.shape}."
+        )
+    _check_empty(w, i)
     mat = sparse.csr_matrix(w, dtype=np.float64, copy=True)
     if not np.all(np.isfinite(mat.data)):
-        raise ValueError(
-            f"Layer {i} (shape {w.shape}) contains NaN or infinite values."
+        raise _not_finite(i, w.shape)
+    mat.eliminate_zeros()
+    return mat
+
+
+def _collapse_conv(w, i, groups=1):
+    """Channel graph of a kernel ``(out, in // groups, kh, kw)``: ``(in, out)``.
+
+    Entry ``(c, o)`` is ``sum |w[o, c]|`` over the kernel taps: zero (no
+    edge) only when every tap between the two channels is zero. With
+    ``groups > 1`` (torch modules) output channel ``o`` sees only the input
+    channels of its group.
+    """
+    _check_empty(w, i)
+    n_out, n_in_group = w.shape[:2]
+    with np.errstate(over="ignore", invalid="ignore"):
+        taps = np.abs(w.reshape(n_out, n_in_group, -1), dtype=np.float64)
+        taps = taps.sum(axis=2)
+    if not np.all(np.isfinite(taps)):
+        if not np.all(np.isfinite(w)):
+            raise _not_finite(i, w.shape)
+        raise _overflow(i, w.shape, "the kernel taps")
+    if groups == 1:
+        mat = sparse.csr_matrix(taps.T)
+    else:
+        group_of = np.arange(n_out) // (n_out // groups)
+        rows = group_of[:, None] * n_in_group + np.arange(n_in_group)
+        cols = np.broadcast_to(np.arange(n_out)[:, None], rows.shape)
+        mat = sparse.csr_matrix(
+            (taps.ravel(), (rows.ravel(), cols.ravel())),
+            shape=(n_in_group * groups, n_out),
         )
     mat.eliminate_zeros()
     return mat
+
+
+def _collapse_flatten(mat, n_channels, i, shape):
+    """Rows of a linear layer after a convolution, summed per channel.
+
+    torch flattens ``(C, H, W)`` channel-major, so row ``r`` of a
+    ``(C * k, n_out)`` layer reads channel ``r // k``. Returns ``(C, n_out)``
+    with entries ``sum |w|`` over each channel's ``k`` rows.
+    """
+    n_rows = mat.shape[0]
+    # Channel c's rows are the contiguous block [c * k, (c + 1) * k): one
+    # sparse product with a 0/1 block matrix sums them.
+    blocks = sparse.csr_matrix(
+        (np.ones(n_rows), np.arange(n_rows),
+         np.arange(0, n_rows + 1, n_rows // n_channels)),
+        shape=(n_channels, n_rows),
+    )
+    out = (blocks @ abs(mat)).tocsr()
+    out.sort_indices()
+    if not np.all(np.isfinite(out.data)):
+        raise _overflow(i, shape, "each channel's rows")
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -441,10 +568,14 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
     ----------
     net : estimator, torch.nn.Module or list of array-like
         A fitted estimator exposing ``coefs_`` (e.g. ``MLPClassifier``), a
-        torch module (its ``nn.Linear`` layers in registration order; biases
-        are ignored), or a list of 2-D arrays / sparse matrices shaped
-        ``(n_in, n_out)``. An estimator with ``paired_inputs_=True`` has its
-        excitatory and inhibitory input lines folded into one signed edge.
+        torch module (its ``nn.Conv2d`` and ``nn.Linear`` layers in
+        registration order; biases are ignored), or a list of 2-D arrays /
+        sparse matrices shaped ``(n_in, n_out)`` and 4-D convolution kernels
+        shaped ``(out_channels, in_channels, kh, kw)``. A linear layer after
+        a convolution with ``C`` output channels reads its output flattened
+        channel-major: ``C * k`` rows, ``k`` per channel. An estimator with
+        ``paired_inputs_=True`` has its excitatory and inhibitory input lines
+        (rows, or input channels of a kernel) folded into one signed edge.
     bandwidth : float, default=0.02
         Standard deviation of the Gaussian kernel.
     n_points : int, default=512
@@ -487,7 +618,10 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
     -----
     The graph has one node per unit and one edge per non-zero weight; the
     spectrum is that of ``L = I - D^{-1/2} A D^{-1/2}``, with isolated units
-    contributing the eigenvalue 1.
+    contributing the eigenvalue 1. A convolution contributes one node per
+    channel and one edge per channel pair with a non-zero tap (weight ``sum
+    |w|`` over the taps); a linear layer after it, one edge per channel and
+    unit with a non-zero weight (``sum |w|`` over the channel's rows).
     """
     _check_params(bandwidth, n_points, method, n_steps, n_vectors, weighted,
                   drop_forced_ones)

@@ -404,3 +404,26 @@ def test_report_figure_shows_r2_for_any_subset(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="distinct"):
         plot_report(rows * 2, ["pruned", "pruned"], np.ones((1, 1)), {}, tmp_path / "x.png")
+
+
+def test_model_cnn_runs_the_families_as_cnns(tmp_path):
+    out = tmp_path / "out"
+    args = ["compare", "--model", "cnn", "--estimators", "weight-free", "pruned",
+            "--epochs", "2", "--device", "cpu", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == "cnn"
+    params = {e["name"]: e["params"] for e in results["estimators"]}
+    assert params["weight-free"]["module"] == repr(sk_weightfree.nn.SmallCNN)
+    assert "batch_norm=True" in params["pruned"]["module"]
+    assert all(p["input_shape"] == [1, 8, 8] for p in params.values())
+    rows = {r["estimator"]: r for r in results["results"]}
+    assert rows["weight-free"]["test_accuracy"] > 0.5  # chance is 0.1
+    np.testing.assert_allclose(np.diag(results["spectral_similarity"]["matrix"]), 1.0,
+                               atol=1e-6)
+
+
+def test_model_cnn_needs_images(capsys):
+    assert main(["compare", "--model", "cnn", "--dataset", "diabetes", "--quiet",
+                 "--no-output"]) == 2
+    assert "--model cnn needs an image data set" in capsys.readouterr().err

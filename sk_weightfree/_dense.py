@@ -68,6 +68,9 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
         Per layer, the weights the network predicts with (see the user guide's formula).
     intercepts_ : list of ndarray of shape (n_out,)
     masks_ : list of ndarray of bool, same shapes as ``coefs_``
+        With a ``module`` template, ``coefs_`` and ``masks_`` list its weight layers in
+        registration order, convolutions in torch's layout (out_channels, in_channels,
+        kh, kw).
     density_ : float
         Fraction of possible edges present.
     n_connections_ : int

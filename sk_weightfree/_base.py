@@ -34,6 +34,7 @@ from sklearn_compat.utils.validation import validate_data
 from ._training import (CosineLR, DeviceBatchIterator, EpochProgressBar, ResidentClassifierNet,
                         ResidentData, ResidentRegressorNet)
 from .nn import ACTIVATIONS
+from .nn._templates import WEIGHT_LAYERS
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -161,6 +162,10 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         "input_shape": [None, "array-like"],
     }
 
+    # Defaults for models pickled before these parameters existed.
+    module = None
+    input_shape = None
+
     # ------------------------------------------------------------------ family hooks
     @abstractmethod
     def _build_module(self, n_features, n_outputs, generator):
@@ -271,6 +276,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         if not continuing:
             module = self._build_module(self.n_features_in_, self.n_outputs_,
                                         torch.Generator().manual_seed(int(init_seed)))
+            if self.module is not None:
+                self._row_values = self._dry_run(module)
             self.net_ = self._make_net(module, device)
             self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
             self.net_.initialize()
@@ -286,9 +293,16 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         net.train_split = None if valid_data is None else predefined_split(valid_data)
         net.valid_score_fn = self._valid_score if valid_data is not None else None
         net.scheduled_ = not incremental
+        self._check_batch_norms(net.module_)
+        # Layers that draw random numbers (dropout in a template) use torch's global
+        # generator: seed it from random_state for this fit, and leave the caller's as it was.
+        devices = [] if device.type != "cuda" else [
+            torch.cuda.current_device() if device.index is None else device.index]
         try:
-            self._train(train_data, 1 if incremental else self.max_epochs, incremental)
-            self._finish_training(train_data, valid_data)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self._sample_seed + n_epochs_before)
+                self._train(train_data, 1 if incremental else self.max_epochs, incremental)
+                self._finish_training(train_data, valid_data)
         finally:
             net.train_split = net.valid_score_fn = None
             net.__dict__.pop("_last_epoch_state", None)
@@ -358,7 +372,10 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             if self.module is None:
                 raise ValueError("input_shape is the shape of one sample for module; it "
                                  "needs module to be set.")
-            shape = np.asarray(shape).ravel()
+            try:
+                shape = np.asarray(shape).ravel()
+            except (TypeError, ValueError):
+                shape = np.asarray([])
             if not (shape.size and np.issubdtype(shape.dtype, np.integer)
                     and (shape > 0).all()):
                 raise ValueError(f"input_shape must be a tuple of positive integers; got "
@@ -368,7 +385,11 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
 
     def _template(self, n_features, n_outputs, generator):
         """The ``module`` template, built, checked on a dry run and initialised from
-        ``generator``."""
+        ``generator``.
+
+        A class is built under a seeded random state, so its own initialisation is kept;
+        an instance is copied and its parameters reset (innermost modules first).
+        """
         shape = self._input_shape
         if shape is not None and int(np.prod(shape)) != n_features:
             raise ValueError(f"input_shape {shape} holds {int(np.prod(shape))} values, but "
@@ -379,53 +400,114 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             torch.manual_seed(seed)
             if isinstance(template, torch.nn.Module):
                 template = copy.deepcopy(template)
+                built = False
             else:
                 template = self._instantiate_template(template, n_outputs)
-            template.train()
+                built = True
+            name = type(template).__name__
             example = torch.zeros(2, *(shape or (n_features,)))
-            try:
-                with torch.no_grad():
-                    output = template(example)  # also initialises lazy layers
-            except Exception as exc:
-                raise ValueError(
-                    f"module {type(template).__name__} failed on a batch of shape "
-                    f"{tuple(example.shape)} ({type(exc).__name__}: {exc}); check "
-                    f"input_shape."
-                ) from None
-            for layer in template.modules():
-                if hasattr(layer, "reset_parameters"):
-                    layer.reset_parameters()
+            layers = [m for m in template.modules() if isinstance(m, WEIGHT_LAYERS)]
+            calls = []
+            hooks = [layer.register_forward_hook(lambda m, i, o: calls.append(m))
+                     for layer in layers]
+            outputs = []
+            for dtype in (torch.float32, torch.float64):  # training, then prediction
+                module = template if dtype == torch.float32 else copy.deepcopy(template)
+                try:
+                    with torch.no_grad():  # also initialises lazy layers
+                        outputs.append(module.to(dtype).eval()(example.to(dtype)))
+                except Exception as exc:
+                    raise ValueError(
+                        f"module {name} failed on a {dtype} batch of shape "
+                        f"{tuple(example.shape)} ({type(exc).__name__}: {exc}); check "
+                        f"input_shape{' and that forward keeps the input dtype (prediction runs in float64 on the CPU)' if outputs else ''}."
+                    ) from None
+            for hook in hooks:
+                hook.remove()
+            if not built:
+                for layer in reversed(list(template.modules())):
+                    if hasattr(layer, "reset_parameters"):
+                        layer.reset_parameters()
+        template.train()
+        output = outputs[0]
         if not (isinstance(output, torch.Tensor) and tuple(output.shape) == (2, n_outputs)):
             got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
             raise ValueError(
-                f"module {type(template).__name__} must output shape (batch, {n_outputs}) "
-                f"for these targets; on a batch of 2 it gave {got}."
+                f"module {name} must output shape (batch, {n_outputs}) for these targets; "
+                f"on a batch of 2 it gave {got}."
             )
-        if self.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                                       for m in template.modules()):
-            raise ValueError("module has batch normalisation, which needs batch_size >= 2.")
+        if not layers:
+            raise ValueError(f"module {name} has no nn.Linear or nn.Conv2d layer to train.")
+        order = list(dict.fromkeys(calls[:len(calls) // 2]))  # the float32 pass
+        if order != layers:
+            raise ValueError(
+                f"module {name} must call each of its nn.Linear/nn.Conv2d layers in the "
+                f"order it registers them (coefs_ follows that order, and the last one is "
+                f"the output layer); {len(layers)} registered, called in the order "
+                f"{[layers.index(m) for m in order]}."
+            )
         return template
 
-    def _instantiate_template(self, cls, n_outputs):
-        """``cls(n_outputs=...)``, with ``input_shape=`` when ``cls`` takes it."""
-        kwargs = {"n_outputs": n_outputs}
+    def _dry_run(self, module):
+        """Run the built network on two zero rows (a clear error now rather than a torch
+        traceback in training); returns the values its layers hold per row, which sizes
+        prediction batches."""
+        leaves = [m for m in module.modules() if not list(m.children())]
+        sizes = []
+        hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(
+            o.numel() if isinstance(o, torch.Tensor) else 0)) for m in leaves]
         try:
-            if "input_shape" in inspect.signature(cls).parameters:
-                kwargs["input_shape"] = self._input_shape
-        except (TypeError, ValueError):  # no signature to read
-            pass
+            with torch.no_grad():
+                module.eval()(torch.zeros(2, self.n_features_in_))
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise ValueError(
+                f"The network built from module {type(self.module).__name__} failed on a "
+                f"batch of 2 rows ({type(exc).__name__}: {exc})."
+            ) from None
+        finally:
+            for hook in hooks:
+                hook.remove()
+            module.train()
+        return max(self.n_features_in_, sum(sizes) // 2)
+
+    def _prediction_rows(self, n_features):
+        """Rows per prediction batch: at most PREDICT_MAX_VALUES values a batch, in the
+        input (dense or densified sparse rows) or, for a template, in its layers."""
+        values = max(n_features, getattr(self, "_row_values", 0))
+        return max(1, min(PREDICT_BATCH_SIZE, PREDICT_MAX_VALUES // max(1, values)))
+
+    def _instantiate_template(self, cls, n_outputs):
+        """``cls(n_outputs=...)``, with ``input_shape=`` when set and ``cls`` takes it."""
+        kwargs = {"n_outputs": n_outputs}
+        if self._input_shape is not None:
+            try:
+                if "input_shape" in inspect.signature(cls).parameters:
+                    kwargs["input_shape"] = self._input_shape
+            except (TypeError, ValueError):  # no signature to read
+                pass
         try:
             template = cls(**kwargs)
         except Exception as exc:
+            hint = (" Set input_shape." if self._input_shape is None
+                    and "input_shape" in str(inspect.signature(cls)) else "")
             raise ValueError(
                 f"module={cls!r} could not be built as module("
                 f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) "
-                f"({type(exc).__name__}: {exc})."
+                f"({type(exc).__name__}: {exc}).{hint}"
             ) from None
         if not isinstance(template, torch.nn.Module):
             raise TypeError(f"module must be a torch.nn.Module class or instance; "
                             f"{cls!r}(...) gave {type(template).__name__}.")
         return template
+
+    def _check_batch_norms(self, module):
+        """Batch norms need two samples a batch."""
+        if self.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                       for m in module.modules()):
+            raise ValueError("The network has batch normalisation, which needs "
+                             "batch_size >= 2.")
 
     def _check_hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -613,7 +695,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         )
         module, dtype = self._prediction_module()
         data = ResidentData(X, None, self._module_device(), dtype=dtype)
-        rows = max(1, min(PREDICT_BATCH_SIZE, PREDICT_MAX_VALUES // max(1, X.shape[1])))
+        rows = self._prediction_rows(X.shape[1])
         with torch.inference_mode(), self._device_errors():
             outputs = [
                 module(data.rows(slice(start, start + rows))).double().cpu()
@@ -920,8 +1002,9 @@ class RegressorHeadMixin(RegressorMixin):
         if unit_scales is not None:
             unit_scales = list(unit_scales)
             unit_scales[-1] = unit_scales[-1] * scale
-        else:
-            coefs[-1] = coefs[-1] * scale
+        else:  # (n_in, n_out), or a kernel (out, in, kh, kw)
+            last = coefs[-1]
+            coefs[-1] = last * (scale if last.ndim == 2 else scale.reshape(-1, 1, 1, 1))
         intercepts[-1] = intercepts[-1] * scale + mean
         return coefs, intercepts, unit_scales
 

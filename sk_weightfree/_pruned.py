@@ -69,7 +69,8 @@ class _PrunedBase(_DenseBase):
             self.net_.partial_fit(train_data, epochs=epochs)
             return
         layers = self.net_.module_.weight_layers()
-        initial = [(_weight_parameter(layer).detach().clone(), layer.bias.detach().clone())
+        initial = [(_weight_parameter(layer).detach().clone(),
+                    None if layer.bias is None else layer.bias.detach().clone())
                    for layer in layers]
         self.net_.partial_fit(train_data, epochs=epochs)
         sizes = [_weight_parameter(layer).numel() for layer in layers]
@@ -142,7 +143,8 @@ class _PrunedBase(_DenseBase):
         with torch.no_grad():
             for layer, (weight, bias) in zip(layers, initial):
                 layer.weight_orig.copy_(weight)
-                layer.bias.copy_(bias)
+                if bias is not None:
+                    layer.bias.copy_(bias)
         self.net_.initialize_optimizer()
 
 

@@ -111,7 +111,8 @@ class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
         data = train_data if valid_data is None else valid_data
         outputs, targets, weights = [], [], []
         with torch.inference_mode():
-            for X, (y, w) in DeviceBatchIterator(data, 4096):
+            rows = max(1, self._prediction_rows(self.n_features_in_) // len(self._weight_values))
+            for X, (y, w) in DeviceBatchIterator(data, rows):
                 outputs.append(module(X))
                 targets.append(y)
                 weights.append(w)

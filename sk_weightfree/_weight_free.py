@@ -71,8 +71,9 @@ _WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
 def _check_template_signs(estimator):
     if estimator.module is not None and unit_sign_mode(estimator.unit_signs) == "random":
         raise ValueError(
-            "unit_signs='random' puts a sign after each hidden activation of the multilayer "
-            "network; with a module template use 'paired' (the default) or 'none'."
+            f"unit_signs={estimator.unit_signs!r} (a random sign after each hidden "
+            f"activation) is for the multilayer network; with a module template use "
+            f"'paired' (the default) or 'none'."
         )
 
 

@@ -206,12 +206,13 @@ def test_random_network_template_trains_only_the_readout(images):
     (dict(module=TINY_CNN, input_shape=(1, -8, -8)), ValueError, "positive integers"),
     (dict(module=TINY_CNN, input_shape=(64,)), ValueError, "could not be built"),
     (dict(module=SmallCNN((1, 8, 8), 10), input_shape=(64,)), ValueError,
-     "failed on a batch"),
+     "failed on a torch.float32 batch"),
     (dict(module=nn.Sequential(nn.Linear(64, 3))), ValueError, r"output shape \(batch, 10\)"),
     (dict(module=lambda n_outputs: "not a module"), TypeError, "torch.nn.Module"),
     (dict(module="cnn"), ValueError, "module"),
     (dict(module=TINY_CNN, input_shape=SHAPE, unit_signs="random"), ValueError,
      "unit_signs='random'"),
+    (dict(module=TINY_CNN, input_shape=SHAPE, unit_signs=True), ValueError, "unit_signs=True"),
 ])
 def test_template_errors_are_clear(params, error, match, images):
     with pytest.raises(error, match=match):
@@ -224,19 +225,125 @@ def test_batch_norm_template_needs_batches_of_two(images):
                                       input_shape=SHAPE, batch_size=1).fit(*images)
 
 
-def test_compact_file_refuses_a_template(images, tmp_path):
-    from sk_weightfree import io
+def _conv_net(*head, bias=True):
+    return nn.Sequential(nn.Unflatten(1, SHAPE), nn.Conv2d(1, 4, 3, bias=bias),
+                         nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), *head)
 
-    est = fit_cnn(sk_weightfree.WeightFreeClassifier, images)
-    with pytest.raises(ValueError, match="module template"):
-        io.dump(est, tmp_path / "model.npz")
+
+def test_pruned_template_without_biases(images):
+    est = fit_cnn(sk_weightfree.PrunedClassifier, images, input_shape=None, rewind=True,
+                  module=_conv_net(nn.Linear(144, 10, bias=False), bias=False))
+    assert est.density_ == pytest.approx(0.1, abs=0.01)
+
+
+def test_dropout_template_is_reproducible_and_leaves_global_rng_alone(images):
+    template = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+    state = torch.random.get_rng_state()
+    fits = [fit_cnn(cls, images, module=template, input_shape=None)
+            for cls in (sk_weightfree.DenseClassifier, sk_weightfree.DenseClassifier,
+                        sk_weightfree.WeightFreeClassifier, sk_weightfree.WeightFreeClassifier)]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    np.testing.assert_array_equal(fits[0].coefs_[0], fits[1].coefs_[0])
+    np.testing.assert_array_equal(fits[2].unit_scales_[0], fits[3].unit_scales_[0])
+
+
+def test_batch_norms_are_recalibrated_without_dropout(images):
+    template = nn.Sequential(nn.Dropout(0.8), nn.Linear(64, 10))
+    est = fit_cnn(sk_weightfree.WeightFreeClassifier, images, module=template,
+                  input_shape=None)
+    unit = est.net_.module_.body[1]
+    with torch.no_grad():
+        z = unit.masked.eval()(torch.as_tensor(images[0]))
+    # batches of 32: the statistics are averages of batch statistics, close to the
+    # data's; dropout left on (p=0.8 scales kept inputs by 5) would inflate the variance
+    torch.testing.assert_close(unit.norm.running_mean, z.mean(dim=0), atol=0.1, rtol=0.1)
+    torch.testing.assert_close(unit.norm.running_var, z.var(dim=0), atol=0.1, rtol=0.15)
+
+
+class Backwards(nn.Module):
+    """Registers its output layer first."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.out = nn.Linear(16, n_outputs)
+        self.hidden = nn.Linear(64, 16)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+class ZeroHead(nn.Module):
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.hidden = nn.Linear(64, 16)
+        self.out = nn.Linear(16, n_outputs)
+        nn.init.zeros_(self.out.weight)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+def test_a_class_template_keeps_its_own_initialisation(images):
+    est = fit_cnn(sk_weightfree.DenseClassifier, images, module=ZeroHead, input_shape=None,
+                  max_epochs=1, lr=1e-12)
+    assert np.abs(est.coefs_[1]).max() < 1e-6
+
+
+@pytest.mark.parametrize("cls, params, match", [
+    (sk_weightfree.WeightFreeClassifier, dict(module=Backwards), "in the order it registers"),
+    (sk_weightfree.WeightFreeClassifier,
+     dict(module=nn.Sequential(nn.Unflatten(1, (1, 64)), nn.Conv1d(1, 2, 3), nn.Flatten(),
+                               nn.Linear(124, 10))), "Conv1d"),
+    (sk_weightfree.WeightAgnosticClassifier,
+     dict(module=nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Linear(16, 10))),
+     "BatchNorm1d"),
+    (sk_weightfree.WeightFreeClassifier,
+     dict(module=nn.Sequential(nn.Unflatten(1, (8, 8)), nn.Linear(8, 8), nn.Flatten(),
+                               nn.Linear(64, 10))), "must receive \\(batch, features\\)"),
+    (sk_weightfree.DenseClassifier,
+     dict(module=nn.Sequential(nn.Unflatten(1, (1, 64)), nn.AdaptiveAvgPool1d(10),
+                               nn.Flatten())), "no nn.Linear or nn.Conv2d"),
+    (sk_weightfree.DenseClassifier,
+     dict(module=type("Float32", (nn.Sequential,), {"forward": lambda self, x: nn.Sequential.forward(self, x.float())})(nn.Linear(64, 10))),
+     "keeps the input dtype"),
+])
+def test_templates_the_conversion_cannot_honour_are_refused(cls, params, match, images):
+    with pytest.raises(ValueError, match=match):
+        fit_cnn(cls, images, input_shape=None, **params)
+
+
+def test_regressor_folds_the_target_scale_into_a_conv_head(images):
+    X, y = images
+    head = nn.Sequential(nn.Unflatten(1, SHAPE), nn.Conv2d(1, 4, 3), nn.ReLU(),
+                         nn.Conv2d(4, 2, 6), nn.Flatten())
+    Y = np.c_[y, 100.0 * y]
+    est = sk_weightfree.DenseRegressor(module=head, max_epochs=2, random_state=0).fit(X, Y)
+    weight = est.net_.module_.body[3].weight.detach().double().numpy()
+    np.testing.assert_allclose(est.coefs_[-1], weight * est._target_scale[:, None, None, None])
+
+
+def test_continuing_with_batch_size_one_on_batch_norms_is_refused(images):
+    est = fit_cnn(sk_weightfree.DenseClassifier, images,
+                  module=functools.partial(TINY_CNN, batch_norm=True), warm_start=True)
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        est.set_params(batch_size=1).fit(*images)
+    assert est.n_iter_ == 2
+
+
+def test_models_pickled_before_templates_existed_still_work(images):
+    est = fit_cnn(sk_weightfree.DenseClassifier, images, module=None, input_shape=None,
+                  hidden_layer_sizes=(8,))
+    state = est.__getstate__()
+    del state["module"], state["input_shape"]
+    old = sk_weightfree.DenseClassifier.__new__(sk_weightfree.DenseClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["module"] is None and clone(old).module is None
 
 
 # ------------------------------------------------------------ scikit-learn's checks
 @parametrize_with_checks(
     [cls(module=TinyTemplate, random_state=0) for cls in (
-        sk_weightfree.WeightFreeClassifier, sk_weightfree.WeightFreeRegressor,
-        sk_weightfree.DenseClassifier, sk_weightfree.WeightAgnosticRegressor)],
+        sk_weightfree.WeightFreeClassifier, sk_weightfree.WeightAgnosticRegressor)],
     expected_failed_checks=expected_failures)
 def test_sklearn_compatible_with_a_template(estimator, check):
     check(estimator)

@@ -272,10 +272,11 @@ def recalibrate_batch_norms(module, batches):
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     was_training = module.training
     momenta = [norm.momentum for norm in norms]
+    module.eval()  # hard masks, no dropout: only the batch norms gather statistics
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the pass
-    module.train()
+        norm.train()
     for X in batches:
         module(X)
     for norm, momentum in zip(norms, momenta):

@@ -125,6 +125,7 @@ class MaskedUnit(nn.Module):
         self.norm = nn.BatchNorm2d(n_out) if conv else nn.BatchNorm1d(n_out)
 
     def forward(self, x):
+        _check_linear_input(self.masked, x)
         return self.norm(self.masked(x))
 
     def to_plain(self):
@@ -144,6 +145,33 @@ class MaskedUnit(nn.Module):
         return nn.Sequential(*parts).eval()
 
 
+def _check_linear_input(layer, x):
+    # The per-unit normalisation and bias act on axis 1: a linear layer applied to the
+    # last axis of an N-D input would be normalised over the wrong axis.
+    if isinstance(layer, ScoredMaskLinear) and x.dim() != 2:
+        raise ValueError(
+            f"A template's nn.Linear must receive (batch, features) input once converted; "
+            f"it got shape {tuple(x.shape)}. Flatten before the layer."
+        )
+
+
+def _check_converted(body, unit_type, allow_norms, family):
+    """Refuse real-valued parameters that the conversion left in place."""
+    converted = {id(p) for unit in body.modules() if isinstance(unit, unit_type)
+                 for p in unit.parameters()}
+    norms = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+    for name, module in body.named_modules():
+        own = [p for p in module.parameters(recurse=False) if id(p) not in converted]
+        if own and not (allow_norms and isinstance(module, norms)):
+            raise ValueError(
+                f"The template's {name or 'module'} ({type(module).__name__}) has "
+                f"real-valued parameters that the {family} conversion leaves in place: only "
+                f"nn.Linear and nn.Conv2d become {{0,1}} layers"
+                f"{', and normalisation layers are kept' if allow_norms else ''}."
+            )
+    return body
+
+
 def weight_free_from_template(template, *, paired=True, sampling="threshold", density=None,
                               init_density=0.5, generator=None):
     """A copy of ``template`` whose weight layers are {0,1}-masked :class:`MaskedUnit`\\ s.
@@ -158,8 +186,9 @@ def weight_free_from_template(template, *, paired=True, sampling="threshold", de
     """
     options = dict(paired=paired, sampling=sampling, density=density,
                    init_density=init_density, generator=generator)
-    return replace_layers(copy.deepcopy(template),
+    body = replace_layers(copy.deepcopy(template),
                           lambda layer: MaskedUnit(_masked_layer(layer, **options)))
+    return _check_converted(body, MaskedUnit, True, "weight-free")
 
 
 class TemplateNetwork(nn.Module):
@@ -265,6 +294,7 @@ class SharedWeightUnit(nn.Module):
         return self.bias_node.hard_mask()[:, 0].to(torch.float32)
 
     def forward(self, x):
+        _check_linear_input(self.masked, x)
         h = self.masked(x) * self.scale
         b = self.bias_node.mask()[:, 0]
         h = h + b.view(1, -1, *([1] * (h.dim() - 2)))
@@ -275,9 +305,12 @@ class SharedWeightUnit(nn.Module):
 
 def shared_weight_from_template(template, *, sampling="threshold", init_density=0.5,
                                 generator=None):
-    """A copy of ``template`` whose weight layers are :class:`SharedWeightUnit`\\ s."""
-    return replace_layers(copy.deepcopy(template), lambda layer: SharedWeightUnit(
+    """A copy of ``template`` whose weight layers are :class:`SharedWeightUnit`\\ s (a
+    template with other real-valued parameters, normalisation included, is refused: no
+    real value is trained in a weight-agnostic network)."""
+    body = replace_layers(copy.deepcopy(template), lambda layer: SharedWeightUnit(
         layer, sampling=sampling, init_density=init_density, generator=generator))
+    return _check_converted(body, SharedWeightUnit, False, "weight-agnostic")
 
 
 class SharedWeightTemplate(SharedValueNetwork):

@@ -7,6 +7,11 @@ torch, skorch or scikit-learn, checks every declared size against the data befor
 allocates, and returns a :class:`CompactPredictor` that predicts with numpy and scipy
 alone. :func:`to_onnx` exports the same network through ``torch.onnx``.
 
+Networks fitted from a ``module`` template (dense, pruned, weight-free and random families)
+are written as a *chain* of operations (format version 2: reshape, ``[h, -h]``, linear,
+2-D convolution, per-unit affine maps, activations, pooling); the template's forward pass
+must be such a chain, which is checked by tracing it with ``torch.fx`` at dump time.
+
 The file format is described in the "Deploying a weight-free network" page of the docs.
 """
 
@@ -18,14 +23,21 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
-from ._inference import (ACTIVATIONS, DEFAULT_BATCH_SIZE, METHODS, OUT_ACTIVATIONS, LayerSpec,
-                         NetworkSpec, forward, softmax, spec_from_estimator)
+from ._inference import (ACTIVATIONS, CHAIN_OPS, DEFAULT_BATCH_SIZE, METHODS, OUT_ACTIVATIONS,
+                         POOL_MODES, Activation, Affine, ChainSpec, Conv2d, LayerSpec, Linear,
+                         NetworkSpec, Paired, Pool2d, Reshape, forward, softmax,
+                         spec_from_estimator)
 from scipy.special import expit
 
 __all__ = ["CompactPredictor", "dump", "load", "to_onnx"]
 
 FORMAT_NAME = "sk_weightfree-compact"
-FORMAT_VERSION = 1
+# Version 1: multilayer networks (written as version 1 still, readable by older releases).
+# Version 2 adds "network": "chain" files: template networks as a chain of operations.
+FORMAT_VERSION = 2
+MLP_FORMAT_VERSION = 1
+MAX_OPS = 1000
+MAX_SAMPLE_DIMS = 8
 PRECISIONS = {"float32": np.float32, "float16": np.float16}
 MAX_HEADER_BYTES = 1 << 20
 MAX_ENTRIES = 100_000
@@ -47,7 +59,9 @@ def dump(estimator, path, *, precision="float32"):
     Parameters
     ----------
     estimator : fitted estimator of sk_weightfree
-        Any of the package's classifiers or regressors.
+        Any of the package's classifiers or regressors. With a ``module`` template: the
+        dense, pruned, weight-free and random families, when the template is a chain of
+        supported layers (``ValueError`` names the piece that is not).
     path : str, path-like or writable binary file
         Where to write (the name is used as given; ``.npz`` is not appended).
     precision : {"float32", "float16"}, default="float32"
@@ -72,24 +86,33 @@ def dump(estimator, path, *, precision="float32"):
         )
     spec = spec_from_estimator(estimator)
     arrays = _Arrays(PRECISIONS[precision])
+    chain = isinstance(spec, ChainSpec)
     header = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if chain else MLP_FORMAT_VERSION,
         "package_version": _package_version(),
         "estimator": type(estimator).__name__,
         "task": "classifier" if spec.is_classifier else "regressor",
-        "activation": spec.activation,
+    }
+    if chain:
+        header["network"] = "chain"
+    else:
+        header.update(activation=spec.activation, paired_inputs=spec.paired_inputs)
+    header.update({
         "out_activation": spec.out_activation,
-        "paired_inputs": spec.paired_inputs,
         "n_features_in": spec.n_features_in,
         "n_outputs": spec.n_outputs,
         # regressors: predict returns shape (n_samples,) when fitted on a 1-D y
         "single_output": bool(getattr(estimator, "_single_output", spec.n_outputs == 1)),
-        "layer_shapes": [list(map(int, shape)) for shape in spec.layer_shapes],
         "dtype": precision,
         "classes": None if spec.classes is None else arrays.add(_label_array(spec.classes)),
-        "members": [[_dump_layer(layer, arrays) for layer in member] for member in spec.members],
-    }
+    })
+    if chain:
+        header["ops"] = [_dump_op(op, arrays) for op in spec.ops]
+    else:
+        header["layer_shapes"] = [list(map(int, shape)) for shape in spec.layer_shapes]
+        header["members"] = [[_dump_layer(layer, arrays) for layer in member]
+                             for member in spec.members]
     payload = {_HEADER_KEY: np.frombuffer(
         json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)}
     payload.update(arrays.arrays)
@@ -162,11 +185,12 @@ def _label_array(classes):
     )
 
 
-def _dump_layer(layer, arrays):
-    coefs = layer.weights
+def _dump_weights(coefs, value, arrays):
+    """The weight part of a layer entry: ``mask`` (one value times {0,1}), ``sparse``
+    (kept positions as bits, kept values) or ``dense``; arrays row-major in ``coefs``'s
+    layout."""
     mask = coefs != 0
     entry = {}
-    value = layer.shared_value
     itemsize = np.dtype(arrays.real_dtype).itemsize
     if value is not None:
         entry.update(kind="mask", mask=arrays.add(np.packbits(mask, axis=None)), value=value)
@@ -176,10 +200,38 @@ def _dump_layer(layer, arrays):
                      values=arrays.add_real(coefs[mask]))
     else:
         entry.update(kind="dense", weights=arrays.add_real(coefs))
+    return entry
+
+
+def _dump_layer(layer, arrays):
+    entry = _dump_weights(layer.weights, layer.shared_value, arrays)
     entry["intercepts"] = arrays.add_optional(layer.intercepts, 0.0)
     entry["unit_scales"] = arrays.add_optional(layer.unit_scales, 1.0)
     signs = layer.unit_signs
     entry["unit_signs"] = None if signs is None else arrays.add_optional(signs, 1.0)
+    return entry
+
+
+def _dump_op(op, arrays):
+    """One operation of a chain file (see the format section of the docs)."""
+    entry = {"op": op.op}
+    if isinstance(op, Reshape):
+        entry["shape"] = list(op.shape)
+    elif isinstance(op, (Linear, Conv2d)):
+        entry["shape"] = [int(n) for n in op.weight.shape]
+        entry.update(_dump_weights(op.weights, op.shared_value, arrays))
+        if isinstance(op, Conv2d):
+            entry.update(stride=list(op.stride), padding=[p for pair in op.padding for p in pair],
+                         dilation=list(op.dilation))
+    elif isinstance(op, Affine):
+        entry["scale"] = None if op.scale is None else arrays.add_optional(op.scale, 1.0)
+        entry["offset"] = None if op.offset is None else arrays.add_optional(op.offset, 0.0)
+    elif isinstance(op, Activation):
+        entry["name"] = op.name
+    elif isinstance(op, Pool2d):
+        entry.update(mode=op.mode, kernel=list(op.kernel), stride=list(op.stride))
+    elif not isinstance(op, Paired):
+        raise TypeError(f"cannot write {type(op).__name__}")
     return entry
 
 
@@ -351,6 +403,11 @@ def _spec_from_header(header, reader):
             f"it has format version {version}, newer than this sk_weightfree reads "
             f"(up to {FORMAT_VERSION}); upgrade sk_weightfree"
         )
+    network = header.get("network", "mlp")
+    _require(network in ("mlp", "chain") and (network == "mlp" or version >= 2),
+             f"'network' is {network!r}")
+    if network == "chain":
+        return _chain_from_header(header, reader)
     task = _choice(header, "task", ("classifier", "regressor"))
     activation = _choice(header, "activation", ACTIVATIONS)
     out_activation = _choice(header, "out_activation", OUT_ACTIVATIONS)
@@ -373,21 +430,7 @@ def _spec_from_header(header, reader):
         n_in = cols
     n_last = shapes[-1][1]
     n_outputs = _int(header, "n_outputs", 1, n_last)
-    if task == "classifier":
-        _require(out_activation in ("softmax", "logistic"),
-                 f"a classifier's out_activation is {out_activation!r}")
-        classes = reader.read(header.get("classes"), kinds="biufU", shape=(n_last,))
-        _require(classes.dtype.kind != "f" or np.isfinite(classes).all(),
-                 "class labels are not finite")
-    else:
-        _require(out_activation == "identity",
-                 f"a regressor's out_activation is {out_activation!r}")
-        _require(header.get("classes") is None, "a regressor has classes")
-        _require(isinstance(header.get("single_output", False), bool),
-                 "'single_output' must be a boolean")
-        _require(not header.get("single_output") or n_outputs == 1,
-                 f"'single_output' with {n_outputs} outputs")
-        classes = None
+    classes = _classes_from_header(header, reader, task, out_activation, n_last, n_outputs)
     members = header.get("members")
     _require(isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS,
              f"'members' must be a list of 1 to {MAX_MEMBERS} networks")
@@ -423,21 +466,30 @@ def _finite(array, what):
     return array
 
 
-def _load_layer(entry, shape, hidden, reader, cache, where):
-    _require(isinstance(entry, dict), f"layer {where} is not a JSON object")
+def _cached(cache, key, make):
+    # members of an ensemble share their masks and per-unit arrays: read and build once
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def _cached_read(reader, cache, key, kinds, shape, max_itemsize=8):
+    return _cached(cache, ("array", str(key), kinds, shape),
+                   lambda: reader.read(key, kinds=kinds, shape=shape, max_itemsize=max_itemsize))
+
+
+def _load_weights(entry, shape, reader, cache, where):
+    """``(coefs, value)`` of a layer entry's weight part, ``coefs`` shaped ``shape``."""
     shape = tuple(shape)
-    n_in, n_out = shape
-    n_edges = n_in * n_out
+    n_edges = 1
+    for n in shape:
+        n_edges *= n
 
     def cached(key, make):
-        # members of an ensemble share their masks and per-unit arrays: read and build once
-        if key not in cache:
-            cache[key] = make()
-        return cache[key]
+        return _cached(cache, key, make)
 
     def read(key, kinds, shape, max_itemsize=8):
-        return cached(("array", str(key), kinds, shape),
-                      lambda: reader.read(key, kinds=kinds, shape=shape, max_itemsize=max_itemsize))
+        return _cached_read(reader, cache, key, kinds, shape, max_itemsize)
 
     def mask():
         key = entry.get("mask")
@@ -446,7 +498,7 @@ def _load_layer(entry, shape, hidden, reader, cache, where):
             packed = read(key, "u", ((n_edges + 7) // 8,), max_itemsize=1)
             bits = np.unpackbits(packed)
             _require(not bits[n_edges:].any(), f"layer {where}: mask padding bits are set")
-            return bits[:n_edges].reshape(n_in, n_out).astype(np.float64)
+            return bits[:n_edges].reshape(shape).astype(np.float64)
 
         return cached(("mask", str(key), shape), unpack)
 
@@ -467,14 +519,28 @@ def _load_layer(entry, shape, hidden, reader, cache, where):
             _require(tuple(shape_values) == (n_kept,),
                      f"layer {where}: {n_kept} kept edges but values of shape {shape_values}")
             values = _finite(read(entry.get("values"), "f", (n_kept,)), f"layer {where} weights")
-            coefs = np.zeros((n_in, n_out))
+            coefs = np.zeros(shape)
             coefs[keep] = values
             return coefs
 
         coefs = cached(("sparse", str(entry.get("mask")), str(entry.get("values")), shape),
                        scatter)
     else:
-        coefs = _finite(read(entry.get("weights"), "f", (n_in, n_out)), f"layer {where} weights")
+        coefs = _finite(read(entry.get("weights"), "f", shape), f"layer {where} weights")
+    return coefs, value
+
+
+def _load_layer(entry, shape, hidden, reader, cache, where):
+    _require(isinstance(entry, dict), f"layer {where} is not a JSON object")
+    shape = tuple(shape)
+    n_in, n_out = shape
+    coefs, value = _load_weights(entry, shape, reader, cache, where)
+
+    def cached(key, make):
+        return _cached(cache, key, make)
+
+    def read(key, kinds, shape, max_itemsize=8):
+        return _cached_read(reader, cache, key, kinds, shape, max_itemsize)
 
     def per_unit(key, default):
         if entry.get(key) is None:
@@ -483,6 +549,120 @@ def _load_layer(entry, shape, hidden, reader, cache, where):
 
     return LayerSpec(coefs, per_unit("intercepts", 0.0), per_unit("unit_scales", 1.0),
                      per_unit("unit_signs", 1.0) if hidden else None, value=value)
+
+
+def _int_list(entry, key, length, low, where):
+    values = entry.get(key)
+    _require(isinstance(values, list) and (len(values) in length) and all(
+        isinstance(n, int) and not isinstance(n, bool) and low <= n <= MAX_DIMENSION
+        for n in values),
+        f"operation {where}: {key!r} must be a list of "
+        f"{f'{length[0]} to {length[-1]}' if len(length) > 1 else length[0]} integers "
+        f"in [{low}, {MAX_DIMENSION}]; got {values!r}")
+    return tuple(values)
+
+
+def _chain_from_header(header, reader):
+    """A :class:`ChainSpec` from a version-2 ``"network": "chain"`` header: every
+    operation's geometry is checked and the memory it needs bounded before any weight is
+    read."""
+    task = _choice(header, "task", ("classifier", "regressor"))
+    out_activation = _choice(header, "out_activation", OUT_ACTIVATIONS)
+    _choice(header, "dtype", PRECISIONS)
+    n_features = _int(header, "n_features_in")
+    entries = header.get("ops")
+    _require(isinstance(entries, list) and 1 <= len(entries) <= MAX_OPS,
+             f"'ops' must be a list of 1 to {MAX_OPS} operations")
+    # 1. geometry alone: weight layers get zero-stride stand-ins (no memory) of their shape
+    ops, shape = [], (n_features,)
+    n_weight_values = n_unit_values = 0
+    per_row = n_features
+    for i, entry in enumerate(entries):
+        _require(isinstance(entry, dict), f"operation {i} is not a JSON object")
+        kind = _choice(entry, "op", CHAIN_OPS)
+        if kind == "reshape":
+            op = Reshape(_int_list(entry, "shape", range(1, MAX_SAMPLE_DIMS + 1), 1, i))
+        elif kind == "paired":
+            op = Paired()
+        elif kind in ("linear", "conv2d"):
+            dims = _int_list(entry, "shape", (2,) if kind == "linear" else (4,), 1, i)
+            standin = np.broadcast_to(np.float64(0.0), dims)
+            if kind == "linear":
+                op = Linear(standin)
+            else:
+                top, bottom, left, right = _int_list(entry, "padding", (4,), 0, i)
+                op = Conv2d(standin, _int_list(entry, "stride", (2,), 1, i),
+                            ((top, bottom), (left, right)),
+                            _int_list(entry, "dilation", (2,), 1, i))
+            n_weight_values += standin.size
+        elif kind == "affine":
+            _require(len(shape) >= 1, f"operation {i}: affine on a scalar")
+            op = Affine(None, np.broadcast_to(np.float64(0.0), shape[:1]))
+            n_unit_values += shape[0]
+        elif kind == "activation":
+            op = Activation(_choice(entry, "name", ACTIVATIONS))
+        else:
+            op = Pool2d(_choice(entry, "mode", POOL_MODES), _int_list(entry, "kernel", (2,), 1, i),
+                        _int_list(entry, "stride", (2,), 1, i))
+        try:
+            per_row = max(per_row, op.values_per_row(shape))
+            shape = tuple(op.out_shape(shape))
+        except ValueError as exc:
+            raise _Invalid(f"operation {i} ({kind}): {exc}") from None
+        _require(1 <= len(shape) <= MAX_SAMPLE_DIMS and all(
+            1 <= n <= MAX_DIMENSION for n in shape),
+            f"operation {i} ({kind}) gives samples of shape {shape}")
+        ops.append(op)
+    _require(len(shape) == 1, f"the chain ends with samples of shape {shape}, not one value "
+                              f"per output")
+    n_last = shape[0]
+    n_outputs = _int(header, "n_outputs", 1, n_last)
+    # the predictor holds each weight as float64 (plus a signed and a sparse copy) and runs
+    # batches of at most max(MAX_BATCH_VALUES, per_row) values per array
+    planned = 8 * (3 * n_weight_values + 2 * n_unit_values + 4 * per_row)
+    budget = max(MIN_MEMORY_BUDGET, MEMORY_PER_FILE_BYTE * reader.file_size)
+    _require(planned <= budget,
+             f"its network would need about {planned / 2**20:.0f} MiB, more than "
+             f"{budget / 2**20:.0f} MiB for a file of {reader.file_size} bytes")
+    classes = _classes_from_header(header, reader, task, out_activation, n_last, n_outputs)
+    # 2. the arrays
+    cache = {}
+    shape = (n_features,)
+    for i, (entry, op) in enumerate(zip(entries, ops)):
+        if isinstance(op, (Linear, Conv2d)):
+            coefs, value = _load_weights(entry, op.weight.shape, reader, cache, str(i))
+            op.weight, op.value = coefs, value
+        elif isinstance(op, Affine):
+            for key in ("scale", "offset"):
+                _require(key in entry, f"operation {i}: affine without {key!r}")
+                if entry[key] is not None:
+                    values = _finite(_cached_read(reader, cache, entry[key], "f", shape[:1]),
+                                     f"operation {i} {key}")
+                    setattr(op, key, values)
+                else:
+                    setattr(op, key, None)
+        shape = op.out_shape(shape)
+    return ChainSpec(ops=ops, n_features_in=n_features, out_activation=out_activation,
+                     classes=classes, n_outputs=n_outputs,
+                     estimator=str(header.get("estimator", "")))
+
+
+def _classes_from_header(header, reader, task, out_activation, n_last, n_outputs):
+    if task == "classifier":
+        _require(out_activation in ("softmax", "logistic"),
+                 f"a classifier's out_activation is {out_activation!r}")
+        classes = reader.read(header.get("classes"), kinds="biufU", shape=(n_last,))
+        _require(classes.dtype.kind != "f" or np.isfinite(classes).all(),
+                 "class labels are not finite")
+        return classes
+    _require(out_activation == "identity",
+             f"a regressor's out_activation is {out_activation!r}")
+    _require(header.get("classes") is None, "a regressor has classes")
+    _require(isinstance(header.get("single_output", False), bool),
+             "'single_output' must be a boolean")
+    _require(not header.get("single_output") or n_outputs == 1,
+             f"'single_output' with {n_outputs} outputs")
+    return None
 
 
 # ---------------------------------------------------------------------------- predictor
@@ -509,7 +689,7 @@ class CompactPredictor:
 
     Parameters
     ----------
-    spec : NetworkSpec
+    spec : NetworkSpec or ChainSpec
         The network (see :mod:`sk_weightfree._inference`).
     metadata : dict
         The file's header.
@@ -523,8 +703,10 @@ class CompactPredictor:
     n_features_in_ : int
     n_outputs_ : int
     n_layers_ : int
-        Layers including input and output, as in ``MLPClassifier``.
+        Layers including input and output, as in ``MLPClassifier`` (for a template
+        network: weight layers + 1, as the estimator's ``n_layers_``).
     activation, out_activation_ : str
+        ``activation`` is None for a template network (its layers name their own).
     estimator_name_ : str
         Class name of the estimator that was dumped.
     metadata_ : dict
@@ -547,6 +729,8 @@ class CompactPredictor:
         self.estimator_name_ = spec.estimator
 
     def __repr__(self):
+        if isinstance(self.spec, ChainSpec):
+            return f"CompactPredictor({self.estimator_name_}, {self.spec.describe()})"
         shapes = " -> ".join(str(s[0]) for s in self.spec.layer_shapes)
         return (f"CompactPredictor({self.estimator_name_}, {shapes} -> "
                 f"{self.spec.layer_shapes[-1][1]})")
@@ -654,7 +838,11 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     The graph is the prediction formula written as plain torch layers: per layer an
     optional ``[h, -h]`` concatenation (paired inputs), a ``Linear`` without bias holding
     the weights (the {0,1} mask for weight-free networks), the per-unit affine map, the
-    activation and the unit signs. Its input is ``X`` (any number of rows); its output,
+    activation and the unit signs. A network fitted from a ``module`` template (dense,
+    pruned, weight-free, random; a chain of supported layers, as for :func:`dump`) is
+    exported as its plain torch layers (``to_module()``: reshape, then ``[h, -h]``,
+    ``Conv2d``/``Linear`` holding the {0,1} kernels and batch norm per weight layer),
+    followed by the output function. Its input is ``X`` (any number of rows); its output,
     ``probabilities`` for classifiers (softmax, or logistic per column for multilabel;
     an ensemble averages its members' probabilities) or ``predictions`` for regressors.
 
@@ -689,9 +877,12 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
         raise NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet; call fit first."
         )
-    spec = spec_from_estimator(estimator)
+    spec = spec_from_estimator(estimator)  # refuses what the compact file cannot hold
     torch_dtype = getattr(torch, dtype)
-    module = _torch_module(spec).to(torch_dtype).eval()
+    if isinstance(spec, ChainSpec):
+        module = _template_torch_module(estimator, spec).to(torch_dtype).eval()
+    else:
+        module = _torch_module(spec).to(torch_dtype).eval()
     output = "probabilities" if spec.is_classifier else "predictions"
     path = os.fspath(path)
     example = torch.zeros(2, spec.n_features_in, dtype=torch_dtype)
@@ -708,6 +899,42 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
         )
     onnx.checker.check_model(onnx.load(path))
     return path
+
+
+def _template_torch_module(estimator, spec):
+    """A template network's plain torch layers (``to_module()``, pruning folded into the
+    weights) followed by the output function: softmax or logistic for classifiers, the
+    target's scale and mean for regressors."""
+    import torch
+    from torch import nn
+    from torch.nn.utils import prune
+
+    from ._inference import plain_template_module
+
+    class TargetScale(nn.Module):
+        def __init__(self, scale, mean):
+            super().__init__()
+            self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float64))
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64))
+
+        def forward(self, x):
+            return x * self.scale + self.mean
+
+    body = plain_template_module(estimator)
+    for layer in body.modules():
+        for hook in list(layer._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                prune.remove(layer, hook._tensor_name)  # weight = weight_orig * weight_mask
+    if spec.is_classifier:
+        head = nn.Softmax(dim=1) if spec.out_activation == "softmax" else nn.Sigmoid()
+    else:
+        n_last = spec.shapes()[-1][0]
+        head = TargetScale(
+            np.broadcast_to(np.asarray(estimator._target_scale, dtype=np.float64),
+                            (n_last,)).copy(),
+            np.broadcast_to(np.asarray(estimator._target_mean, dtype=np.float64),
+                            (n_last,)).copy())
+    return nn.Sequential(body, head)
 
 
 def _torch_module(spec):

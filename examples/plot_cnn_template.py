@@ -1,7 +1,7 @@
 """
-=========================================================
+===========================================================
 A weight-free convolutional network: any module as template
-=========================================================
+===========================================================
 
 Every estimator takes ``module=`` — a torch module used as the *template* of its
 network — and ``input_shape=``, the shape each row of ``X`` is reshaped to. Each

@@ -232,6 +232,31 @@ def write_payload(path, header, arrays, header_bytes=None):
         np.savez(f, header=np.frombuffer(raw, dtype=np.uint8), **arrays)
 
 
+def corrupt_at_random(header, data):
+    """Replace one value anywhere in ``header`` (in place) by a random JSON value drawn
+    from hypothesis's ``data``; returns the header."""
+    target = header
+    while True:
+        if isinstance(target, dict) and target:
+            key = data.draw(st.sampled_from(sorted(target)))
+        elif isinstance(target, list) and target:
+            key = data.draw(st.integers(0, len(target) - 1))
+        else:
+            return header
+        if not isinstance(target[key], (dict, list)) or data.draw(st.booleans()):
+            target[key] = data.draw(JSON_VALUES)
+            return header
+        target = target[key]
+
+
+def payload_bytes(header, arrays):
+    """A model file's bytes from its header and arrays."""
+    buffer = io.BytesIO()
+    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+             **arrays)
+    return buffer.getvalue()
+
+
 def _mask_key(header):
     return next(layer["mask"] for layer in header["members"][0] if layer["kind"] == "mask")
 
@@ -399,21 +424,7 @@ def test_random_header_corruption(valid_file, data, tmp_path_factory):
     """Replace a value anywhere in the header (top level, a layer, a shape) at random."""
     path, X = valid_file
     header, arrays = read_payload(path)
-    target = header
-    while True:
-        if isinstance(target, dict) and target:
-            key = data.draw(st.sampled_from(sorted(target)))
-        elif isinstance(target, list) and target:
-            key = data.draw(st.integers(0, len(target) - 1))
-        else:
-            break
-        if not isinstance(target[key], (dict, list)) or data.draw(st.booleans()):
-            target[key] = data.draw(JSON_VALUES)
-            break
-        target = target[key]
-    buffer = io.BytesIO()
-    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-             **arrays)
+    buffer = io.BytesIO(payload_bytes(corrupt_at_random(header, data), arrays))
     _loads_and_works_or_refuses(buffer.getvalue(), X)
 
 

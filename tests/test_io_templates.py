@@ -25,6 +25,7 @@ from sk_weightfree import io as skio
 from sk_weightfree._inference import (Activation, Affine, ChainSpec, Conv2d, Linear, Paired,
                                       Pool2d, Reshape, forward, spec_from_estimator)
 from sk_weightfree.nn import SmallCNN
+from test_io import corrupt_at_random, payload_bytes, read_payload, write_payload
 
 PACKAGE_ROOT = Path(sk_weightfree.__file__).parent.parent
 TINY_CNN = functools.partial(SmallCNN, channels=(4, 8), hidden=16)
@@ -63,18 +64,6 @@ def fitted(name, params, X, y):
 def weight_free_cnn(images):
     X, y = images
     return fitted("WeightFreeClassifier", {}, X, LABELS[y])
-
-
-def read_payload(path):
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    return json.loads(arrays.pop("header").tobytes()), arrays
-
-
-def write_payload(path, header, arrays):
-    raw = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        np.savez(f, header=np.frombuffer(raw, dtype=np.uint8), **arrays)
 
 
 def assert_same_labels(labels, expected, proba):
@@ -378,15 +367,6 @@ def test_corrupted_chain_headers_are_refused(chain_file, tmp_path):
         assert peak < 64 * 2**20, f"{name}: {peak / 2**20:.0f} MiB allocated before refusing"
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=10,
-)
-
-
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
@@ -394,21 +374,7 @@ def test_random_chain_header_corruption(chain_file, data):
     """A value replaced anywhere in the header: the file loads and predicts, or ValueError."""
     path, X = chain_file
     header, arrays = read_payload(path)
-    target = header
-    while True:
-        if isinstance(target, dict) and target:
-            key = data.draw(st.sampled_from(sorted(target)))
-        elif isinstance(target, list) and target:
-            key = data.draw(st.integers(0, len(target) - 1))
-        else:
-            break
-        if not isinstance(target[key], (dict, list)) or data.draw(st.booleans()):
-            target[key] = data.draw(JSON_VALUES)
-            break
-        target = target[key]
-    buffer = io.BytesIO()
-    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-             **arrays)
+    buffer = io.BytesIO(payload_bytes(corrupt_at_random(header, data), arrays))
     try:
         predictor = skio.load(io.BytesIO(buffer.getvalue()))
     except ValueError:

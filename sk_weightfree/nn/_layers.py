@@ -116,6 +116,15 @@ class ScoredMask(nn.Module):
     def forward(self, x):
         return self._apply_weight(x, self.effective_weight())
 
+    def to_plain(self):
+        """A plain torch layer without bias whose weight is the hard {0,1} mask (its
+        input doubled to ``[x, -x]`` when paired, which :class:`PairedInput` provides)."""
+        mask = self.hard_mask()
+        plain = self._plain_layer(mask.shape[1], mask.shape[0], mask.device)
+        with torch.no_grad():
+            plain.weight.copy_(mask.to(plain.weight.dtype))
+        return plain
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_sample_generator"] = None  # re-created from sample_seed on demand
@@ -160,6 +169,9 @@ class ScoredMaskLinear(ScoredMask):
     def _apply_weight(self, x, weight):
         return F.linear(x, weight)
 
+    def _plain_layer(self, n_in, n_out, device):
+        return nn.Linear(n_in, n_out, bias=False, device=device)
+
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"paired={self.paired}, sampling={self.sampling!r}, density={self.density}")
@@ -198,6 +210,10 @@ class ScoredMaskConv2d(ScoredMask):
 
     def _apply_weight(self, x, weight):
         return F.conv2d(x, weight, None, self.stride, self.padding, self.dilation)
+
+    def _plain_layer(self, n_in, n_out, device):
+        return nn.Conv2d(n_in, n_out, self.kernel_size, self.stride, self.padding,
+                         self.dilation, bias=False, device=device)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -200,14 +200,9 @@ class WeightFreeMLP(nn.Module):
 
         parts = []
         for i, (linear, norm) in enumerate(zip(self.linears, self.norms)):
-            mask = linear.hard_mask()
-            plain = nn.Linear(mask.shape[1], mask.shape[0], bias=False,
-                              device=linear.scores.device)
-            with torch.no_grad():
-                plain.weight.copy_(mask.to(plain.weight.dtype))
             if self.paired:
                 parts.append(PairedInput())
-            parts += [plain, copy.deepcopy(norm)]
+            parts += [linear.to_plain(), copy.deepcopy(norm)]
             if i < len(self.signs):
                 parts += [copy.deepcopy(self.activation), copy.deepcopy(self.signs[i])]
         return nn.Sequential(*parts).eval()

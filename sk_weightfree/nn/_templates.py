@@ -130,18 +130,8 @@ class MaskedUnit(nn.Module):
 
     def to_plain(self):
         """The unit as plain torch layers holding the hard mask (eval-mode batch norm)."""
-        masked = self.masked
-        mask = masked.hard_mask()
-        if isinstance(masked, ScoredMaskConv2d):
-            plain = nn.Conv2d(mask.shape[1], mask.shape[0], masked.kernel_size,
-                              masked.stride, masked.padding, masked.dilation, bias=False,
-                              device=mask.device)
-        else:
-            plain = nn.Linear(mask.shape[1], mask.shape[0], bias=False, device=mask.device)
-        with torch.no_grad():
-            plain.weight.copy_(mask.to(plain.weight.dtype))
-        parts = ([PairedInput(dim=1)] if masked.paired else []) + [plain,
-                                                                  copy.deepcopy(self.norm)]
+        parts = ([PairedInput(dim=1)] if self.masked.paired else []) + [
+            self.masked.to_plain(), copy.deepcopy(self.norm)]
         return nn.Sequential(*parts).eval()
 
 

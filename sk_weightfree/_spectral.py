@@ -31,9 +31,11 @@ from scipy import linalg, sparse
 from scipy.stats import wasserstein_distance
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
     "pairwise_spectral_similarity",
+    "rewire",
     "spectral_density",
     "spectral_similarity",
 ]
@@ -44,6 +46,14 @@ _METRICS = ("jensen-shannon", "wasserstein")
 _AUTO_EXACT_MAX_NODES = 2000
 # Upper bound on the number of kernel evaluations held in memory at once.
 _CHUNK = 1 << 22
+#: The fixed bandwidth before ``"auto"``, and the widest ``"auto"`` gives.
+_FIXED_BANDWIDTH = 0.02
+#: ``bandwidth="auto"``: kernel width in mean eigenvalue spacings.
+_AUTO_SPACINGS = 4.0
+#: Lanczos work (edges x probes x steps) ``"auto"`` may spend on one network.
+_LANCZOS_WORK = 30 * 20 * 1.1e6
+#: Default of ``signed``.
+_SIGNED_DEFAULT = False
 
 
 # --------------------------------------------------------------------------
@@ -58,7 +68,7 @@ def _torch_module_class():
     return torch.nn.Module, torch.nn.Linear, torch.nn.Conv2d
 
 
-def _as_layers(net):
+def _as_layers(net, paired=None):
     """Convert a network to a list of CSR weight matrices shaped (n_in, n_out).
 
     Parameters
@@ -71,7 +81,13 @@ def _as_layers(net):
         in_channels, kh, kw)``. An estimator with ``paired_inputs_ == True``
         feeds every layer ``[h, -h]``: its ``coefs_`` are ``(2 * n_in, n_out)``
         and ``(out, 2 * in, kh, kw)``; the twins are folded into one signed
-        layer.
+        layer. In a torch module, a layer preceded by a ``PairedInput`` is
+        folded the same way.
+    paired : bool or None, default=None
+        Fold every layer's twin lines (``True``) or none (``False``).
+        ``None`` reads it from the network: ``paired_inputs_`` of an
+        estimator, ``PairedInput`` modules of a torch module; a list is not
+        folded.
 
     Returns
     -------
@@ -86,6 +102,7 @@ def _as_layers(net):
     groups = None
     if isinstance(net, (list, tuple)):
         raw = list(net)
+        fold = [bool(paired)] * len(raw)
     elif hasattr(net, "coefs_"):
         raw = net.coefs_
         if not isinstance(raw, (list, tuple)):
@@ -94,23 +111,17 @@ def _as_layers(net):
                 f"arrays, got {type(raw).__name__}."
             )
         raw = list(raw)
-        if getattr(net, "paired_inputs_", False):
-            raw = [_fold_paired(w, i) for i, w in enumerate(raw)]
+        own = bool(getattr(net, "paired_inputs_", False))
+        fold = [own if paired is None else bool(paired)] * len(raw)
     elif module_cls is not None and isinstance(net, module_cls):
-        raw, groups = _module_layers(net, linear_cls, conv_cls)
-    elif hasattr(net, "fit"):
-        raise NotFittedError(
-            f"This {type(net).__name__} instance has no `coefs_` attribute: "
-            "it is not fitted yet. Call `fit` before computing its spectrum."
-        )
+        raw, groups, fold = _module_layers(net, linear_cls, conv_cls)
+        if paired is not None:
+            fold = [bool(paired)] * len(raw)
     else:
-        raise TypeError(
-            "Expected a fitted estimator with `coefs_`, a torch.nn.Module or a "
-            "list of 2-D weight matrices shaped (n_in, n_out) and 4-D kernels "
-            f"shaped (out_channels, in_channels, kh, kw); got {type(net).__name__}."
-        )
+        _refuse_non_network(net)
     if len(raw) == 0:
         raise ValueError("The network has no layers (empty list of weights).")
+    raw = [_fold_paired(w, i) if f else w for i, (w, f) in enumerate(zip(raw, fold))]
     if groups is None:
         groups = [1] * len(raw)
     layers, shapes, is_conv = [], [], []
@@ -131,6 +142,7 @@ def _as_layers(net):
                     f"not a multiple of {n_out}. A linear layer after a "
                     "convolution takes its output flattened channel by channel "
                     "(channels * height * width rows)."
+                    + _paired_hint(shapes, any(fold))
                 )
             layers[i + 1] = _collapse_flatten(layers[i + 1], n_out, i + 1,
                                               shapes[i + 1])
@@ -140,26 +152,83 @@ def _as_layers(net):
                 f"Layer shapes do not chain: layer {i} has shape {shapes[i]} "
                 f"but layer {i + 1} has shape {shapes[i + 1]}; expected layer "
                 f"{i + 1} to have {n_out} {what}."
+                + _paired_hint(shapes, any(fold))
             )
     return layers
 
 
+def _refuse_non_network(net):
+    """Raise the error that says why ``net`` cannot be read."""
+    name = type(net).__name__
+    if hasattr(net, "fit"):
+        # Fitted estimators of other kinds (a LogisticRegression, a forest)
+        # are not networks: "fit it first" would send the user the wrong way.
+        try:
+            check_is_fitted(net)
+        except NotFittedError:
+            raise NotFittedError(
+                f"This {name} instance has no `coefs_` attribute: it is not "
+                "fitted yet. Call `fit` before computing its spectrum."
+            ) from None
+        except TypeError:
+            pass
+        else:
+            raise TypeError(
+                f"{name} is not a network this function reads: it is fitted "
+                "but has no `coefs_` (a list of weight matrices shaped "
+                "(n_in, n_out)). Pass an estimator of this package, an "
+                "MLPClassifier/MLPRegressor, a torch.nn.Module or a list of "
+                "weight matrices."
+            )
+    raise TypeError(
+        "Expected a fitted estimator with `coefs_`, a torch.nn.Module or a "
+        "list of 2-D weight matrices shaped (n_in, n_out) and 4-D kernels "
+        f"shaped (out_channels, in_channels, kh, kw); got {name}."
+    )
+
+
+def _paired_hint(shapes, folded):
+    """Advice for layers that would chain once their twin lines are folded."""
+    if folded or any(len(shape) not in (2, 4) for shape in shapes):
+        return ""
+    n_in = [shape[0] if len(shape) == 2 else shape[1] for shape in shapes]
+    n_out = [shape[1] if len(shape) == 2 else shape[0] for shape in shapes]
+    if all(a % 2 == 0 for a in n_in) and all(
+            n_in[i + 1] == 2 * n_out[i] or (len(shapes[i]) == 4
+                                             and n_in[i + 1] % (2 * n_out[i]) == 0)
+            for i in range(len(shapes) - 1)):
+        return (
+            " The layers look paired (each reads [h, -h]: twice the previous "
+            "layer's units), as the coefs_ of an estimator with "
+            "paired_inputs_=True are: pass the estimator itself, or "
+            "paired=True to fold the twin lines."
+        )
+    return ""
+
+
 def _module_layers(net, linear_cls, conv_cls):
-    """Weights of the ``nn.Linear`` / ``nn.Conv2d`` layers and their groups."""
-    raw, groups = [], []
+    """Weights of the ``nn.Linear`` / ``nn.Conv2d`` layers, their groups and
+    whether each one reads the ``[h, -h]`` of a ``PairedInput`` before it."""
+    # torch is loaded (``net`` is a torch module), so this import is cheap.
+    from .nn import PairedInput
+
+    raw, groups, fold = [], [], []
+    after_pairing = False
     for m in net.modules():
-        if isinstance(m, linear_cls):
-            raw.append(m.weight.detach().cpu().numpy().T)
-            groups.append(1)
-        elif isinstance(m, conv_cls):
-            raw.append(m.weight.detach().cpu().numpy())
-            groups.append(int(m.groups))
+        if isinstance(m, PairedInput):
+            after_pairing = True
+        elif isinstance(m, (linear_cls, conv_cls)):
+            weight = m.weight.detach().cpu().numpy()
+            raw.append(weight.T if isinstance(m, linear_cls) else weight)
+            groups.append(int(getattr(m, "groups", 1)))
+            fold.append(after_pairing)
+            after_pairing = False
     if not raw:
         raise ValueError(
             f"The torch module {type(net).__name__} contains no nn.Linear or "
             "nn.Conv2d layers."
         )
-    return raw, groups
+    return raw, groups, fold
 
 
 def _fold_paired(w, i):
@@ -302,11 +371,13 @@ def _layer_sizes(layers):
     return [layers[0].shape[0]] + [w.shape[1] for w in layers]
 
 
-def _edge_values(w, weighted):
+def _edge_values(w, weighted, signed=False):
+    if signed:
+        return w.data.copy() if weighted else np.sign(w.data)
     return np.abs(w.data) if weighted else np.ones_like(w.data)
 
 
-def _adjacency(net, weighted=False):
+def _adjacency(net, weighted=False, signed=False):
     """Symmetric sparse adjacency matrix, nodes ordered layer by layer."""
     layers = _as_layers(net)
     sizes = _layer_sizes(layers)
@@ -316,15 +387,19 @@ def _adjacency(net, weighted=False):
         coo = w.tocoo()
         rows.append(offsets[i] + coo.row)
         cols.append(offsets[i + 1] + coo.col)
-        vals.append(_edge_values(coo, weighted))
+        vals.append(_edge_values(coo, weighted, signed))
     r, c, v = (np.concatenate(x) for x in (rows, cols, vals))
     n = int(offsets[-1])
     upper = sparse.csr_matrix((v, (r, c)), shape=(n, n))
     return (upper + upper.T).tocsr()
 
 
-def _normalized_block(layers, weighted=False):
-    """Even-by-odd block ``C`` of ``D^{-1/2} A D^{-1/2}`` and the node count."""
+def _normalized_block(layers, weighted=False, signed=False):
+    """Even-by-odd block ``C`` of ``D^{-1/2} A D^{-1/2}`` and the node count.
+
+    With ``signed=True`` the entries keep their signs and ``D`` holds the
+    absolute degrees ``sum_j |A_ij|`` (the signed normalised Laplacian).
+    """
     sizes = _layer_sizes(layers)
     # Position of every layer inside its side (even layers / odd layers).
     side_offsets, filled = [], [0, 0]
@@ -341,11 +416,12 @@ def _normalized_block(layers, weighted=False):
         else:
             rows.append(side_offsets[i + 1] + coo.col)
             cols.append(side_offsets[i] + coo.row)
-        vals.append(_edge_values(coo, weighted))
+        vals.append(_edge_values(coo, weighted, signed))
     r, c, v = (np.concatenate(x) for x in (rows, cols, vals))
     block = sparse.csr_matrix((v, (r, c)), shape=(n_even, n_odd))
-    deg_even = np.asarray(block.sum(axis=1)).ravel()
-    deg_odd = np.asarray(block.sum(axis=0)).ravel()
+    magnitudes = abs(block)
+    deg_even = np.asarray(magnitudes.sum(axis=1)).ravel()
+    deg_odd = np.asarray(magnitudes.sum(axis=0)).ravel()
     inv_even = _inv_sqrt(deg_even)
     inv_odd = _inv_sqrt(deg_odd)
     row_of = np.repeat(np.arange(n_even), np.diff(block.indptr))
@@ -360,14 +436,15 @@ def _inv_sqrt(deg):
     return out
 
 
-def _laplacian_eigenvalues(net, weighted=False, drop_forced_ones=False):
+def _laplacian_eigenvalues(net, weighted=False, drop_forced_ones=False,
+                           signed=False):
     """Exact sorted eigenvalues of the normalised Laplacian of ``net``."""
-    s, n_forced = _exact_singular_values(_as_layers(net), weighted)
+    s, n_forced = _exact_singular_values(_as_layers(net), weighted, signed)
     ones = np.ones(0 if drop_forced_ones else n_forced)
     return np.sort(np.concatenate([1.0 - s, 1.0 + s, ones]))
 
 
-def _smaller_side(layers, weighted):
+def _smaller_side(layers, weighted, signed=False):
     """Normalised block over connected units, smaller side first.
 
     Returns ``(left, n_forced)``: ``left`` has shape ``(m, k)`` with
@@ -375,7 +452,7 @@ def _smaller_side(layers, weighted):
     singular values ``s`` of ``left`` and ``n_forced = n_nodes - 2 m``
     eigenvalues at exactly 1 (isolated units and the imbalance of the sides).
     """
-    block, n_nodes = _normalized_block(layers, weighted)
+    block, n_nodes = _normalized_block(layers, weighted, signed)
     # Isolated units are empty rows/columns; dropping them changes nothing
     # but the count of forced ones, which is then known without sampling.
     block = block[block.getnnz(axis=1) > 0][:, block.getnnz(axis=0) > 0]
@@ -385,10 +462,10 @@ def _smaller_side(layers, weighted):
     return left, n_nodes - 2 * left.shape[0]
 
 
-def _exact_singular_values(layers, weighted):
+def _exact_singular_values(layers, weighted, signed=False):
     # Dense SVD of the bipartite block: cheaper and more accurate than
     # eigvalsh of the full Laplacian.
-    left, n_forced = _smaller_side(layers, weighted)
+    left, n_forced = _smaller_side(layers, weighted, signed)
     if left.shape[0] == 0:
         return np.zeros(0), n_forced
     s = linalg.svdvals(left.toarray(), check_finite=False)
@@ -464,44 +541,237 @@ def _lanczos_quadrature(left, n_steps, n_vectors, rng):
     return theta, np.concatenate(weights) * (dim / n_probe)
 
 
-def _spectrum(layers, weighted, method, n_steps, n_vectors, rng):
-    """Singular values ``s`` with weights, and the number of forced ones."""
+# --------------------------------------------------------------------------
+# Spectra and their resolution
+# --------------------------------------------------------------------------
+class _Spectrum:
+    """Kernel centres and weights of one network's eigenvalues.
+
+    ``bandwidth`` is the network's own kernel width: the fixed value the
+    caller gave, or the one ``bandwidth="auto"`` derives from its spectrum.
+    Two networks are compared at the wider of their two bandwidths.
+    """
+
+    def __init__(self, centers, weights, bandwidth):
+        self.centers = centers
+        self.weights = weights
+        self.bandwidth = bandwidth
+        self._densities = {}
+
+    def density(self, grid, bandwidth):
+        """Smoothed, normalised density on ``grid`` (cached per bandwidth)."""
+        if bandwidth not in self._densities:
+            density = _smooth(grid, self.centers, self.weights, bandwidth)
+            total = density.sum() * (grid[1] - grid[0])
+            if not total > 0:
+                raise ValueError(
+                    f"bandwidth={bandwidth!r} is too small for the grid spacing "
+                    f"{grid[1] - grid[0]:.3g}: increase bandwidth or n_points."
+                )
+            self._densities[bandwidth] = density / total
+        return self._densities[bandwidth]
+
+
+def _auto_bandwidth(n_pairs, n_points, lanczos_steps=None):
+    """Kernel width from the spectrum: ``_AUTO_SPACINGS`` mean eigenvalue
+    spacings, within the grid's and the Lanczos quadrature's resolution.
+
+    ``n_pairs`` informative eigenvalue pairs ``1 +- s`` share ``[0, 2]``, so
+    their mean spacing is ``1 / n_pairs``. A kernel of a few spacings is the
+    finest that still averages neighbouring eigenvalues into a density; the
+    old fixed 0.02 is the upper bound (networks with few units keep it).
+    ``lanczos_steps`` Gauss nodes per probe cannot place detail finer than
+    about ``0.6 / lanczos_steps`` (the relation of ``n_steps`` to
+    ``bandwidth``, measured in docs/spectral.md).
+    """
+    floor = 2.0 / (n_points - 1)  # one grid spacing per standard deviation
+    if lanczos_steps is not None:
+        floor = max(floor, 0.6 / lanczos_steps)
+    rule = _AUTO_SPACINGS / max(n_pairs, 1)
+    return float(min(max(rule, floor), _FIXED_BANDWIDTH))
+
+
+def _affordable_steps(n_edges, n_vectors):
+    # Lanczos work grows as edges * probes * steps; the budget is what the
+    # 20k-node, 1.1M-edge pair needs at 30 steps with its 20 probes.
+    return int(min(max(_LANCZOS_WORK / max(n_edges * n_vectors, 1), 30), 1000))
+
+
+def _net_spectrum(layers, bandwidth, n_points, weighted, signed,
+                  drop_forced_ones, method, n_steps, n_vectors, random_state):
+    """The :class:`_Spectrum` of one network's normalised Laplacian."""
+    sizes = _layer_sizes(layers)
+    if method == "auto":
+        method = "exact" if sum(sizes) <= _AUTO_EXACT_MAX_NODES else "approximate"
+    left, n_forced = _smaller_side(layers, weighted, signed)
+    n_pairs = left.shape[0]
     if method == "exact":
-        s, n_forced = _exact_singular_values(layers, weighted)
-        return s, np.ones_like(s), n_forced
-    left, n_forced = _smaller_side(layers, weighted)
-    if left.shape[0] == 0:
-        return np.zeros(0), np.zeros(0), n_forced
-    theta, weights = _lanczos_quadrature(left, n_steps, n_vectors, rng)
-    return np.sqrt(theta), weights, n_forced
+        if bandwidth == "auto":
+            bandwidth = _auto_bandwidth(n_pairs, n_points)
+        s = np.zeros(0)
+        if n_pairs:
+            s = np.clip(linalg.svdvals(left.toarray(), check_finite=False), 0.0, 1.0)
+        weights = np.ones_like(s)
+    else:
+        if n_vectors is None:
+            n_vectors = _default_vectors(min(sum(sizes[0::2]), sum(sizes[1::2])))
+        if bandwidth == "auto":
+            steps = n_steps or _affordable_steps(left.nnz, min(n_vectors, n_pairs or 1))
+            bandwidth = _auto_bandwidth(n_pairs, n_points, steps)
+        if n_steps is None:
+            n_steps = _default_steps(bandwidth)
+        s, weights = np.zeros(0), np.zeros(0)
+        if n_pairs:
+            theta, weights = _lanczos_quadrature(
+                left, n_steps, n_vectors, check_random_state(random_state))
+            s = np.sqrt(theta)
+    centers = np.concatenate([1.0 - s, 1.0 + s])
+    weights = np.concatenate([weights, weights])
+    if not drop_forced_ones and n_forced:
+        centers = np.append(centers, 1.0)
+        weights = np.append(weights, float(n_forced))
+    if centers.size == 0:
+        raise ValueError(
+            "The network has no edges, so with drop_forced_ones=True its "
+            "spectrum is empty; use drop_forced_ones=False to compare it."
+        )
+    return _Spectrum(centers, weights, bandwidth)
+
+
+# --------------------------------------------------------------------------
+# Degree-preserving rewiring
+# --------------------------------------------------------------------------
+def _rewire_layer(mat, rng, n_swaps):
+    """Double-edge swaps on one layer block, in rounds of disjoint pairs.
+
+    A swap turns edges ``(a, b), (c, d)`` of the same sign into ``(a, d), (c,
+    b)`` when neither exists. Each round pairs every edge with another one of
+    its sign at random and applies, all at once, the swaps that create no
+    existing edge and no edge twice, so every unit keeps its number of
+    positive and of negative edges. An edge keeps its value (it moves along
+    its row).
+    """
+    coo = mat.tocoo()
+    rows, cols, values = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+    n_cols = np.int64(mat.shape[1])
+    by_sign = [np.flatnonzero(values > 0), np.flatnonzero(values < 0)]
+    for _ in range(2 * n_swaps):  # a round proposes one swap per two edges
+        firsts, seconds = [], []
+        for group in by_sign:
+            order = rng.permutation(group)
+            half = order.size // 2
+            firsts.append(order[:half])
+            seconds.append(order[half:2 * half])
+        i, j = np.concatenate(firsts), np.concatenate(seconds)
+        keys = np.sort(rows * n_cols + cols)
+        new_i = rows[i] * n_cols + cols[j]
+        new_j = rows[j] * n_cols + cols[i]
+        ok = (rows[i] != rows[j]) & (cols[i] != cols[j])
+        ok &= ~_contains(keys, new_i) & ~_contains(keys, new_j)
+        proposed = np.concatenate([new_i[ok], new_j[ok]])
+        unique, counts = np.unique(proposed, return_counts=True)
+        clash = unique[counts > 1]
+        ok[ok] = ~(_contains(clash, new_i[ok]) | _contains(clash, new_j[ok]))
+        i, j = i[ok], j[ok]
+        cols[i], cols[j] = cols[j], cols[i].copy()
+    out = sparse.csr_matrix((values, (rows, cols)), shape=mat.shape)
+    out.sort_indices()
+    return out
+
+
+def _contains(sorted_keys, keys):
+    """Whether each of ``keys`` is in the sorted array ``sorted_keys``."""
+    if sorted_keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[at] == keys
+
+
+def rewire(net, random_state=None, *, n_swaps=10, paired=None):
+    """A degree-preserving rewiring of a network's graph.
+
+    Every layer block is randomised by double-edge swaps: edges ``(a, b)``
+    and ``(c, d)`` of the same sign become ``(a, d)`` and ``(c, b)``. Each
+    unit keeps its number of edges (of each sign) in each layer, so the
+    rewiring keeps the degrees and density of ``net`` and forgets which
+    units its edges join: the null model for "structure beyond degrees".
+
+    Parameters
+    ----------
+    net : estimator, torch.nn.Module or list of array-like
+        A network, as accepted by :func:`spectral_density`.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the swaps. An int gives the same rewiring every time.
+    n_swaps : int, default=10
+        Swap proposals per edge (in rounds of disjoint pairs); 10 mixes the
+        degree-preserving ensemble well.
+    paired : bool or None, default=None
+        As in :func:`spectral_density`.
+
+    Returns
+    -------
+    layers : list of scipy.sparse.csr_matrix
+        The network as the spectral functions read it (paired twins folded
+        into signed edges, convolutions as channel graphs), rewired, shaped
+        ``(n_in, n_out)``. Edge values move with their edges.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_weightfree._spectral import rewire
+    >>> layers = [np.eye(4), np.ones((4, 2))]
+    >>> rewired = rewire(layers, random_state=0)
+    >>> rewired[0].sum(axis=0), rewired[0].sum(axis=1).T
+    (matrix([[1., 1., 1., 1.]]), matrix([[1., 1., 1., 1.]]))
+    """
+    _check_int(n_swaps, "n_swaps", 1)
+    _check_paired(paired)
+    rng = check_random_state(random_state)
+    return [_rewire_layer(w, rng, n_swaps) for w in _as_layers(net, paired)]
 
 
 # --------------------------------------------------------------------------
 # Parameter validation
 # --------------------------------------------------------------------------
 def _check_params(bandwidth, n_points, method, n_steps, n_vectors, weighted,
-                  drop_forced_ones):
-    if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
-        raise ValueError(f"bandwidth must be a real number > 0, got {bandwidth!r}.")
-    if not np.isfinite(bandwidth) or bandwidth <= 0:
-        raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}.")
+                  drop_forced_ones, signed=False, paired=None):
     _check_int(n_points, "n_points", 2)
-    spacing = 2.0 / (n_points - 1)
-    if bandwidth < spacing / 2:
-        # A kernel narrower than the grid spacing falls between grid points.
+    if isinstance(bandwidth, str):
+        if bandwidth != "auto":
+            raise ValueError(
+                f"bandwidth must be 'auto' or a real number > 0, got {bandwidth!r}."
+            )
+    elif isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
         raise ValueError(
-            f"bandwidth={bandwidth!r} is too small for the grid spacing {spacing:.3g} "
-            f"(n_points={n_points}); use bandwidth >= {spacing / 2:.3g} or more n_points."
+            f"bandwidth must be 'auto' or a real number > 0, got {bandwidth!r}."
         )
-    for name, value in (("weighted", weighted), ("drop_forced_ones", drop_forced_ones)):
+    elif not np.isfinite(bandwidth) or bandwidth <= 0:
+        raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}.")
+    else:
+        spacing = 2.0 / (n_points - 1)
+        if bandwidth < spacing / 2:
+            # A kernel narrower than the grid spacing falls between grid points.
+            raise ValueError(
+                f"bandwidth={bandwidth!r} is too small for the grid spacing "
+                f"{spacing:.3g} (n_points={n_points}); use bandwidth >= "
+                f"{spacing / 2:.3g} or more n_points."
+            )
+    for name, value in (("weighted", weighted), ("drop_forced_ones", drop_forced_ones),
+                        ("signed", signed)):
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {value!r}.")
+    _check_paired(paired)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
     if n_steps is not None:
         _check_int(n_steps, "n_steps", 1)
     if n_vectors is not None:
         _check_int(n_vectors, "n_vectors", 1)
+
+
+def _check_paired(paired):
+    if paired is not None and not isinstance(paired, (bool, np.bool_)):
+        raise ValueError(f"paired must be None, True or False, got {paired!r}.")
 
 
 def _check_int(value, name, low):
@@ -513,7 +783,7 @@ def _check_int(value, name, low):
 
 def _default_steps(bandwidth):
     # Measured (docs/spectral.md): 30 steps reach the stochastic error floor
-    # at the default bandwidth 0.02; a narrower kernel needs more.
+    # at bandwidth 0.02; a narrower kernel needs more.
     return int(min(max(np.ceil(0.6 / bandwidth), 10), 1000))
 
 
@@ -525,43 +795,10 @@ def _default_vectors(dim):
 # --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
-def _density(layers, bandwidth, n_points, weighted, drop_forced_ones, method,
-             n_steps, n_vectors, random_state):
-    grid = np.linspace(0.0, 2.0, n_points)
-    sizes = _layer_sizes(layers)
-    if method == "auto":
-        method = "exact" if sum(sizes) <= _AUTO_EXACT_MAX_NODES else "approximate"
-    if n_steps is None:
-        n_steps = _default_steps(bandwidth)
-    if n_vectors is None:
-        n_vectors = _default_vectors(min(sum(sizes[0::2]), sum(sizes[1::2])))
-    rng = check_random_state(random_state) if method == "approximate" else None
-    s, weights, n_forced = _spectrum(layers, weighted, method, n_steps,
-                                     n_vectors, rng)
-    centers = np.concatenate([1.0 - s, 1.0 + s])
-    weights = np.concatenate([weights, weights])
-    if not drop_forced_ones and n_forced:
-        centers = np.append(centers, 1.0)
-        weights = np.append(weights, float(n_forced))
-    if centers.size == 0:
-        raise ValueError(
-            "The network has no edges, so with drop_forced_ones=True its "
-            "spectrum is empty; use drop_forced_ones=False to compare it."
-        )
-    density = _smooth(grid, centers, weights, bandwidth)
-    total = density.sum() * (grid[1] - grid[0])
-    if not total > 0:
-        raise ValueError(
-            f"bandwidth={bandwidth!r} is too small for the grid spacing "
-            f"{grid[1] - grid[0]:.3g}: increase bandwidth or n_points."
-        )
-    density /= total
-    return grid, density
-
-
-def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
-                     drop_forced_ones=True, method="auto", n_steps=None,
-                     n_vectors=None, random_state=None):
+def spectral_density(net, *, bandwidth="auto", n_points=512, weighted=False,
+                     signed=_SIGNED_DEFAULT, drop_forced_ones=True,
+                     method="auto", n_steps=None, n_vectors=None,
+                     random_state=None, paired=None):
     """Smoothed eigenvalue density of a network's normalised Laplacian.
 
     Parameters
@@ -574,14 +811,27 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
         shaped ``(out_channels, in_channels, kh, kw)``. A linear layer after
         a convolution with ``C`` output channels reads its output flattened
         channel-major: ``C * k`` rows, ``k`` per channel. An estimator with
-        ``paired_inputs_=True`` has its excitatory and inhibitory input lines
-        (rows, or input channels of a kernel) folded into one signed edge.
-    bandwidth : float, default=0.02
-        Standard deviation of the Gaussian kernel.
+        ``paired_inputs_=True``, and a layer of a torch module that follows a
+        ``PairedInput`` (as in ``to_module()``), has its excitatory and
+        inhibitory input lines (rows, or input channels of a kernel) folded
+        into one signed edge.
+    bandwidth : "auto" or float, default="auto"
+        Standard deviation of the Gaussian kernel. ``"auto"`` follows the
+        spectrum: ``4 / m`` for a network with ``m`` eigenvalue pairs
+        ``1 +- s`` (four mean eigenvalue spacings), at most 0.02 and at least
+        one grid spacing; with the approximate method also at least the
+        ``0.6 / n_steps`` that its Lanczos steps resolve (docs/spectral.md).
+        ``0.02`` is the fixed value used before.
     n_points : int, default=512
         Number of grid points on ``[0, 2]``.
     weighted : bool, default=False
-        Use ``|w|`` as edge weights instead of 1.
+        Use ``|w|`` as edge weights instead of 1 (``w`` with ``signed``).
+    signed : bool, default=False
+        Keep the signs of the edges: the spectrum of the signed normalised
+        Laplacian ``I - D^{-1/2} A D^{-1/2}``, ``A`` signed and ``D`` the
+        absolute degrees. It sees which edges inhibit (the sign pattern of a
+        paired weight-free network, of a dense network's weights); for
+        networks without negative edges it is the unsigned spectrum.
     drop_forced_ones : bool, default=True
         Leave out the eigenvalues at exactly 1 that the layer sizes force: one
         per isolated unit and ``|n_even - n_odd|`` from the unequal sides of
@@ -597,8 +847,7 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
         ``"auto"`` is exact up to 2000 nodes, approximate above.
     n_steps : int, default=None
         Lanczos steps per probe vector (approximate method). ``None`` uses
-        ``0.6 / bandwidth`` clipped to ``[10, 1000]`` (30 for the default
-        bandwidth).
+        ``0.6 / bandwidth`` clipped to ``[10, 1000]``.
     n_vectors : int, default=None
         Number of random probe vectors (approximate method). ``None`` uses
         ``2e5 / m`` clipped to ``[8, 64]``, with ``m`` the size of the smaller
@@ -606,6 +855,11 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
         used when ``n_vectors >= m``.
     random_state : int, RandomState instance or None, default=None
         Seed of the probe vectors. An int gives reproducible results.
+    paired : bool or None, default=None
+        Fold twin lines ``[h, -h]`` into signed edges: ``None`` reads it from
+        the network (``paired_inputs_``, ``PairedInput``; lists are not
+        folded), ``True`` folds every layer (e.g. a list of a paired
+        estimator's ``coefs_``), ``False`` none.
 
     Returns
     -------
@@ -624,9 +878,12 @@ def spectral_density(net, *, bandwidth=0.02, n_points=512, weighted=False,
     unit with a non-zero weight (``sum |w|`` over the channel's rows).
     """
     _check_params(bandwidth, n_points, method, n_steps, n_vectors, weighted,
-                  drop_forced_ones)
-    return _density(_as_layers(net), bandwidth, n_points, weighted,
-                    drop_forced_ones, method, n_steps, n_vectors, random_state)
+                  drop_forced_ones, signed, paired)
+    grid = np.linspace(0.0, 2.0, n_points)
+    spectrum = _net_spectrum(_as_layers(net, paired), bandwidth, n_points,
+                             weighted, signed, drop_forced_ones, method,
+                             n_steps, n_vectors, random_state)
+    return grid, spectrum.density(grid, spectrum.bandwidth)
 
 
 def _js_distance(p, q):
@@ -665,74 +922,123 @@ def _check_metric(metric):
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}.")
 
 
-def spectral_similarity(a, b, *, bandwidth=0.02, n_points=512, weighted=False,
-                        drop_forced_ones=True, method="auto", n_steps=None,
-                        n_vectors=None, random_state=None,
-                        metric="jensen-shannon"):
-    """Similarity in ``[0, 1]`` of two networks' Laplacian spectra.
+def spectral_similarity(a, b, *, bandwidth="auto", n_points=512, weighted=False,
+                        signed=_SIGNED_DEFAULT, drop_forced_ones=True,
+                        method="auto", n_steps=None, n_vectors=None,
+                        random_state=None, metric="jensen-shannon",
+                        paired=None, calibrate=False, n_rewirings=3):
+    """Similarity of two networks' Laplacian spectra.
 
     Parameters
     ----------
     a, b : estimator, torch.nn.Module or list of array-like
         Networks, as accepted by :func:`spectral_density`.
-    bandwidth, n_points, weighted, drop_forced_ones, method, n_steps, \
-n_vectors, random_state
-        See :func:`spectral_density`. An int ``random_state`` gives both
-        networks the same probe stream.
+    bandwidth, n_points, weighted, signed, drop_forced_ones, method, \
+n_steps, n_vectors, random_state, paired
+        See :func:`spectral_density`. The two networks are compared at the
+        wider of their two ``"auto"`` bandwidths. An int ``random_state``
+        gives both networks the same probe stream.
     metric : {"jensen-shannon", "wasserstein"}, default="jensen-shannon"
         ``"jensen-shannon"``: ``1 - jensenshannon(p, q, base=2)``.
         ``"wasserstein"``: ``1 - W1(p, q) / 2`` (eigenvalues span ``[0, 2]``).
+    calibrate : bool, default=False
+        Report the similarity relative to a null: ``1 - d / d0``, with ``d =
+        1 - similarity`` and ``d0`` the mean distance of ``a`` and of ``b``
+        to ``n_rewirings`` of their own degree-preserving rewirings
+        (:func:`rewire`). 1 means identical spectra, 0 "no more alike than
+        their degrees make a network and its rewiring", negative less alike.
+        It costs ``n_rewirings`` extra spectra per network.
+    n_rewirings : int, default=3
+        Rewirings per network for ``calibrate=True``, seeded from
+        ``random_state``.
 
     Returns
     -------
     similarity : float
-        1 for identical spectra, symmetric in ``a`` and ``b``. Invariant to
-        permutations of hidden units (up to rounding with the exact method,
-        up to the sampling error with the approximate one).
+        In ``[0, 1]`` (at most 1 with ``calibrate=True``), 1 for identical
+        spectra, symmetric in ``a`` and ``b``. Invariant to permutations of
+        hidden units (up to rounding with the exact method, up to the
+        sampling error with the approximate one).
     """
-    _check_metric(metric)
     return float(pairwise_spectral_similarity(
         [a, b], bandwidth=bandwidth, n_points=n_points, weighted=weighted,
-        drop_forced_ones=drop_forced_ones, method=method, n_steps=n_steps,
-        n_vectors=n_vectors, random_state=random_state, metric=metric,
+        signed=signed, drop_forced_ones=drop_forced_ones, method=method,
+        n_steps=n_steps, n_vectors=n_vectors, random_state=random_state,
+        metric=metric, paired=paired, calibrate=calibrate,
+        n_rewirings=n_rewirings,
     )[0, 1])
 
 
-def pairwise_spectral_similarity(nets, *, bandwidth=0.02, n_points=512,
-                                 weighted=False, drop_forced_ones=True,
-                                 method="auto", n_steps=None, n_vectors=None,
-                                 random_state=None, metric="jensen-shannon"):
-    """Matrix of spectral similarities, each density computed once.
+def pairwise_spectral_similarity(nets, *, bandwidth="auto", n_points=512,
+                                 weighted=False, signed=_SIGNED_DEFAULT,
+                                 drop_forced_ones=True, method="auto",
+                                 n_steps=None, n_vectors=None,
+                                 random_state=None, metric="jensen-shannon",
+                                 paired=None, calibrate=False, n_rewirings=3):
+    """Matrix of spectral similarities, each spectrum computed once.
 
     Parameters
     ----------
     nets : sequence of networks
         Networks, as accepted by :func:`spectral_density`.
-    bandwidth, n_points, weighted, drop_forced_ones, method, n_steps, \
-n_vectors, random_state
+    bandwidth, n_points, weighted, signed, drop_forced_ones, method, \
+n_steps, n_vectors, random_state, paired
         See :func:`spectral_density`.
-    metric : {"jensen-shannon", "wasserstein"}, default="jensen-shannon"
+    metric, calibrate, n_rewirings
         See :func:`spectral_similarity`.
 
     Returns
     -------
     similarity : ndarray of shape (n_nets, n_nets)
-        Symmetric, ones on the diagonal, values in ``[0, 1]``.
+        Symmetric, ones on the diagonal, entry ``(i, j)`` equal to
+        ``spectral_similarity(nets[i], nets[j])`` with the same arguments.
     """
     _check_params(bandwidth, n_points, method, n_steps, n_vectors, weighted,
-                  drop_forced_ones)
+                  drop_forced_ones, signed, paired)
     _check_metric(metric)
-    layer_lists = [_as_layers(net) for net in nets]
-    densities = [
-        _density(layers, bandwidth, n_points, weighted, drop_forced_ones,
-                 method, n_steps, n_vectors, random_state)
-        for layers in layer_lists
-    ]
-    n = len(densities)
+    if not isinstance(calibrate, (bool, np.bool_)):
+        raise ValueError(f"calibrate must be True or False, got {calibrate!r}.")
+    _check_int(n_rewirings, "n_rewirings", 1)
+    grid = np.linspace(0.0, 2.0, n_points)
+    options = (bandwidth, n_points, weighted, signed, drop_forced_ones, method,
+               n_steps, n_vectors)
+    layer_lists = [_as_layers(net, paired) for net in nets]
+    spectra = [_net_spectrum(layers, *options, random_state)
+               for layers in layer_lists]
+    nulls = None
+    if calibrate:
+        # The same rewiring seeds for every network, so that a network's
+        # null does not depend on its position in ``nets``.
+        seeds = check_random_state(random_state).randint(
+            np.iinfo(np.int32).max, size=n_rewirings)
+        nulls = [
+            [_net_spectrum([_rewire_layer(w, np.random.RandomState(seed), 10)
+                            for w in layers], *options, random_state)
+             for seed in seeds]
+            for layers in layer_lists
+        ]
+    n = len(spectra)
     out = np.eye(n)
     for i in range(n):
         for j in range(i + 1, n):
-            out[i, j] = out[j, i] = _compare(
-                densities[i][0], densities[i][1], densities[j][1], metric
-            )
+            width = max(spectra[i].bandwidth, spectra[j].bandwidth)
+            sim = _compare(grid, spectra[i].density(grid, width),
+                           spectra[j].density(grid, width), metric)
+            if nulls is not None:
+                null_distance = np.mean([
+                    1.0 - _compare(grid, spectra[k].density(grid, width),
+                                   r.density(grid, width), metric)
+                    for k in (i, j) for r in nulls[k]
+                ])
+                sim = _calibrated(1.0 - sim, null_distance)
+            out[i, j] = out[j, i] = sim
     return out
+
+
+def _calibrated(distance, null_distance):
+    """``1 - distance / null_distance``; 1 when both are 0."""
+    if null_distance <= 1e-12:
+        # The degrees fix the graph (complete layers): any difference in the
+        # spectrum is infinitely beyond the null.
+        return 1.0 if distance <= 1e-12 else -np.inf
+    return float(1.0 - distance / null_distance)

@@ -195,6 +195,98 @@ def _validate(estimator):
             getattr(estimator, check)()
 
 
+# ---------------------------------------------------------------------------- stored bytes
+#: Entry fields that hold a weight layer's weights in a compact file (the rest of the
+#: entry -- intercepts, per-unit arrays, geometry -- is kept when the weights are rewritten).
+_WEIGHT_FIELDS = ("kind", "mask", "value", "values", "weights")
+
+
+def weight_entries(header):
+    """The weighted layers of a compact file, from its JSON header.
+
+    Yields ``(entry, shape, input_axis, paired)``: the layer's entry of the header (a
+    dict), its weight shape as stored (``(n_in, n_out)`` for a multilayer file, torch's
+    ``(out, in, ...)`` for a chain), which axis counts the inputs, and whether those
+    inputs are paired ``[a, -a]`` (so that axis is twice the network's own width).
+    """
+    if header.get("network") == "chain":
+        previous = None
+        for op in header["ops"]:
+            if "kind" in op:
+                yield op, tuple(op["shape"]), 1, previous == "paired"
+            previous = op["op"]
+        return
+    for member in header["members"]:
+        for entry, shape in zip(member, header["layer_shapes"]):
+            yield entry, tuple(shape), 0, bool(header.get("paired_inputs"))
+
+
+def rewritten_file_bytes(path, rewrite):
+    """Bytes of the compact file at ``path`` with its weights stored another way.
+
+    ``rewrite(entry, shape, input_axis, paired, arrays)`` receives each weighted layer
+    (see :func:`weight_entries`) and the file's arrays by key, and returns the new weight
+    fields of that entry: JSON values, or ndarrays, which are stored as arrays of the
+    file. The file is written exactly as :func:`sk_weightfree.io.dump` writes one (an
+    uncompressed ``.npz`` of a JSON header and plain arrays), so the count includes the
+    same per-array overhead; :func:`sk_weightfree.io.load` need not read it.
+    """
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    header = json.loads(arrays.pop("header").tobytes())
+    for entry, shape, input_axis, paired in weight_entries(header):
+        fields = rewrite(entry, shape, input_axis, paired, arrays)
+        for name in _WEIGHT_FIELDS:
+            entry.pop(name, None)
+        for name, value in fields.items():
+            if isinstance(value, np.ndarray):
+                key = f"a{len(arrays)}"
+                arrays[key] = value
+                value = key
+            entry[name] = value
+    used = json.dumps(header)
+    kept = {key: value for key, value in arrays.items() if f'"{key}"' in used}
+    header_array = np.frombuffer(used.encode("utf-8"), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as folder:
+        rewritten = Path(folder) / "rewritten.npz"
+        np.savez(rewritten, header=header_array, **kept)
+        return rewritten.stat().st_size
+
+
+def _as_dense_float32(entry, shape, input_axis, paired, arrays):
+    """Every possible edge a float32; paired twins folded into one signed weight."""
+    shape = list(shape)
+    if paired:
+        shape[input_axis] //= 2
+    return {"kind": "dense", "weights": np.zeros(shape, dtype=np.float32)}
+
+
+def stored_bytes(estimator):
+    """Sizes of ``estimator``'s compact file, as ``compare`` reports them.
+
+    Returns
+    -------
+    sizes : dict
+        ``file_bytes``: what :func:`sk_weightfree.io.dump` writes (float32 precision);
+        ``dense_float32_bytes``: the same file with every possible edge of the network
+        stored as a float32 (the dense reference; paired ``[h, -h]`` inputs folded, so
+        it is the network of the same widths); ``file_note``: None, or why ``io.dump``
+        refused the model (both sizes are None then).
+    """
+    from . import io
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.npz"
+        try:
+            size = io.dump(estimator, path)
+        except (ValueError, TypeError) as exc:
+            return {"file_bytes": None, "dense_float32_bytes": None,
+                    "file_note": f"io.dump refused it: {_one_line(exc)}"}
+        return {"file_bytes": int(size),
+                "dense_float32_bytes": rewritten_file_bytes(path, _as_dense_float32),
+                "file_note": None}
+
+
 # ---------------------------------------------------------------------------- data
 def prepare_dataset(name, target=None, seed=0, task="auto"):
     """Load ``--dataset``, decide the task, split 70/30 and standardise the features.
@@ -473,7 +565,8 @@ def _fit_and_score(name, estimator, data, score_key, ctrl_c):
     score = (r2_score if score_key == "test_r2" else accuracy_score)(data["y_test"], predicted)
     return {"estimator": name, score_key: float(score), "density": float(estimator.density_),
             "connections": int(estimator.n_connections_), "epochs": int(estimator.n_iter_),
-            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds}
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
+            **stored_bytes(estimator)}
 
 
 def _stop_if_interrupted(estimator, name, ctrl_c):
@@ -570,18 +663,27 @@ def format_table(rows, task="classification"):
     """Aligned text table of the per-estimator results."""
     score_key, score_header, _ = _METRICS[task]
     header = ["estimator", score_header, "density", "connections", "epochs", "fit s",
-              "predict s"]
+              "predict s", "file kB", "f32 dense kB"]
     body = [[r["estimator"], f"{r[score_key]:.4f}", f"{r['density']:.3f}",
              f"{r['connections']:,}", str(r["epochs"]), f"{r['fit_seconds']:.2f}",
-             f"{r['predict_seconds']:.3f}"]
+             f"{r['predict_seconds']:.3f}", _kilobytes(r.get("file_bytes")),
+             _kilobytes(r.get("dense_float32_bytes"))]
             for r in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = [header, ["-" * w for w in widths], *body]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                   for i, (cell, w) in enumerate(zip(line, widths)))
         for line in lines
     )
+    notes = [f"n/a ({r['estimator']}): {r['file_note']}" for r in rows if r.get("file_note")]
+    return "\n".join([table, *notes]) + (
+        "\nfile kB: the sk_weightfree.io.dump file; f32 dense kB: the same network with every "
+        "possible edge a float32 (1 kB = 1,000 bytes)")
+
+
+def _kilobytes(size):
+    return "n/a" if size is None else f"{size / 1000:,.1f}"
 
 
 def format_matrix(names, matrix):

@@ -427,3 +427,71 @@ def test_model_cnn_needs_images(capsys):
     assert main(["compare", "--model", "cnn", "--dataset", "diabetes", "--quiet",
                  "--no-output"]) == 2
     assert "--model cnn needs an image data set" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ stored bytes (issue 25)
+def test_results_carry_each_models_file_bytes_and_its_dense_float32_size(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*tiny("dense", "weight-free"), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "file kB" in printed and "f32 dense kB" in printed
+    rows = {r["estimator"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    dense, weight_free = rows["dense"], rows["weight-free"]
+    assert weight_free["file_bytes"] < dense["file_bytes"]  # bits, not float32 weights
+    # the reference of a dense network is its own file, up to the header's few bytes
+    assert abs(dense["dense_float32_bytes"] - dense["file_bytes"]) <= 16
+    assert weight_free["dense_float32_bytes"] > weight_free["file_bytes"] + 3 * 592
+    assert dense["file_note"] is None and weight_free["file_note"] is None
+    with open(out / "results.csv") as handle:
+        csv_rows = {r["estimator"]: r for r in csv.DictReader(handle)}
+    assert int(csv_rows["weight-free"]["file_bytes"]) == weight_free["file_bytes"]
+    assert int(csv_rows["dense"]["dense_float32_bytes"]) == dense["dense_float32_bytes"]
+
+
+def test_file_bytes_are_what_io_dump_writes(tmp_path):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    estimator = sk_weightfree.PrunedClassifier(hidden_layer_sizes=(8,), max_epochs=2,
+                                               finetune_epochs=1, random_state=0).fit(X, y)
+    sizes = cli.stored_bytes(estimator)
+    assert sizes["file_bytes"] == sk_weightfree.io.dump(estimator, tmp_path / "m.npz")
+    assert sizes["file_bytes"] == (tmp_path / "m.npz").stat().st_size
+
+
+def test_paired_inputs_are_folded_in_the_dense_reference(tmp_path):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    estimator = sk_weightfree.WeightFreeClassifier(hidden_layer_sizes=(8,), max_epochs=1,
+                                                   random_state=0).fit(X, y)
+    sk_weightfree.io.dump(estimator, tmp_path / "m.npz")
+    seen = []
+
+    def record(entry, shape, input_axis, paired, arrays):
+        seen.append((shape, paired))
+        return cli._as_dense_float32(entry, shape, input_axis, paired, arrays)
+
+    cli.rewritten_file_bytes(tmp_path / "m.npz", record)
+    assert seen == [((128, 8), True), ((16, 10), True)]  # stored paired: 2 x 64 and 2 x 8
+    with np.load(tmp_path / "m.npz") as archive:
+        mask_bytes = sum(archive[k].nbytes for k in archive.files if archive[k].dtype == np.uint8
+                         and k != "header")
+    sizes = cli.stored_bytes(estimator)
+    # 64-8-10 in float32 (592 weights, not 2 x 592) in place of the bits, header aside
+    added = sizes["dense_float32_bytes"] - sizes["file_bytes"]
+    assert abs(added - (4 * 592 - mask_bytes)) <= 64
+
+
+def test_a_model_io_dump_refuses_gets_no_size_and_the_reason(tmp_path, capsys, monkeypatch):
+    def refuse(estimator, path, **kwargs):
+        raise ValueError("cannot write this template")
+
+    monkeypatch.setattr(sk_weightfree.io, "dump", refuse)
+    out = tmp_path / "out"
+    assert main([*tiny("dense"), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "n/a" in printed and "cannot write this template" in printed
+    row = json.loads((out / "results.json").read_text())["results"][0]
+    assert row["file_bytes"] is None and row["dense_float32_bytes"] is None
+    assert "cannot write this template" in row["file_note"]

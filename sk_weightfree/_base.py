@@ -19,7 +19,7 @@ import torch
 from scipy.special import expit, logit, logsumexp, softmax
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
@@ -246,14 +246,27 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             raise
 
     # What a warm start or partial_fit may change: the rest shapes the fitted network or
-    # its optimiser, and changing it takes a fresh fit.
+    # its optimiser, and changing it takes a fresh fit. A family adds its own names, and
+    # may accept a change of a structured parameter in _continuable_change.
     _CONTINUABLE_PARAMS = frozenset({
         "max_epochs", "batch_size", "lr", "lr_schedule", "verbose", "warm_start",
         "early_stopping", "validation_fraction", "n_iter_no_change", "tol", "precision",
-        "torch_compile", "temperature", "final_temperature", "class_weight",
-        "random_state", "device", "finetune_epochs", "n_rounds", "density", "pruning",
-        "rewind",
+        "torch_compile", "class_weight", "random_state", "device",
     })
+
+    def _params_snapshot(self):
+        """``get_params(deep=False)`` with estimator-like values (a mask rule) cloned, so
+        that a later ``set_params(mask_rule__...)`` shows as a change."""
+        return {name: clone(value) if hasattr(value, "get_params") else value
+                for name, value in self.get_params(deep=False).items()}
+
+    def _continuable_change(self, name, old, new):
+        """Whether a warm start may change parameter ``name`` from ``old`` to ``new``
+        (names outside ``_CONTINUABLE_PARAMS``; the mask rule asks its own rule)."""
+        return False
+
+    def _update_search(self):
+        """Apply a continuing fit's settings to the family's search state (mask rules)."""
 
     def _fit(self, X, y, sample_weight, *, incremental, continuing, classes):
         if not continuing:
@@ -281,7 +294,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             self.net_ = self._make_net(module, device)
             self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
             self.net_.initialize()
-            self._fit_params = self.get_params(deep=False)
+            self._fit_params = self._params_snapshot()
         else:
             self._update_net()
         net = self.net_
@@ -315,6 +328,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             name for name, value in self.get_params(deep=False).items()
             if name not in self._CONTINUABLE_PARAMS
             and not _same_param(value, self._fit_params.get(name))
+            and not self._continuable_change(name, self._fit_params.get(name), value)
         )
         if changed:
             raise ValueError(
@@ -331,8 +345,9 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             group["lr"] = self.lr
         net.callbacks = self._callbacks()
         net.initialize_callbacks()
+        self._update_search()
         self._set_forward_options(net)
-        self._fit_params = self.get_params(deep=False)
+        self._fit_params = self._params_snapshot()
 
     def _make_net(self, module, device):
         if self.optimizer == "sgd":
@@ -670,7 +685,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         return torch.device("cpu") if tensor is None else tensor.device
 
     def _prediction_module(self):
-        """The module prediction runs, and the input dtype it takes.
+        """The module prediction runs where the numpy chain does not (another device, or a
+        template that is not a chain), and the input dtype it takes.
 
         On the CPU a float64 copy, made once per fitted model: float64 makes a sample's
         output independent of the batch it is in (float32 GEMM kernels sum in a
@@ -688,11 +704,24 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         return cache[1], torch.float64
 
     def _forward_outputs(self, X):
-        """Raw network outputs (logits, or standardised regression outputs), float64."""
+        """What the exported arrays compute: logits for classifiers (an ensemble's: the log
+        of its mean probability), predictions in ``y``'s units for regressors.
+
+        In ``X``'s floating type: float32 stays float32, anything else is float64. On the
+        CPU through the numpy chain of :mod:`sk_weightfree._inference` (what
+        ``io.load`` predicts with), else through the torch module.
+        """
+        from ._inference import compute_dtype, forward
+        from ._tracing import prediction_chain
+
         check_is_fitted(self)
         X = validate_data(
-            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float32, np.float64]
+            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32]
         )
+        if self._module_device().type == "cpu":
+            chain = prediction_chain(self)
+            if chain is not None:
+                return forward(chain, X)
         module, dtype = self._prediction_module()
         data = ResidentData(X, None, self._module_device(), dtype=dtype)
         rows = self._prediction_rows(X.shape[1])
@@ -702,7 +731,11 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                 for start in range(0, len(data), rows)
             ]
         outputs = torch.cat(outputs, dim=-2).numpy()
-        return self._combine_members(outputs) if outputs.ndim == 3 else outputs
+        if outputs.ndim == 3:
+            outputs = self._combine_members(outputs)
+        if hasattr(self, "_target_scale"):  # regressors: folded into the exported arrays
+            outputs = outputs * self._target_scale + self._target_mean
+        return outputs.astype(compute_dtype(X.dtype), copy=False)
 
     def __getstate__(self):
         # The net goes through torch's own serialisation, so that every tensor in it (in
@@ -1010,7 +1043,7 @@ class RegressorHeadMixin(RegressorMixin):
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, ``n_outputs_``)."""
-        outputs = self._forward_outputs(X) * self._target_scale + self._target_mean
+        outputs = self._forward_outputs(X)
         return outputs.ravel() if self._single_output else outputs
 
     def __sklearn_tags__(self):

@@ -56,6 +56,8 @@ class _PrunedBase(_DenseBase):
         "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
         "rewind": ["boolean"],
     }
+    _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {
+        "finetune_epochs", "n_rounds", "density", "pruning", "rewind"}
 
     def _check_params(self):
         if self.rewind and self.finetune_epochs == 0:

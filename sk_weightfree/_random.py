@@ -3,13 +3,12 @@ RandomNetworkRegressor."""
 
 from numbers import Integral, Real
 
-import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._weight_free import _WEIGHT_FREE_ATTRIBUTES, _check_template_signs
-from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, unit_sign_mode,
-                 weight_free_from_template)
+from .nn import (UNIT_SIGN_MODES, FrozenRule, TemplateNetwork, ThresholdRule, WeightFreeMLP,
+                 layer_signs, unit_sign_mode, weight_free_from_template)
 
 _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_readout=True`` the output layer's
     {0,1} mask is searched with the surrogate method of :class:`WeightFreeClassifier` and the
@@ -45,21 +44,21 @@ class _RandomBase(BaseNetwork):
         _check_template_signs(self)
 
     def _build_module(self, n_features, n_outputs, generator):
-        density = min(self.density, 1.0 - 1e-7)  # ndtri(1) is infinite
+        hidden_rule = FrozenRule(density=self.density)
         if self.module is not None:
             module = TemplateNetwork(weight_free_from_template(
                 self._template(n_features, n_outputs, generator),
-                paired=unit_sign_mode(self.unit_signs) == "paired", init_density=density,
+                signs=layer_signs(unit_sign_mode(self.unit_signs)), rule=hidden_rule,
                 generator=generator), self._input_shape)
         else:
             module = WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
-                                   activation=self.activation, init_density=density,
+                                   activation=self.activation, rule=hidden_rule,
                                    unit_signs=self.unit_signs, generator=generator)
-        *hidden, readout = module.scored_layers()
-        for layer in hidden:
-            layer.scores.requires_grad_(False)
-        if self.train_readout:
-            torch.nn.init.normal_(readout.scores, mean=0.0, std=1.0, generator=generator)
+        if self.train_readout:  # the output layer is searched as in WeightFreeClassifier
+            readout = module.scored_layers()[-1]
+            readout.rule = ThresholdRule(init_density=0.5)
+            readout.rule.init_scores(readout.scores.data, generator)
+            readout.scores.requires_grad_(True)
         else:
             module.requires_grad_(False)
         return module

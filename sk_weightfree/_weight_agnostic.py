@@ -1,16 +1,20 @@
 """One shared weight value on every kept edge: WeightAgnosticClassifier and
 WeightAgnosticRegressor."""
 
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.base import is_regressor
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES
-from ._search import SurrogateSearchMixin
+from ._search import MaskSearchMixin
 from ._training import DeviceBatchIterator
-from .nn import (SharedWeightMLP, SharedWeightTemplate, set_sample_seed,
+from .nn import (SharedWeightMLP, SharedWeightTemplate, SupermaskRule, ThresholdRule,
                  shared_weight_from_template)
+from .nn._surrogate import SAMPLING_MODES
 
 _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
     the surrogate-gradient method of :class:`WeightFreeClassifier` to minimise the loss
@@ -61,13 +65,22 @@ _AGNOSTIC_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
         The fixed ±1 of each hidden unit.""")
 
 
-class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
+class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
         "weight_values": ["array-like"],
         "ensemble": ["boolean"],
-        **SurrogateSearchMixin._surrogate_constraints,
+        "sampling": [StrOptions(set(SAMPLING_MODES))],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
     }
+    _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {"temperature",
+                                                             "final_temperature"}
+
+    def _make_mask_rule(self):
+        rule_class = SupermaskRule if self.sampling == "bernoulli" else ThresholdRule
+        return rule_class(temperature=self.temperature,
+                          final_temperature=self.final_temperature, init_density=0.5)
 
     def _check_params(self):
         try:
@@ -82,21 +95,19 @@ class _WeightAgnosticBase(SurrogateSearchMixin, BaseNetwork):
         self._weight_values = values
 
     def _build_module(self, n_features, n_outputs, generator):
+        rule = self._make_mask_rule()
+        rule.reseed(self._sample_seed)
         if self.module is not None:
-            module = SharedWeightTemplate(
+            return SharedWeightTemplate(
                 shared_weight_from_template(self._template(n_features, n_outputs, generator),
-                                            sampling=self.sampling, generator=generator),
+                                            rule=rule, generator=generator),
                 self._input_shape, n_outputs, weight_values=self._weight_values,
                 normalize_output=is_regressor(self))
-            set_sample_seed(module, self._sample_seed)
-            return module
-        module = SharedWeightMLP(
+        return SharedWeightMLP(
             n_features, self._hidden_sizes, n_outputs, weight_values=self._weight_values,
-            activation=self.activation, sampling=self.sampling,
-            normalize_output=is_regressor(self), generator=generator,
+            activation=self.activation, rule=rule, normalize_output=is_regressor(self),
+            generator=generator,
         )
-        set_sample_seed(module, self._sample_seed)
-        return module
 
     def _train(self, train_data, epochs, incremental):
         # a continuing fit searches again: training and validation see every value

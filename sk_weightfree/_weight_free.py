@@ -8,16 +8,20 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES
-from ._search import SurrogateSearchMixin
-from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, set_sample_seed,
+from ._search import DEPRECATED, MaskRuleMixin
+from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs, make_rule,
                  unit_sign_mode, weight_free_from_template)
 
 _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
-    score θ; the forward pass uses the {0,1} weight ``1[θ > 0]`` (or a Bernoulli sample of
-    ``sigmoid(θ / T)``) and the backward pass the derivative of ``sigmoid(θ / T)`` in place
-    of the step's (a straight-through surrogate gradient). Prediction always uses the hard
-    mask. Real values belong only to units: every layer has a batch normalisation with a
-    per-unit scale and shift (``unit_scales_``, ``intercepts_``).
+    score; a *mask rule* (``mask_rule``) turns the scores into the {0,1} weights and gives
+    them a gradient. The default, ``"threshold"``, uses ``1[θ > 0]`` forward and the
+    derivative of ``sigmoid(θ / T)`` backward (a straight-through surrogate gradient);
+    ``"supermask"`` samples ``Bernoulli(sigmoid(θ / T))`` (Zhou et al. 2019),
+    ``"edge-popup"`` keeps each layer's top ``density`` fraction (Ramanujan et al. 2020),
+    ``"signed-supermask"`` learns each edge's sign from one score (Koster et al. 2022).
+    Prediction always uses the rule's hard mask. Real values belong only to units: every
+    layer has a batch normalisation with a per-unit scale and shift (``unit_scales_``,
+    ``intercepts_``).
 
     By default (``unit_signs="paired"``) every layer sees its input twice, as ``[h, -h]``:
     each line has an inhibitory twin, so the {0,1} mask connects each pair of units with
@@ -31,27 +35,34 @@ validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, in
     lr : float, default=0.05
         Learning rate of the edge scores (and the per-unit normalisation parameters).
     lr_schedule : {"constant", "cosine"}, default="cosine"
-    sampling : {"threshold", "bernoulli"}, default="threshold"
-        Training-time mask: the hard threshold or a Bernoulli sample.
-    temperature : float, default=1.0
-        Surrogate temperature at the first epoch.
-    final_temperature : float or None, default=None
-        Temperature at the last epoch, reached by geometric annealing; None keeps it
-        constant.
+    mask_rule : str or MaskRule, default="threshold"
+        How edge scores become the {0,1} mask and get their gradient: a name of
+        :data:`sk_weightfree.nn.MASK_RULES` (``"threshold"``, ``"supermask"``,
+        ``"edge-popup"``, ``"signed-supermask"``), each standing for its class with its
+        defaults, or a :class:`~sk_weightfree.nn.MaskRule` instance (its parameters are
+        searchable as ``mask_rule__<name>``; the instance itself is never modified).
+        The default is ``ThresholdRule(temperature=1.0, final_temperature=None,
+        init_density=0.25)``.
     density : float in (0, 1] or None, default=None
-        Fraction of each layer's edges to keep (the top-scoring ones). None learns the
-        density freely.
-    init_density : float in (0, 1), default=0.25
-        Expected initial density when ``density`` is None.
-    unit_signs : {"paired", "random", "none"}, default="paired"
+        If set, the rule's target fraction of each layer's edges to keep (the top-scoring
+        ones): a shorthand for the rule's own ``density`` (``"edge-popup"``: its ``k``).
+        None keeps the rule's setting (the threshold rule learns the density freely).
+    sampling, temperature, final_temperature, init_density : deprecated
+        Earlier spellings of the mask rule's parameters; setting one warns and sets the
+        rule's parameter of the same name (``sampling="bernoulli"`` selects
+        ``"supermask"``). Removed in 0.5.
+    unit_signs : {"paired", "fixed", "random", "none"}, default="paired"
         How edges get signs. "paired": each layer sees ``[h, -h]`` (``coefs_[i]`` has
         ``2 * n_in`` rows: rows ``[:n_in]`` are the excitatory lines, rows ``[n_in:]`` their
-        inhibitory twins). "random": one fixed random ±1 per hidden unit (``unit_signs_``).
+        inhibitory twins), so each edge's sign is learned. "fixed": the same layout, but
+        each edge's sign is drawn at random once and only the twin line of that sign can
+        be on (the signed-constant baseline of Zhou et al. and Ramanujan et al.).
+        "random": one fixed random ±1 per hidden unit (``unit_signs_``).
         "none": only the batch-norm scales, whose signs are learned. ``True``/``False`` are
         accepted for "random"/"none". With a ``module`` template, every ``nn.Linear`` and
         ``nn.Conv2d`` becomes a {0,1}-masked layer followed by a batch norm, its input
         paired (channels, for a convolution) unless "none"; "random" is for the
-        multilayer network only."""
+        multilayer network only. The ``"signed-supermask"`` rule needs "paired"."""
 
 _WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
     """coefs_ : list of ndarray of shape (n_in, n_out)
@@ -59,7 +70,9 @@ _WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
     """coefs_ : list of ndarray of shape (n_in, n_out), or (2 * n_in, n_out) when paired
         Exactly 0.0 or 1.0.
     paired_inputs_ : bool
-        Whether each layer saw ``[h, -h]`` (``unit_signs="paired"``).
+        Whether each layer saw ``[h, -h]`` (``unit_signs`` "paired" or "fixed").
+    mask_rule_ : MaskRule
+        The rule the network was fitted with (``mask_rule`` with ``density`` applied).
     unit_scales_ : list of ndarray of shape (n_out,)
         Per layer, the fitted batch norm's scale: layer ``i`` computes
         ``(a @ coefs_[i]) * unit_scales_[i] + intercepts_[i]`` (``a`` doubled to ``[a, -a]``
@@ -77,36 +90,33 @@ def _check_template_signs(estimator):
         )
 
 
-class _WeightFreeBase(SurrogateSearchMixin, BaseNetwork):
+class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
         # batch normalisation needs at least two samples per training batch
         "batch_size": [Interval(Integral, 2, None, closed="left")],
-        **SurrogateSearchMixin._surrogate_constraints,
+        **MaskRuleMixin._surrogate_constraints,
         "density": [Interval(Real, 0, 1, closed="right"), None],
-        "init_density": [Interval(Real, 0, 1, closed="neither")],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
     }
+    _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {
+        "temperature", "final_temperature", "density"}
 
     def _check_params(self):
         _check_template_signs(self)
+        self.mask_rule_ = self._make_mask_rule()
 
     def _build_module(self, n_features, n_outputs, generator):
+        rule = make_rule(self.mask_rule_)  # the network's own copy, with run-time state
+        rule.reseed(self._sample_seed)
         if self.module is not None:
-            module = TemplateNetwork(weight_free_from_template(
+            return TemplateNetwork(weight_free_from_template(
                 self._template(n_features, n_outputs, generator),
-                paired=unit_sign_mode(self.unit_signs) == "paired", sampling=self.sampling,
-                density=self.density, init_density=self.init_density, generator=generator,
-            ), self._input_shape)
-            set_sample_seed(module, self._sample_seed)
-            return module
-        module = WeightFreeMLP(
-            n_features, self._hidden_sizes, n_outputs, activation=self.activation,
-            sampling=self.sampling, density=self.density, init_density=self.init_density,
-            unit_signs=self.unit_signs, generator=generator,
-        )
-        set_sample_seed(module, self._sample_seed)
-        return module
+                signs=layer_signs(unit_sign_mode(self.unit_signs)), rule=rule,
+                generator=generator), self._input_shape)
+        return WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
+                             activation=self.activation, rule=rule,
+                             unit_signs=self.unit_signs, generator=generator)
 
     def to_module(self):
         """A plain ``torch.nn.Sequential`` that predicts with the {0,1} weights alone.
@@ -160,9 +170,9 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, sampling="threshold",
-                 temperature=1.0, final_temperature=None, density=None, init_density=0.25,
-                 unit_signs="paired", class_weight=None):
+                 input_shape=None, mask_rule="threshold", density=None,
+                 unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
+                 final_temperature=DEPRECATED, init_density=DEPRECATED, class_weight=None):
         store_params(self, locals())
 
 
@@ -198,7 +208,7 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
                  device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, sampling="threshold",
-                 temperature=1.0, final_temperature=None, density=None, init_density=0.25,
-                 unit_signs="paired", loss="squared_error"):
+                 input_shape=None, mask_rule="threshold", density=None,
+                 unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
+                 final_temperature=DEPRECATED, init_density=DEPRECATED, loss="squared_error"):
         store_params(self, locals())

@@ -50,7 +50,7 @@ def test_weight_free_matches_a_plain_torch_loop(small_data):
     clf = WeightFreeClassifier(hidden_layer_sizes=(10,), max_epochs=3, batch_size=25,
                                lr_schedule="constant", random_state=3, device="cpu").fit(X, y)
     init_seed, shuffle_seed, _, _ = _seeds(3)
-    module = WeightFreeMLP(8, (10,), 3, init_density=clf.init_density,
+    module = WeightFreeMLP(8, (10,), 3, rule=clf.mask_rule_,
                            generator=torch.Generator().manual_seed(int(init_seed)))
     losses = _plain_loop(module, X, y, 3, 25, 0.05, shuffle_seed)
     np.testing.assert_allclose([r["train_loss"] for r in clf.history_], losses, rtol=1e-5)

@@ -1006,7 +1006,7 @@ def test_out_of_memory_at_predict_gives_advice(cls, method, monkeypatch, small_d
 
 # ============================================================================ reproducibility
 REPRO = [(cls, {}) for cls in ESTIMATORS] + [
-    (WeightFreeClassifier, {"sampling": "bernoulli"}),
+    (WeightFreeClassifier, {"mask_rule": "supermask"}),
     (WeightFreeClassifier, {"density": 0.3}),
     (WeightAgnosticClassifier, {"sampling": "bernoulli", "ensemble": True}),
     (PrunedClassifier, {"n_rounds": 2, "rewind": True, "pruning": "layer"}),

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 import sk_weightfree
 from conftest import ALL_ESTIMATORS
 from sk_weightfree.nn import (MaskedUnit, ScoredMaskConv2d, SharedWeightUnit, SmallCNN,
+                              ThresholdRule,
                               weight_free_from_template)
 from sk_weightfree.nn._templates import replace_layers
 from test_common import expected_failures
@@ -57,7 +58,7 @@ def fit_cnn(cls, images, **kwargs):
 
 # ---------------------------------------------------------------------------- layers
 def test_paired_conv_applies_excitatory_minus_inhibitory_taps():
-    layer = ScoredMaskConv2d(1, 2, 2, paired=True, generator=torch.Generator().manual_seed(0))
+    layer = ScoredMaskConv2d(1, 2, 2, signs="paired", generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # channel 0 excitatory, channel 1 its inhibitory twin
         layer.scores.copy_(torch.tensor([
             [[[1., -1.], [-1., -1.]], [[-1., -1.], [-1., 1.]]],   # +x[0,0] - x[1,1]
@@ -71,9 +72,9 @@ def test_paired_conv_applies_excitatory_minus_inhibitory_taps():
 
 
 def test_conv_surrogate_gradient_is_weight_gradient_times_sigmoid_slope():
-    layer = ScoredMaskConv2d(2, 3, 3, padding=1, paired=True,
+    layer = ScoredMaskConv2d(2, 3, 3, padding=1, signs="paired",
+                             rule=ThresholdRule(temperature=0.5),
                              generator=torch.Generator().manual_seed(1))
-    layer.temperature.fill_(0.5)
     x = torch.randn(4, 2, 5, 5, generator=torch.Generator().manual_seed(2))
     layer.train()(x).square().sum().backward()
     weight = layer.signed_weight(layer.hard_mask().float()).requires_grad_(True)

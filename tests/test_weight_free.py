@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sk_weightfree import WeightFreeClassifier
-from sk_weightfree.nn import ScoredMaskLinear, WeightFreeMLP, straight_through_mask
+from sk_weightfree.nn import ScoredMaskLinear, ThresholdRule, WeightFreeMLP, straight_through_mask
 from conftest import flat_coefs, small
 
 
@@ -41,7 +41,8 @@ def test_surrogate_rejects_bad_options(kwargs, error):
 
 
 def test_density_target_keeps_exact_top_k():
-    layer = ScoredMaskLinear(40, 25, density=0.1, generator=torch.Generator().manual_seed(0))
+    layer = ScoredMaskLinear(40, 25, rule=ThresholdRule(density=0.1),
+                             generator=torch.Generator().manual_seed(0))
     mask = layer.hard_mask()
     assert mask.sum().item() == 100
     assert layer.scores[mask].min() > layer.scores[~mask].max()
@@ -57,7 +58,7 @@ def test_layer_is_usable_on_its_own_and_trains_scores():
 
 
 def test_paired_layer_is_a_mask_over_the_doubled_input_by_hand():
-    layer = ScoredMaskLinear(3, 2, paired=True, generator=torch.Generator().manual_seed(0))
+    layer = ScoredMaskLinear(3, 2, signs="paired", generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # edges: out0 <- +x0, -x2 ; out1 <- +x1, -x1 (cancel), -x0
         layer.scores.copy_(torch.tensor([[1.0, -1, -1, -1, -1, 1],
                                          [-1.0, 1, -1, 1, 1, -1]]))
@@ -78,11 +79,11 @@ def test_inference_mask_is_cached_until_the_scores_change():
     torch.testing.assert_close(second, layer.hard_mask().float())
 
 
-@pytest.mark.parametrize("unit_signs", ["paired", "random", "none"])
-@pytest.mark.parametrize("sampling", ["threshold", "bernoulli"])
-def test_coefs_are_exactly_zero_or_one(sampling, unit_signs, digits):
+@pytest.mark.parametrize("unit_signs", ["paired", "fixed", "random", "none"])
+@pytest.mark.parametrize("mask_rule", ["threshold", "supermask"])
+def test_coefs_are_exactly_zero_or_one(mask_rule, unit_signs, digits):
     X, y = digits
-    clf = small(WeightFreeClassifier, sampling=sampling, unit_signs=unit_signs,
+    clf = small(WeightFreeClassifier, mask_rule=mask_rule, unit_signs=unit_signs,
                 max_epochs=4).fit(X, y)
     values = flat_coefs(clf)
     assert set(np.unique(values)) <= {0.0, 1.0}
@@ -90,7 +91,7 @@ def test_coefs_are_exactly_zero_or_one(sampling, unit_signs, digits):
         np.testing.assert_array_equal(coef, mask.astype(float))
     assert 0 < clf.density_ < 1
     assert clf.n_connections_ == int(values.sum())
-    paired = unit_signs == "paired"
+    paired = unit_signs in ("paired", "fixed")
     assert clf.paired_inputs_ is paired
     widths = [X.shape[1], 16]
     assert [c.shape[0] for c in clf.coefs_] == [(2 if paired else 1) * w for w in widths]
@@ -136,11 +137,11 @@ def test_paired_estimator_pickles(digits, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("sampling", ["threshold", "bernoulli"])
-def test_same_seed_same_mask(sampling, digits):
+@pytest.mark.parametrize("mask_rule", ["threshold", "supermask"])
+def test_same_seed_same_mask(mask_rule, digits):
     X, y = digits
-    a = small(WeightFreeClassifier, sampling=sampling, random_state=5).fit(X, y)
-    b = small(WeightFreeClassifier, sampling=sampling, random_state=5).fit(X, y)
+    a = small(WeightFreeClassifier, mask_rule=mask_rule, random_state=5).fit(X, y)
+    b = small(WeightFreeClassifier, mask_rule=mask_rule, random_state=5).fit(X, y)
     for ma, mb in zip(a.masks_, b.masks_):
         np.testing.assert_array_equal(ma, mb)
 
@@ -154,19 +155,19 @@ def test_density_target_is_met(density, digits):
 
 
 def test_temperature_is_annealed(digits, monkeypatch):
-    import sk_weightfree.nn._layers as layers
+    import sk_weightfree.nn._rules as rules
 
     X, y = digits
     seen = []
-    original = layers.straight_through_mask
+    original = rules.straight_through_mask
 
     def spy(logits, temperature, **kwargs):
         seen.append(float(temperature))
         return original(logits, temperature, **kwargs)
 
-    monkeypatch.setattr(layers, "straight_through_mask", spy)
-    clf = small(WeightFreeClassifier, max_epochs=4, temperature=2.0, final_temperature=0.25,
-                hidden_layer_sizes=(8,))
+    monkeypatch.setattr(rules, "straight_through_mask", spy)
+    clf = small(WeightFreeClassifier, max_epochs=4, hidden_layer_sizes=(8,),
+                mask_rule=ThresholdRule(temperature=2.0, final_temperature=0.25))
     clf.fit(X, y)
     # the layers saw one temperature per epoch, in this order
     changes = [t for i, t in enumerate(seen) if i == 0 or t != seen[i - 1]]

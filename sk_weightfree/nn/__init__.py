@@ -1,9 +1,11 @@
 """Torch building blocks of sk_weightfree, usable without the estimators."""
 
-from ._layers import (PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear, UnitSigns,
-                      set_sample_seed, set_temperature)
+from ._layers import (SIGN_MODES, PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear,
+                      UnitSigns, mask_rules)
 from ._networks import (ACTIVATIONS, UNIT_SIGN_MODES, DenseMLP, SharedValueNetwork,
-                        SharedWeightMLP, WeightFreeMLP, unit_sign_mode)
+                        SharedWeightMLP, WeightFreeMLP, layer_signs, unit_sign_mode)
+from ._rules import (MASK_RULES, EdgePopupRule, FrozenRule, MaskRule, SignedSupermaskRule,
+                     SupermaskRule, ThresholdRule, make_rule)
 from ._surrogate import straight_through_mask
 from ._templates import (MaskedUnit, SharedWeightTemplate, SharedWeightUnit, SmallCNN,
                          TemplateNetwork, shared_weight_from_template,
@@ -12,6 +14,17 @@ from ._templates import (MaskedUnit, SharedWeightTemplate, SharedWeightUnit, Sma
 __all__ = [
     "ACTIVATIONS",
     "DenseMLP",
+    "EdgePopupRule",
+    "FrozenRule",
+    "MASK_RULES",
+    "MaskRule",
+    "SIGN_MODES",
+    "SignedSupermaskRule",
+    "SupermaskRule",
+    "ThresholdRule",
+    "layer_signs",
+    "make_rule",
+    "mask_rules",
     "MaskedUnit",
     "PairedInput",
     "ScoredMask",
@@ -27,8 +40,6 @@ __all__ = [
     "UNIT_SIGN_MODES",
     "WeightFreeMLP",
     "unit_sign_mode",
-    "set_sample_seed",
-    "set_temperature",
     "shared_weight_from_template",
     "straight_through_mask",
     "weight_free_from_template",

@@ -4,43 +4,62 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._surrogate import straight_through_mask
+from ._rules import SupermaskRule, ThresholdRule
+
+
+
+SIGN_MODES = ("paired", "fixed", "none")
 
 
 class ScoredMask(nn.Module):
     """Base of the layers whose weight is a {0,1} mask chosen by real edge scores.
 
-    Every possible edge has a real score; the layer's weight is ``M = 1[score > threshold]``.
-    In training mode the mask carries the straight-through surrogate gradient of
-    :func:`straight_through_mask`; in eval mode it is the hard mask, computed once and
-    cached until the scores change (as ``torch.nn.utils.prune`` keeps a mask buffer). The
-    cache is dropped on ``train()``/``eval()`` and ``load_state_dict`` and follows the
-    scores' version counter; fused optimisers update in place without bumping it, so after
-    stepping one while the layer is in eval mode, call ``eval()`` again.
+    Every possible edge has a real score; a :class:`~sk_weightfree.nn.MaskRule` (``rule``)
+    turns the scores into the {0,1} mask and gives them their gradient. In training mode the
+    layer uses the rule's training mask; in eval mode (or with gradients off, or frozen
+    scores) the rule's hard mask, computed once and cached until the scores change (as
+    ``torch.nn.utils.prune`` keeps a mask buffer). The cache is dropped on
+    ``train()``/``eval()`` and ``load_state_dict`` and follows the scores' version counter;
+    fused optimisers update in place without bumping it, so after stepping one while the
+    layer is in eval mode, call ``eval()`` again.
 
-    With ``paired=True`` the layer sees its input twice, as ``[x, -x]`` (features, or
-    channels for a convolution): the mask's second axis doubles, ``[:n_in]`` are the
-    excitatory lines and ``[n_in:]`` their inhibitory twins. Every weight is still 0 or 1,
-    yet each (input, output) pair is connected with +1, -1 or 0. The product uses the
-    signed weight ``M₊ - M₋``, one operation of the original size.
+    ``signs`` says where an edge's sign comes from:
 
-    Subclasses set the geometry and implement :meth:`_apply` (the linear map of a weight).
+    - ``"paired"``: the layer sees its input twice, as ``[x, -x]`` (features, or channels
+      for a convolution); the mask's second axis doubles, ``[:n_in]`` are the excitatory
+      lines and ``[n_in:]`` their inhibitory twins, so each (input, output) pair is
+      connected with +1, -1 or 0 and the sign is learned. A rule with one score per edge
+      (``scores_per_edge = 1``) drives both twins from that score.
+    - ``"fixed"``: one score per edge and a fixed random sign per edge drawn at
+      initialisation (``edge_signs``); in the paired form only the twin of that sign can
+      ever be on (the signed-constant baseline of Zhou et al. and Ramanujan et al.).
+    - ``"none"``: the mask is the weight.
+
+    The product uses the signed weight ``M₊ - M₋``, one operation of the original size.
+    Subclasses set the geometry and implement :meth:`_apply_weight`.
     """
 
-    def __init__(self, n_out, n_in, kernel_size=(), *, paired=False, sampling="threshold",
-                 density=None, init_density=0.5, score_std=1.0, generator=None):
+    def __init__(self, n_out, n_in, kernel_size=(), *, rule=None, signs="none",
+                 generator=None):
         super().__init__()
-        self.paired = paired
-        self.sampling = sampling
-        self.density = density
-        # Mean chosen so that P(score > 0) == init_density for N(mean, score_std).
-        mean = score_std * torch.special.ndtri(torch.tensor(float(init_density))).item()
-        n_lines = 2 * n_in if paired else n_in
-        self.scores = nn.Parameter(torch.empty(n_out, n_lines, *kernel_size))
-        nn.init.normal_(self.scores, mean=mean, std=score_std, generator=generator)
-        self.register_buffer("temperature", torch.tensor(1.0))
-        self.sample_seed = None  # set to an int to make bernoulli sampling reproducible
-        self._sample_generator = None
+        if signs not in SIGN_MODES:
+            raise ValueError(f"signs must be one of {SIGN_MODES}; got {signs!r}")
+        self.rule = ThresholdRule() if rule is None else rule
+        if self.rule.scores_per_edge == 1 and signs != "paired":
+            raise ValueError(f"The {self.rule.name!r} rule learns each edge's sign from one "
+                             f"score: it needs paired lines (unit_signs='paired'), got "
+                             f"{signs!r}.")
+        self.signs = signs
+        self.paired = signs != "none"
+        self._n_in = n_in
+        two_scores = signs == "paired" and self.rule.scores_per_edge == 2
+        self.scores = nn.Parameter(torch.empty(n_out, 2 * n_in if two_scores else n_in,
+                                               *kernel_size),
+                                   requires_grad=self.rule.trains_scores)
+        self.rule.init_scores(self.scores.data, generator)
+        if signs == "fixed":
+            self.register_buffer("edge_signs", torch.randint(
+                0, 2, self.scores.shape, generator=generator).to(self.scores.dtype) * 2 - 1)
         self._cached_mask = None  # {"mask"/"weight": (key, tensor)} for inference
         # Fused optimisers update in place without bumping the version counter, so the
         # cache is also dropped whenever the mode changes or a state dict is loaded.
@@ -49,31 +68,19 @@ class ScoredMask(nn.Module):
     @property
     def n_in(self):
         """Inputs (features or channels) before pairing."""
-        return self.scores.shape[1] // 2 if self.paired else self.scores.shape[1]
+        return self._n_in
 
-    def logits(self):
-        """Scores shifted so that the kept edges are exactly those with a positive value."""
-        if self.density is None:
-            return self.scores
-        n = self.scores.numel()
-        k = min(n, max(1, round(self.density * n)))
-        if k == n:
-            return self.scores - (self.scores.detach().min() - 1.0)
-        threshold = torch.kthvalue(self.scores.detach().flatten(), n - k).values
-        return self.scores - threshold
+    def _one_score_per_edge(self):
+        return self.paired and self.scores.shape[1] == self.n_in
 
     def hard_mask(self):
-        """Boolean mask used for prediction, shaped as ``scores``."""
-        with torch.no_grad():
-            return self.logits() > 0
-
-    def _generator(self):
-        device = self.scores.device
-        if self.sample_seed is None:
-            return None
-        if self._sample_generator is None or self._sample_generator.device != device:
-            self._sample_generator = torch.Generator(device=device).manual_seed(self.sample_seed)
-        return self._sample_generator
+        """Boolean mask used for prediction, shaped (out, lines, *kernel): the input axis
+        doubled to both twin lines when paired, whatever the rule's score layout."""
+        mask = self.rule.hard_mask(self.scores)
+        if self.signs == "fixed":
+            mask = torch.cat([mask & (self.edge_signs > 0), mask & (self.edge_signs < 0)],
+                             dim=1)
+        return mask
 
     def _training_mask(self):
         return self.training and self.scores.requires_grad and torch.is_grad_enabled()
@@ -90,27 +97,38 @@ class ScoredMask(nn.Module):
         return cache[name][1]
 
     def mask(self):
-        """{0,1} float mask: surrogate-differentiable when training with gradients on,
-        the hard mask otherwise (eval mode, ``torch.no_grad()``, frozen scores)."""
-        if self._training_mask():
-            return straight_through_mask(self.logits(), self.temperature,
-                                         sampling=self.sampling, generator=self._generator())
-        return self._cached("mask", lambda: self.hard_mask().to(self.scores.dtype))
+        """{0,1} float mask over the lines (shaped as :meth:`hard_mask`):
+        differentiable when training with gradients on, the hard mask otherwise (eval
+        mode, ``torch.no_grad()``, frozen scores)."""
+        if not self._training_mask():
+            return self._cached("mask", lambda: self.hard_mask().to(self.scores.dtype))
+        if not self._one_score_per_edge():
+            return self.rule.train_mask(self.scores)
+        weight = self._training_weight()
+        return torch.cat([weight.clamp(min=0), (-weight).clamp(min=0)], dim=1)
 
     def train(self, mode=True):
         self._cached_mask = None
         return super().train(mode)
 
     def signed_weight(self, mask):
-        """The weight a mask amounts to: the mask, or ``M₊ - M₋`` when paired."""
+        """The weight a line mask amounts to: the mask, or ``M₊ - M₋`` when paired."""
         if not self.paired:
             return mask
         return mask[:, :self.n_in] - mask[:, self.n_in:]
 
+    def _training_weight(self):
+        mask = self.rule.train_mask(self.scores)
+        if self.signs == "fixed":
+            return mask * self.edge_signs
+        if self._one_score_per_edge():
+            return mask  # the rule's signed weight
+        return self.signed_weight(mask)
+
     def effective_weight(self):
         """The weight the layer applies (surrogate-differentiable while training)."""
         if self._training_mask():
-            return self.signed_weight(self.mask())
+            return self._training_weight()
         return self._cached("weight", lambda: self.signed_weight(self.mask()))
 
     def forward(self, x):
@@ -125,11 +143,27 @@ class ScoredMask(nn.Module):
             plain.weight.copy_(mask.to(plain.weight.dtype))
         return plain
 
+    def _repr_options(self):
+        return f"signs={self.signs!r}, rule={self.rule!r}"
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_sample_generator"] = None  # re-created from sample_seed on demand
         state["_cached_mask"] = None
         return state
+
+    def __setstate__(self, state):
+        if "rule" not in state:  # pickled before mask rules: the threshold/Bernoulli rule
+            temperature = state["_buffers"].pop("temperature", torch.tensor(1.0))
+            rule_class = SupermaskRule if state.pop("sampling", "") == "bernoulli" \
+                else ThresholdRule
+            state["rule"] = rule = rule_class(density=state.pop("density", None))
+            rule.temperature_ = temperature.detach().cpu().float()
+            rule.reseed(state.pop("sample_seed", None))
+            state.pop("_sample_generator", None)
+            state["signs"] = "paired" if state["paired"] else "none"
+            n_lines = state["_parameters"]["scores"].shape[1]
+            state["_n_in"] = n_lines // 2 if state["paired"] else n_lines
+        super().__setstate__(state)
 
 
 class ScoredMaskLinear(ScoredMask):
@@ -142,26 +176,17 @@ class ScoredMaskLinear(ScoredMask):
     ----------
     in_features, out_features : int
         Layer sizes.
-    paired : bool, default=False
-        Give every input an inhibitory twin line.
-    sampling : {"threshold", "bernoulli"}, default="threshold"
-        How the training-time mask is drawn from the scores.
-    density : float or None, default=None
-        If set, exactly ``round(density * n_edges)`` edges (at least one) are kept: the
-        threshold is the matching order statistic of the scores. If None, the threshold is
-        0 and the density is learned freely.
-    init_density : float, default=0.5
-        Expected fraction of edges present at initialisation (``density=None`` only).
-    score_std : float, default=1.0
-        Standard deviation of the initial scores.
+    rule : MaskRule, optional
+        How scores become the mask (default: a fresh :class:`ThresholdRule`).
+    signs : {"paired", "fixed", "none"}, default="none"
+        Where an edge's sign comes from (see :class:`ScoredMask`).
     generator : torch.Generator, optional
-        Random source of the initial scores.
+        Random source of the initial scores (and of the fixed edge signs).
     """
 
-    def __init__(self, in_features, out_features, *, paired=False, sampling="threshold",
-                 density=None, init_density=0.5, score_std=1.0, generator=None):
-        super().__init__(out_features, in_features, paired=paired, sampling=sampling,
-                         density=density, init_density=init_density, score_std=score_std,
+    def __init__(self, in_features, out_features, *, rule=None, signs="none",
+                 generator=None):
+        super().__init__(out_features, in_features, rule=rule, signs=signs,
                          generator=generator)
         self.in_features = in_features
         self.out_features = out_features
@@ -174,7 +199,7 @@ class ScoredMaskLinear(ScoredMask):
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"paired={self.paired}, sampling={self.sampling!r}, density={self.density}")
+                f"{self._repr_options()}")
 
 
 class ScoredMaskConv2d(ScoredMask):
@@ -190,17 +215,15 @@ class ScoredMaskConv2d(ScoredMask):
         Channel counts.
     kernel_size, stride, padding, dilation : int or tuple
         As in ``torch.nn.Conv2d`` (``padding`` may also be "same" or "valid").
-    paired, sampling, density, init_density, score_std, generator
+    rule, signs, generator
         As in :class:`ScoredMaskLinear`.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, *, paired=False, sampling="threshold", density=None,
-                 init_density=0.5, score_std=1.0, generator=None):
+                 dilation=1, *, rule=None, signs="none", generator=None):
         kernel_size = nn.modules.utils._pair(kernel_size)
-        super().__init__(out_channels, in_channels, kernel_size, paired=paired,
-                         sampling=sampling, density=density, init_density=init_density,
-                         score_std=score_std, generator=generator)
+        super().__init__(out_channels, in_channels, kernel_size, rule=rule, signs=signs,
+                         generator=generator)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -218,26 +241,21 @@ class ScoredMaskConv2d(ScoredMask):
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-                f"paired={self.paired}, sampling={self.sampling!r}, density={self.density}")
+                f"{self._repr_options()}")
 
 
 def _drop_cached_mask(module, *args, **kwargs):
     module._cached_mask = None
 
 
-def set_temperature(module, value):
-    """Set the surrogate temperature of every :class:`ScoredMask` layer inside ``module``."""
+def mask_rules(module):
+    """The distinct :class:`~sk_weightfree.nn.MaskRule` objects of the scored layers
+    inside ``module``, input to output."""
+    rules = {}
     for layer in module.modules():
         if isinstance(layer, ScoredMask):
-            layer.temperature.fill_(value)
-
-
-def set_sample_seed(module, seed):
-    """Make Bernoulli sampling reproducible: the ``i``-th scored layer uses ``seed + i``."""
-    layers = [m for m in module.modules() if isinstance(m, ScoredMask)]
-    for i, layer in enumerate(layers):
-        layer.sample_seed = None if seed is None else int(seed) + i
-        layer._sample_generator = None
+            rules.setdefault(id(layer.rule), layer.rule)
+    return list(rules.values())
 
 
 class PairedInput(nn.Module):

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from ._layers import (PairedInput, ScoredMaskLinear, UnitSigns, batch_norm_affine,
                       dense_connection, random_signs, recalibrate_batch_norms)
+from ._rules import ThresholdRule
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -74,7 +75,13 @@ class DenseMLP(nn.Module):
         return {"intercepts": [layer.bias.detach() for layer in self.linears]}
 
 
-UNIT_SIGN_MODES = ("paired", "random", "none")
+UNIT_SIGN_MODES = ("paired", "fixed", "random", "none")
+
+
+def layer_signs(mode):
+    """The :class:`ScoredMask` ``signs`` of a layer under the network's sign ``mode``:
+    per-unit signs ("random") are the network's, so its layers are unsigned."""
+    return mode if mode in ("paired", "fixed") else "none"
 
 
 def unit_sign_mode(unit_signs):
@@ -103,8 +110,10 @@ class WeightFreeMLP(nn.Module):
     sign of its whole output, but not a sign per edge. ``unit_signs="paired"`` (default of
     the estimators) gives every edge one: each layer sees its input as ``[h, -h]`` and the
     {0,1} mask over the doubled input picks +1, -1 or 0 for each pair of units.
-    ``"random"`` draws a fixed ±1 per hidden unit instead; ``"none"`` relies on the
-    batch-norm scales alone.
+    ``"fixed"`` draws a fixed random sign per edge instead (only the twin line of that sign
+    may be on); ``"random"`` draws a fixed ±1 per hidden unit; ``"none"`` relies on the
+    batch-norm scales alone. How the scores become the mask is ``rule``'s business
+    (:mod:`sk_weightfree.nn` mask rules).
 
     Parameters
     ----------
@@ -114,30 +123,25 @@ class WeightFreeMLP(nn.Module):
         Hidden layer widths.
     activation : str, default="relu"
         Key of :data:`ACTIVATIONS`.
-    sampling : {"threshold", "bernoulli"}, default="threshold"
-    density : float or None, default=None
-        Target fraction of edges kept per layer (None: learned freely).
-    init_density : float, default=0.5
-        Initial fraction of edges kept when ``density`` is None.
-    score_std : float, default=1.0
-        Standard deviation of the initial edge scores.
-    unit_signs : {"paired", "random", "none"} or bool, default="paired"
+    rule : MaskRule, optional
+        The mask rule of every layer (one object shared by the layers; default: a fresh
+        :class:`ThresholdRule`).
+    unit_signs : {"paired", "fixed", "random", "none"} or bool, default="paired"
         How edges get signs (see above; True means "random", False "none").
     generator : torch.Generator, optional
         Random source of scores and signs.
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, activation="relu",
-                 sampling="threshold", density=None, init_density=0.5, score_std=1.0,
-                 unit_signs="paired", generator=None):
+                 rule=None, unit_signs="paired", generator=None):
         super().__init__()
         mode = unit_sign_mode(unit_signs)
-        self.paired = mode == "paired"
+        rule = ThresholdRule() if rule is None else rule
+        self.paired = mode in ("paired", "fixed")
         shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
         self.linears = nn.ModuleList(
-            ScoredMaskLinear(n_in, n_out, paired=self.paired, sampling=sampling,
-                             density=density, init_density=init_density,
-                             score_std=score_std, generator=generator)
+            ScoredMaskLinear(n_in, n_out, rule=rule, signs=layer_signs(mode),
+                             generator=generator)
             for n_in, n_out in shapes
         )
         self.norms = nn.ModuleList(nn.BatchNorm1d(n_out) for _, n_out in shapes)
@@ -315,13 +319,13 @@ class SharedWeightMLP(SharedValueNetwork):
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs, *, weight_values,
-                 activation="relu", sampling="threshold", init_density=0.5, score_std=1.0,
-                 unit_signs=True, normalize_output=False, generator=None):
+                 activation="relu", rule=None, unit_signs=True, normalize_output=False,
+                 generator=None):
         super().__init__()
         shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
+        rule = ThresholdRule(init_density=0.5) if rule is None else rule
         self.linears = nn.ModuleList(
-            ScoredMaskLinear(n_in + 1, n_out, sampling=sampling, init_density=init_density,
-                             score_std=score_std, generator=generator)  # + the bias node
+            ScoredMaskLinear(n_in + 1, n_out, rule=rule, generator=generator)  # + bias node
             for n_in, n_out in shapes
         )
         self.scales = [1.0 / math.sqrt(n_in) for n_in, _ in shapes]

@@ -17,6 +17,7 @@ from torch import nn
 from ._layers import (PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear,
                       batch_norm_affine, dense_connection, recalibrate_batch_norms)
 from ._networks import SharedValueNetwork
+from ._rules import ThresholdRule
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 
@@ -162,20 +163,21 @@ def _check_converted(body, unit_type, allow_norms, family):
     return body
 
 
-def weight_free_from_template(template, *, paired=True, sampling="threshold", density=None,
-                              init_density=0.5, generator=None):
+def weight_free_from_template(template, *, signs="paired", rule=None, generator=None):
     """A copy of ``template`` whose weight layers are {0,1}-masked :class:`MaskedUnit`\\ s.
 
     Parameters
     ----------
     template : nn.Module
-    paired : bool, default=True
-        Each masked layer sees its input as ``[h, -h]`` (features or channels).
-    sampling, density, init_density, generator
-        As in :class:`ScoredMaskLinear`.
+    signs : {"paired", "fixed", "none"}, default="paired"
+        Where each edge's sign comes from (see :class:`ScoredMask`); "paired": each masked
+        layer sees its input as ``[h, -h]`` (features or channels).
+    rule : MaskRule, optional
+        The mask rule of every layer (shared; default: a fresh :class:`ThresholdRule`).
+    generator : torch.Generator, optional
     """
-    options = dict(paired=paired, sampling=sampling, density=density,
-                   init_density=init_density, generator=generator)
+    rule = ThresholdRule(init_density=0.5) if rule is None else rule
+    options = dict(signs=signs, rule=rule, generator=generator)
     body = replace_layers(copy.deepcopy(template),
                           lambda layer: MaskedUnit(_masked_layer(layer, **options)))
     return _check_converted(body, MaskedUnit, True, "weight-free")
@@ -269,13 +271,11 @@ class SharedWeightUnit(nn.Module):
     per shared value (the leading axis of ``values``, set by the owning network).
     """
 
-    def __init__(self, layer, *, sampling="threshold", init_density=0.5, generator=None):
+    def __init__(self, layer, *, rule, generator=None):
         super().__init__()
-        self.masked = _masked_layer(layer, paired=True, sampling=sampling,
-                                    init_density=init_density, generator=generator)
+        self.masked = _masked_layer(layer, signs="paired", rule=rule, generator=generator)
         n_out = self.masked.scores.shape[0]
-        self.bias_node = ScoredMaskLinear(1, n_out, sampling=sampling,
-                                          init_density=init_density, generator=generator)
+        self.bias_node = ScoredMaskLinear(1, n_out, rule=rule, generator=generator)
         self.scale = 1.0 / math.sqrt(self.masked.scores[0].numel() // 2)  # fan-in
         self.values = None
 
@@ -293,13 +293,14 @@ class SharedWeightUnit(nn.Module):
         return (blocks * values.view(-1, *([1] * (blocks.dim() - 1)))).view(h.shape)
 
 
-def shared_weight_from_template(template, *, sampling="threshold", init_density=0.5,
-                                generator=None):
+def shared_weight_from_template(template, *, rule=None, generator=None):
     """A copy of ``template`` whose weight layers are :class:`SharedWeightUnit`\\ s (a
     template with other real-valued parameters, normalisation included, is refused: no
-    real value is trained in a weight-agnostic network)."""
+    real value is trained in a weight-agnostic network). ``rule`` is the mask rule of
+    every layer (default: :class:`ThresholdRule` with ``init_density=0.5``)."""
+    rule = ThresholdRule(init_density=0.5) if rule is None else rule
     body = replace_layers(copy.deepcopy(template), lambda layer: SharedWeightUnit(
-        layer, sampling=sampling, init_density=init_density, generator=generator))
+        layer, rule=rule, generator=generator))
     return _check_converted(body, SharedWeightUnit, False, "weight-agnostic")
 
 

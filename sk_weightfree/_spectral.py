@@ -53,7 +53,7 @@ _AUTO_SPACINGS = 4.0
 #: Lanczos work (edges x probes x steps) ``"auto"`` may spend on one network.
 _LANCZOS_WORK = 30 * 20 * 1.1e6
 #: Default of ``signed``.
-_SIGNED_DEFAULT = False
+_SIGNED_DEFAULT = True
 
 
 # --------------------------------------------------------------------------
@@ -826,7 +826,7 @@ def spectral_density(net, *, bandwidth="auto", n_points=512, weighted=False,
         Number of grid points on ``[0, 2]``.
     weighted : bool, default=False
         Use ``|w|`` as edge weights instead of 1 (``w`` with ``signed``).
-    signed : bool, default=False
+    signed : bool, default=True
         Keep the signs of the edges: the spectrum of the signed normalised
         Laplacian ``I - D^{-1/2} A D^{-1/2}``, ``A`` signed and ``D`` the
         absolute degrees. It sees which edges inhibit (the sign pattern of a
@@ -943,11 +943,12 @@ n_steps, n_vectors, random_state, paired
         ``"wasserstein"``: ``1 - W1(p, q) / 2`` (eigenvalues span ``[0, 2]``).
     calibrate : bool, default=False
         Report the similarity relative to a null: ``1 - d / d0``, with ``d =
-        1 - similarity`` and ``d0`` the mean distance of ``a`` and of ``b``
-        to ``n_rewirings`` of their own degree-preserving rewirings
-        (:func:`rewire`). 1 means identical spectra, 0 "no more alike than
-        their degrees make a network and its rewiring", negative less alike.
-        It costs ``n_rewirings`` extra spectra per network.
+        1 - similarity`` and ``d0`` the larger of the mean distances of
+        ``a`` and of ``b`` to ``n_rewirings`` of their own degree-preserving
+        rewirings (:func:`rewire`). 1 means identical spectra, 0 "no more
+        alike than a network and its rewiring" (the degrees and density
+        alone), negative less alike. It costs ``n_rewirings`` rewirings and
+        extra spectra per network.
     n_rewirings : int, default=3
         Rewirings per network for ``calibrate=True``, seeded from
         ``random_state``.
@@ -1025,11 +1026,12 @@ n_steps, n_vectors, random_state, paired
             sim = _compare(grid, spectra[i].density(grid, width),
                            spectra[j].density(grid, width), metric)
             if nulls is not None:
-                null_distance = np.mean([
+                # The larger of the two nulls: a network and its own
+                # rewiring then score 0 whichever of them is structured.
+                null_distance = max(np.mean([
                     1.0 - _compare(grid, spectra[k].density(grid, width),
                                    r.density(grid, width), metric)
-                    for k in (i, j) for r in nulls[k]
-                ])
+                    for r in nulls[k]]) for k in (i, j))
                 sim = _calibrated(1.0 - sim, null_distance)
             out[i, j] = out[j, i] = sim
     return out

@@ -76,35 +76,63 @@ def _estimator_classes(task="classification"):
             for family, name in zip(ESTIMATOR_NAMES, wanted)}
 
 
-def parse_settings(texts, names):
-    """Parse ``--set FAMILY.PARAM=VALUE`` options into ``{family: {param: value}}``.
+def split_name(name):
+    """``"weight-free:edge-popup"`` -> ``("weight-free", "edge-popup")``; ``"dense"`` ->
+    ``("dense", None)``: an ``--estimators`` name is a family, optionally with the mask
+    rule it is built with."""
+    family, colon, rule = name.partition(":")
+    return family, (rule if colon else None)
 
-    ``VALUE`` is read as JSON (``3``, ``0.5``, ``true``, ``null``, ``[64, 32]``,
-    ``"relu"``) and, when it is not valid JSON, kept as a plain string (``tanh``).
+
+def check_names(names):
+    """Refuse unknown families, empty rules and repeated names (``--estimators``)."""
+    unknown = [n for n in names if split_name(n)[0] not in ESTIMATOR_NAMES]
+    if unknown:
+        raise UsageError(f"unknown estimator(s) {unknown}; choose from {list(ESTIMATOR_NAMES)}"
+                         " (a family may name its mask rule: weight-free:edge-popup)")
+    empty = [n for n in names if split_name(n)[1] == ""]
+    if empty:
+        raise UsageError(f"--estimators {empty[0]!r} names no mask rule after ':' (e.g. "
+                         "weight-free:edge-popup)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"--estimators names {', '.join(repeated)} more than once")
+
+
+def parse_settings(texts, names):
+    """Parse ``--set NAME.PARAM=VALUE`` options into ``{name: {param: value}}``.
+
+    ``NAME`` is one of the compared ``names``, exactly as ``--estimators`` spells it
+    (``weight-free``, or ``weight-free:edge-popup`` for that row alone). ``VALUE`` is
+    read as JSON (``3``, ``0.5``, ``true``, ``null``, ``[64, 32]``, ``"relu"``) and,
+    when it is not valid JSON, kept as a plain string (``tanh``).
     """
     settings = {}
     for text in texts or ():
         target, sep, raw = text.partition("=")
-        family, dot, param = target.strip().partition(".")
-        if not sep or not dot or not family or not param:
+        name, dot, param = target.strip().partition(".")
+        if not sep or not dot or not name or not param:
             raise UsageError(f"--set needs FAMILY.PARAM=VALUE (e.g. "
                              f"weight-free.activation=tanh); got {text!r}")
-        if family not in ESTIMATOR_NAMES:
-            raise UsageError(f"--set {text!r}: unknown estimator {family!r}; choose from "
-                             f"{list(ESTIMATOR_NAMES)}")
-        if family not in names:
-            raise UsageError(f"--set {text!r}: {family!r} is not among the estimators "
+        if split_name(name)[0] not in ESTIMATOR_NAMES:
+            raise UsageError(f"--set {text!r}: unknown estimator {split_name(name)[0]!r}; "
+                             f"choose from {list(ESTIMATOR_NAMES)}")
+        if name not in names:
+            raise UsageError(f"--set {text!r}: {name!r} is not among the estimators "
                              f"compared ({', '.join(names)})")
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
-        settings.setdefault(family, {})[param] = value
+        settings.setdefault(name, {})[param] = value
     return settings
 
 
-def _pruned_budget(estimator, budget, explicit):
-    """``max_epochs`` and ``finetune_epochs`` so that training plus retraining is ``budget``."""
+def _pruned_budget(estimator, budget, explicit, warned):
+    """``max_epochs`` and ``finetune_epochs`` so that training plus retraining is ``budget``.
+
+    Appends to ``warned`` when the budget leaves no fine-tuning after pruning.
+    """
     n_rounds = estimator.get_params()["n_rounds"]
     if "max_epochs" in explicit:  # the user chose; report what runs
         return {}
@@ -119,6 +147,14 @@ def _pruned_budget(estimator, budget, explicit):
         raise UsageError(f"pruned: n_rounds={n_rounds} x finetune_epochs={finetune} leaves no "
                          f"epoch of initial training in the budget of {budget} epochs; lower "
                          "them or raise --epochs")
+    if finetune == 0 and "finetune_epochs" not in explicit:
+        warned.append(
+            f"pruned: a budget of {budget} epoch{'' if budget == 1 else 's'} leaves no "
+            f"fine-tuning after pruning (finetune_epochs = ({budget} // 3) // "
+            f"n_rounds={n_rounds} = 0), so the network is scored as pruned, untrained "
+            f"since (a pruned CNN is then near chance); pruning needs --epochs >= "
+            f"{3 * n_rounds} (one fine-tune epoch per round) or --set "
+            "pruned.finetune_epochs=N")
     return {"max_epochs": max_epochs, "finetune_epochs": finetune}
 
 
@@ -152,20 +188,24 @@ def model_params(model, dataset):
 def build_estimators(names, task, settings, *, budget, seed, device, verbose, model=None):
     """Construct and validate every estimator before anything is fitted.
 
-    Returns ``({name: estimator}, budget)``. Each gets ``random_state=seed``,
+    Returns ``({name: estimator}, budget, warnings)``. Each gets ``random_state=seed``,
     ``device``, ``verbose`` and an equal epoch ``budget`` (see ``--help``; None means
     the dense estimator's default ``max_epochs``); ``settings`` (from ``--set``)
-    override those, and ``model`` (from :func:`model_params`) comes first. Parameters
-    are checked by the estimators' own constraints
-    (``_parameter_constraints``) and cross-parameter checks, so a bad name or value
-    fails here, before any fit.
+    override those, and ``model`` (from :func:`model_params`) comes first. A name
+    ``FAMILY:RULE`` builds the family with ``mask_rule=RULE``. Parameters are checked
+    by the estimators' own constraints (``_parameter_constraints``), cross-parameter
+    checks and the device check, so a bad name or value fails here, before any fit.
+    ``warnings`` lists what runs but is likely not what the user wants (one line each).
     """
+    from ._base import resolve_device
+
     classes = _estimator_classes(task)
     if budget is None:
         budget = classes["dense"]().max_epochs
-    estimators = {}
+    estimators, warned = {}, []
     for name in names:
-        estimator = classes[name]()
+        family, rule = split_name(name)
+        estimator = classes[family]()
         valid = estimator.get_params(deep=False)
         explicit = settings.get(name, {})
         unknown = sorted(set(explicit) - set(valid))
@@ -173,17 +213,26 @@ def build_estimators(names, task, settings, *, budget, seed, device, verbose, mo
             raise UsageError(f"--set {name}.{unknown[0]}: {type(estimator).__name__} has no "
                              f"parameter {unknown[0]!r}; it has {', '.join(sorted(valid))}")
         params = {"random_state": seed, "device": str(device), "verbose": verbose,
-                  "max_epochs": budget, **(model or {}).get(name, {})}
+                  "max_epochs": budget, **(model or {}).get(family, {})}
+        if rule is not None:
+            if "mask_rule" not in valid:
+                raise UsageError(f"--estimators {name}: {type(estimator).__name__} has no "
+                                 "mask_rule parameter, so it takes no rule after ':'")
+            if "mask_rule" in explicit:
+                raise UsageError(f"--set {name}.mask_rule: the name {name!r} already sets "
+                                 f"mask_rule={rule!r}")
+            params["mask_rule"] = rule
         if "finetune_epochs" in valid:
             estimator.set_params(**explicit)  # n_rounds may be among them
-            params.update(_pruned_budget(estimator, budget, explicit))
+            params.update(_pruned_budget(estimator, budget, explicit, warned))
         estimator.set_params(**{**params, **explicit})
         try:
             _validate(estimator)
+            resolve_device(estimator.get_params()["device"])  # fit would check it, too late
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{name}: {exc}") from None
         estimators[name] = estimator
-    return estimators, budget
+    return estimators, budget, warned
 
 
 def _validate(estimator):
@@ -288,8 +337,11 @@ def stored_bytes(estimator):
 
 
 # ---------------------------------------------------------------------------- data
-def prepare_dataset(name, target=None, seed=0, task="auto"):
+def prepare_dataset(name, target=None, seed=0, task="auto", train_size=None):
     """Load ``--dataset``, decide the task, split 70/30 and standardise the features.
+
+    ``train_size`` (``--train-size``) keeps that many rows of the training part, drawn
+    with ``seed`` (stratified for classification), before the statistics are computed.
 
     Returns a dict with ``X_train``, ``X_test``, ``y_train``, ``y_test`` (features
     standardised with statistics of the training part, float32), ``task``
@@ -322,6 +374,10 @@ def prepare_dataset(name, target=None, seed=0, task="auto"):
         X_train, X_test, y_train, y_test, split = _split(X, y, task, seed, description)
         description += f" ({split})"
         info["split"] = f"{split}, sklearn train_test_split(test_size=0.3, random_state={seed})"
+    if train_size is not None:
+        X_train, y_train = _subsample(X_train, y_train, train_size, task, seed, description)
+        description += f", {train_size} training rows drawn with seed {seed}"
+        info["train_size"] = train_size
     if task == "classification" and _n_classes(y_train) < 2:
         raise UsageError(f"{description}: the training part has only one class; a classifier "
                          "needs at least two")
@@ -451,6 +507,22 @@ def _split(X, y, task, seed, description):
     return (*parts, "70/30 stratified split" if stratify is not None else "70/30 split")
 
 
+def _subsample(X, y, n, task, seed, description):
+    """``n`` rows of ``(X, y)``, stratified for single-label classification."""
+    from sklearn.model_selection import train_test_split
+
+    if n >= len(y):
+        raise UsageError(f"--train-size {n}: {description} has {len(y)} training rows; "
+                         "choose fewer")
+    stratify = y if task == "classification" and y.ndim == 1 else None
+    try:
+        X, _, y, _ = train_test_split(X, y, train_size=n, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise UsageError(f"--train-size {n}: cannot draw a stratified subset of "
+                         f"{description} ({_one_line(exc)})") from None
+    return X, y
+
+
 def _n_classes(y):
     return len(np.unique(y)) if y.ndim == 1 else 2
 
@@ -466,12 +538,7 @@ def run_compare(args, argv=()):
     from ._base import resolve_device
 
     names = list(args.estimators or ESTIMATOR_NAMES)
-    unknown = [n for n in names if n not in ESTIMATOR_NAMES]
-    if unknown:
-        raise UsageError(f"unknown estimator(s) {unknown}; choose from {list(ESTIMATOR_NAMES)}")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UsageError(f"--estimators names {', '.join(repeated)} more than once")
+    check_names(names)
     settings = parse_settings(args.set, names)
     model = model_params(args.model, args.dataset)
     out = None if args.no_output or not args.out else Path(args.out)
@@ -481,14 +548,18 @@ def run_compare(args, argv=()):
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    data = prepare_dataset(args.dataset, args.target, args.seed, args.task)
+    data = prepare_dataset(args.dataset, args.target, args.seed, args.task,
+                           train_size=args.train_size)
     task, description = data["task"], data["description"]
-    estimators, budget = build_estimators(names, task, settings, budget=args.epochs,
-                                          seed=args.seed, device=device,
-                                          verbose=0 if args.quiet else 1, model=model)
+    estimators, budget, warned = build_estimators(names, task, settings, budget=args.epochs,
+                                                  seed=args.seed, device=device,
+                                                  verbose=0 if args.quiet else 1, model=model)
+    for warning in warned:  # shown with --quiet too: they are about the results
+        print(f"sk-weightfree: warning: {warning}", file=sys.stderr)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     say(f"data: {description}, {task}; train {data['X_train'].shape}, "
-        f"test {data['X_test'].shape}; device: {device}; {budget} epochs each")
+        f"test {data['X_test'].shape}; device: {device}; "
+        f"{budget} epoch{'' if budget == 1 else 's'} each")
 
     score_key = _METRICS[task][0]
     with warnings.catch_warnings(), _CtrlC() as ctrl_c:
@@ -509,6 +580,7 @@ def run_compare(args, argv=()):
         "command": ["sk-weightfree", *argv],
         "dataset": data["info"], "description": description, "task": task,
         "metric": score_key, "model": args.model, "seed": args.seed, "device": str(device),
+        "threads": _thread_count(), "warnings": warned,
         "device_name": _device_name(device), "epoch_budget": budget,
         "epoch_budget_note": _BUDGET_NOTE, "timing_note": _TIMING_NOTE,
         "versions": _versions(),
@@ -524,6 +596,28 @@ def run_compare(args, argv=()):
         _write_outputs(out, results, rows, names, similarity, densities, task)
         say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'report.png'}")
     return results
+
+
+class _torch_threads:
+    """Run the block with ``n`` torch intra-op threads (None: as they are), then restore."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        if self.n is not None:
+            import torch
+
+            self._previous = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.n is not None:
+            import torch
+
+            torch.set_num_threads(self._previous)
+        return False
 
 
 def _warm_up(estimators, data, ctrl_c):
@@ -647,6 +741,12 @@ def _jsonable(value):
     return repr(value)
 
 
+def _thread_count():
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _device_name(device):
     import torch
 
@@ -759,11 +859,16 @@ def build_parser():
                               "labels), or force one")
     compare.add_argument("--estimators", nargs="+", metavar="NAME",
                          help=f"subset of {', '.join(ESTIMATOR_NAMES)} (default: all), "
-                              "each at most once")
-    compare.add_argument("--set", action="append", metavar="FAMILY.PARAM=VALUE",
+                              "each at most once; FAMILY:RULE builds that family with "
+                              "mask_rule=RULE, so rules run side by side as rows of their "
+                              "own (weight-free weight-free:edge-popup "
+                              "weight-free:supermask)")
+    compare.add_argument("--set", action="append", metavar="NAME.PARAM=VALUE",
                          help="an estimator parameter, e.g. weight-free.activation=tanh or "
-                              "dense.hidden_layer_sizes=[64,32]; VALUE is JSON or else a "
-                              "plain string; repeatable; checked before any fit")
+                              "dense.hidden_layer_sizes=[64,32]; NAME as in --estimators "
+                              "(weight-free:edge-popup.lr=0.1 sets that row only); VALUE is "
+                              "JSON or else a plain string; repeatable; checked before any "
+                              "fit")
     compare.add_argument("--model", choices=MODELS, default="mlp",
                          help="mlp (default: each family's multilayer network) or cnn "
                               "(sk_weightfree.nn.SmallCNN on the images of digits or "
@@ -774,9 +879,17 @@ def build_parser():
     compare.add_argument("--device", default="auto",
                          help="auto (default: cuda when available, else cpu), cpu, cuda, "
                               "cuda:N, mps")
-    compare.add_argument("--seed", type=int, default=0,
+    compare.add_argument("--seed", type=_seed, default=0,
                          help="seed of the split, the estimators and the spectral estimates "
-                              "(default 0)")
+                              f"(an integer from 0 to {MAX_SEED}; default 0)")
+    compare.add_argument("--threads", type=_positive_int,
+                         help="torch intra-op threads for the fits (default: torch's own "
+                              "choice). On a loaded machine 1 thread is often much faster; "
+                              "a fit is reproducible bit for bit at the same thread count")
+    compare.add_argument("--train-size", type=_positive_int, metavar="N",
+                         help="fit on N rows of the training part (stratified for "
+                              "classification, drawn with --seed), e.g. a quick look at "
+                              "fashion-mnist; the test part is unchanged")
     compare.add_argument("--out", default="compare-results",
                          help="folder for results.json, results.csv, report.png "
                               "(default: compare-results)")
@@ -785,6 +898,21 @@ def build_parser():
     compare.add_argument("--quiet", action="store_true",
                          help="no progress bars or status lines; the results still print")
     return parser
+
+
+#: Largest seed numpy and scikit-learn accept (``random_state`` is a 32-bit seed).
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"the seed must be >= 0 (and at most {MAX_SEED}), got {value}")
+    return value
 
 
 def _positive_int(text):
@@ -802,7 +930,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
-        run_compare(args, argv)
+        with _torch_threads(args.threads):
+            run_compare(args, argv)
     except UsageError as exc:
         print(f"sk-weightfree: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -495,3 +495,154 @@ def test_a_model_io_dump_refuses_gets_no_size_and_the_reason(tmp_path, capsys, m
     row = json.loads((out / "results.json").read_text())["results"][0]
     assert row["file_bytes"] is None and row["dense_float32_bytes"] is None
     assert "cannot write this template" in row["file_note"]
+
+
+# ------------------------------------------------------------------ issue 21: CLI items
+def test_an_unavailable_device_in_set_is_refused_before_any_fit(tmp_path, capsys,
+                                                                 monkeypatch):
+    calls = spy_fits(monkeypatch)
+    out = tmp_path / "out"
+    # cuda:99 is unavailable on any machine (no CUDA, or fewer devices)
+    args = [*tiny("dense", "weight-free"), "--set", "weight-free.device=cuda:99",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "weight-free" in err and "cuda:99" in err
+    assert calls == [] and not out.exists()
+
+
+def test_a_budget_without_fine_tuning_after_pruning_is_warned(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [*tiny("pruned"), "--epochs", "2", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "no fine-tuning after pruning" in err and "--epochs >= 3" in err
+    assert any("--epochs >= 3" in w for w in json.loads(
+        (out / "results.json").read_text())["warnings"])
+    assert main([*tiny("pruned"), "--epochs", "5", "--set", "pruned.n_rounds=2",
+                 "--no-output", "--quiet"]) == 0
+    assert "--epochs >= 6" in capsys.readouterr().err
+    assert main([*tiny("pruned"), "--epochs", "3", "--no-output", "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err  # 2 + 1 fine-tune epoch
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "one"])
+def test_a_bad_seed_is_refused_saying_what_a_seed_must_be(seed, capsys, monkeypatch):
+    calls = spy_fits(monkeypatch)
+    with pytest.raises(SystemExit) as stopped:
+        main([*tiny("dense"), "--seed", seed, "--no-output"])
+    assert stopped.value.code == 2 and calls == []
+    err = capsys.readouterr().err
+    assert "--seed" in err and ("must be >= 0" in err or "must be an integer" in err)
+    assert "train_test_split" not in err and "Traceback" not in err
+
+
+def test_the_header_says_one_epoch_not_one_epochs(capsys):
+    assert main([*tiny("dense"), "--no-output"]) == 0
+    printed = capsys.readouterr().out
+    assert "; 1 epoch each" in printed and "1 epochs" not in printed
+
+
+def test_threads_sets_torch_threads_for_the_fits_and_restores_them(tmp_path, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    seen = []
+    original = sk_weightfree.DenseClassifier.fit
+
+    def fit(self, X, y, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(sk_weightfree.DenseClassifier, "fit", fit)
+    out = tmp_path / "out"
+    assert main([*tiny("dense"), "--threads", str(wanted), "--out", str(out), "--quiet"]) == 0
+    assert seen == [wanted, wanted]  # warm-up and timed fit
+    assert json.loads((out / "results.json").read_text())["threads"] == wanted
+    assert torch.get_num_threads() == before
+
+
+def test_train_size_draws_a_stratified_seeded_subset_of_the_training_part(tmp_path,
+                                                                          monkeypatch):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 10)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+                   rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    monkeypatch.setenv("SK_WEIGHTFREE_FASHION_MNIST", str(tmp_path))
+    data = cli.prepare_dataset("fashion-mnist", seed=0, train_size=20)
+    assert data["X_train"].shape == (20, 784) and data["X_test"].shape == (10, 784)
+    assert np.bincount(data["y_train"]).tolist() == [2] * 10  # stratified
+    assert data["info"]["train_size"] == 20
+    again = cli.prepare_dataset("fashion-mnist", seed=0, train_size=20)
+    other = cli.prepare_dataset("fashion-mnist", seed=1, train_size=20)
+    np.testing.assert_array_equal(again["X_train"], data["X_train"])
+    assert not np.array_equal(other["X_train"], data["X_train"])
+
+
+def test_train_size_reaches_the_run_and_a_too_large_one_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*tiny("dense"), "--train-size", "300", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["n_train"] == 300 and results["dataset"]["train_size"] == 300
+    assert main([*tiny("dense"), "--train-size", "5000", "--no-output", "--quiet"]) == 2
+    assert "--train-size 5000" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ mask rules side by side
+class _RuledClassifier(sk_weightfree.DenseClassifier):
+    """A stand-in with a ``mask_rule`` parameter (the rule is only recorded)."""
+
+    def __init__(self, mask_rule="threshold", **params):
+        super().__init__(**params)
+        self.mask_rule = mask_rule
+
+    @classmethod
+    def _get_param_names(cls):
+        return sorted({*sk_weightfree.DenseClassifier._get_param_names(), "mask_rule"})
+
+
+def _with_ruled_weight_free(monkeypatch):
+    classes = cli._estimator_classes()
+    monkeypatch.setattr(cli, "_estimator_classes",
+                        lambda task="classification": {**classes,
+                                                       "weight-free": _RuledClassifier})
+
+
+def test_family_colon_rule_builds_a_row_per_rule(tmp_path, monkeypatch):
+    _with_ruled_weight_free(monkeypatch)
+    out = tmp_path / "out"
+    args = [*tiny("weight-free", "weight-free:edge-popup", "weight-free:supermask"),
+            "--set", "weight-free:edge-popup.lr=0.1", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    names = ["weight-free", "weight-free:edge-popup", "weight-free:supermask"]
+    assert [r["estimator"] for r in results["results"]] == names
+    assert results["spectral_similarity"]["estimators"] == names
+    params = {e["name"]: e["params"] for e in results["estimators"]}
+    assert [params[n]["mask_rule"] for n in names] == ["threshold", "edge-popup", "supermask"]
+    assert params["weight-free:edge-popup"]["lr"] == 0.1
+    assert params["weight-free"]["lr"] == params["weight-free:supermask"]["lr"] != 0.1
+    # every row is sized by io.dump like any other
+    assert all(r["file_bytes"] for r in results["results"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--estimators", "weight-free:"], "no mask rule after ':'"),
+    (["--estimators", "svm:edge-popup"], "unknown estimator"),
+    (["--estimators", "dense:edge-popup"], "no mask_rule parameter"),
+    (["--estimators", "weight-free:supermask", "weight-free:supermask"], "more than once"),
+    (["--estimators", "weight-free", "--set", "weight-free:supermask.lr=0.1"],
+     "not among the estimators"),
+    (["--estimators", "weight-free:supermask", "--set",
+      "weight-free:supermask.mask_rule=threshold"], "already sets mask_rule"),
+])
+def test_bad_rule_names_are_refused_before_any_fit(args, message, capsys, monkeypatch):
+    _with_ruled_weight_free(monkeypatch)
+    calls = spy_fits(monkeypatch)
+    assert main(["compare", "--epochs", "1", "--device", "cpu", "--no-output", "--quiet",
+                 *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert calls == []

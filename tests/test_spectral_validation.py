@@ -103,6 +103,11 @@ BAD_SPECTRAL_PARAMS = [
     ({"drop_forced_ones": "no"}, "drop_forced_ones"),
     ({"drop_forced_ones": 0}, "drop_forced_ones"),
     ({"method": "approximate", "random_state": "abc"}, "random_state|seed"),
+    ({"bandwidth": "silverman"}, "bandwidth must be 'auto' or a real number"),
+    ({"signed": "yes"}, "signed must be True or False"),
+    ({"paired": "yes"}, "paired must be None, True or False"),
+    ({"calibrate": 1}, "calibrate must be True or False"),
+    ({"calibrate": True, "n_rewirings": 0}, "n_rewirings must be >= 1"),
 ]
 
 

@@ -7,6 +7,39 @@ import matplotlib.ticker  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+#: Markers of the estimators, in order: two estimators at one point stay distinguishable.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+#: Horizontal step between estimators that share a point, in decades of the log axis.
+SPREAD_DECADES = 0.04
+
+
+def marker_positions(rows, score_key):
+    """Where each row's marker goes: ``(x, y, slot)``.
+
+    ``(x, y)`` is ``(density, score)``, spread sideways where rows share a point (same
+    density to 3 significant digits, same score to 4 decimals); ``slot`` is None for a
+    row alone at its point, else its place in the group (negative: left of the point,
+    0: on it, positive: right). The spread is symmetric on the log axis, so a group stays
+    centred on its point and a lone row is drawn where it is.
+    """
+    keys = [(float(f"{r['density']:.3g}"), round(r[score_key], 4)) for r in rows]
+    positions = []
+    for row, key in zip(rows, keys):
+        group = [i for i, other in enumerate(keys) if other == key]
+        slot = group.index(len(positions)) - (len(group) - 1) / 2
+        positions.append((row["density"] * 10 ** (SPREAD_DECADES * slot), row[score_key],
+                          slot if len(group) > 1 else None))
+    return positions
+
+
+def _label_placement(slot):
+    """Text offset (points) and alignment of a shared marker's label: outwards."""
+    if slot < 0:
+        return (-7, 0), "right", "center"
+    if slot > 0:
+        return (7, 0), "left", "center"
+    return (0, 8), "center", "bottom"
+
 
 def plot_report(rows, names, similarity, densities, path, title="", *,
                 score_key="test_accuracy", score_label="test accuracy"):
@@ -34,9 +67,17 @@ def plot_report(rows, names, similarity, densities, path, title="", *,
     fig, (ax_acc, ax_sim, ax_spec) = plt.subplots(1, 3, figsize=(17, 5.2),
                                                   layout="constrained")
     colors = {name: f"C{i}" for i, name in enumerate(names)}
-    for row in rows:
-        ax_acc.scatter(row["density"], row[score_key], s=70,
-                       color=colors[row["estimator"]], label=row["estimator"], zorder=3)
+    markers = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
+    positions = marker_positions(rows, score_key)
+    for row, (x, y, slot) in zip(rows, positions):
+        ax_acc.scatter(x, y, s=70, color=colors[row["estimator"]],
+                       marker=markers[row["estimator"]], label=row["estimator"], zorder=3,
+                       edgecolors="white", linewidths=0.6)
+        if slot is not None:  # a shared point: the name says which marker is which
+            offset, ha, va = _label_placement(slot)
+            ax_acc.annotate(row["estimator"], (x, y), textcoords="offset points",
+                            xytext=offset, ha=ha, va=va, fontsize=7,
+                            color=colors[row["estimator"]])
     ax_acc.set_xscale("log")
     ax_acc.set_xlabel("density (fraction of edges kept, log scale)")
     ax_acc.set_ylabel(score_label)

@@ -1,0 +1,41 @@
+"""The figure of ``sk-weightfree compare`` (``sk_weightfree._report``)."""
+
+import numpy as np
+
+from sk_weightfree._report import marker_positions, plot_report
+
+
+def test_markers_at_one_point_are_spread_apart_and_a_lone_one_stays():
+    rows = [{"estimator": "dense", "test_accuracy": 0.9, "density": 1.0},
+            {"estimator": "pruned", "test_accuracy": 0.9, "density": 1.0},
+            {"estimator": "random", "test_accuracy": 0.9, "density": 1.0},
+            {"estimator": "weight-free", "test_accuracy": 0.95, "density": 0.3}]
+    positions = marker_positions(rows, "test_accuracy")
+    xs = [x for x, _, _ in positions[:3]]
+    assert len(set(xs)) == 3  # no marker hides another
+    assert np.isclose(np.exp(np.mean(np.log(xs))), 1.0)  # centred on the true density
+    assert all(y == 0.9 for _, y, _ in positions[:3])  # the score is drawn as it is
+    assert [slot for _, _, slot in positions] == [-1, 0, 1, None]
+    assert positions[3] == (0.3, 0.95, None)
+
+
+def test_estimators_sharing_a_score_are_labelled(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    labels = []
+    original = matplotlib.axes.Axes.annotate
+
+    def annotate(self, text, *args, **kwargs):
+        labels.append(text)
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate", annotate)
+    grid = np.linspace(0, 2, 50)
+    names = ["dense", "pruned", "random"]
+    rows = [{"estimator": "dense", "test_accuracy": 0.5, "density": 1.0},
+            {"estimator": "pruned", "test_accuracy": 0.5, "density": 1.0},
+            {"estimator": "random", "test_accuracy": 0.7, "density": 0.5}]
+    path = plot_report(rows, names, np.eye(3), {n: (grid, grid) for n in names},
+                       tmp_path / "r.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert labels == ["dense", "pruned"]

@@ -7,10 +7,12 @@ torch, skorch or scikit-learn, checks every declared size against the data befor
 allocates, and returns a :class:`CompactPredictor` that predicts with numpy and scipy
 alone. :func:`to_onnx` exports the same network through ``torch.onnx``.
 
-Networks fitted from a ``module`` template (dense, pruned, weight-free and random families)
-are written as a *chain* of operations (format version 2: reshape, ``[h, -h]``, linear,
-2-D convolution, per-unit affine maps, activations, pooling); the template's forward pass
-must be such a chain, which is checked by tracing it with ``torch.fx`` at dump time.
+Every network is written as a *chain* of operations (reshape, ``[h, -h]``, linear, 2-D
+convolution, per-unit affine maps, activations, pooling), one writer and one reader per
+operation; a weight-agnostic ensemble as one chain per member, sharing their masks. A
+network fitted from a ``module`` template must be such a chain, which is checked by tracing
+it with ``torch.fx`` at dump time. Files of version 1 (multilayer networks as layers, as
+0.2.0 wrote them) are read as the same chains.
 
 The file format is described in the "Deploying a weight-free network" page of the docs.
 """
@@ -23,19 +25,20 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
-from ._inference import (ACTIVATIONS, CHAIN_OPS, DEFAULT_BATCH_SIZE, METHODS, OUT_ACTIVATIONS,
-                         POOL_MODES, Activation, Affine, ChainSpec, Conv2d, LayerSpec, Linear,
-                         NetworkSpec, Paired, Pool2d, Reshape, forward, softmax,
-                         spec_from_estimator)
 from scipy.special import expit
+
+from ._inference import (ACTIVATIONS, CHAIN_OPS, DEFAULT_BATCH_SIZE, METHODS, OUT_ACTIVATIONS,
+                         POOL_MODES, Activation, Affine, Chain, Conv2d, Linear, Paired, Pool2d,
+                         Reshape, _prod, compute_dtype, forward, softmax)
 
 __all__ = ["CompactPredictor", "dump", "load", "to_onnx"]
 
 FORMAT_NAME = "sk_weightfree-compact"
-# Version 1: multilayer networks (written as version 1 still, readable by older releases).
-# Version 2 adds "network": "chain" files: template networks as a chain of operations.
-FORMAT_VERSION = 2
-MLP_FORMAT_VERSION = 1
+# Version 1 (read only): multilayer networks as layers. Version 2: "network": "chain", one
+# chain of "ops" (0.2.0 reads these). Version 3: "members", one chain per member of an
+# ensemble. A file is written with the lowest version that holds it.
+FORMAT_VERSION = 3
+CHAIN_FORMAT_VERSION = 2
 MAX_OPS = 1000
 MAX_SAMPLE_DIMS = 8
 PRECISIONS = {"float32": np.float32, "float16": np.float16}
@@ -84,35 +87,31 @@ def dump(estimator, path, *, precision="float32"):
         raise NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet; call fit first."
         )
-    spec = spec_from_estimator(estimator)
+    from ._tracing import chain_from_estimator  # torch: the estimator is here, so is torch
+
+    chain = chain_from_estimator(estimator)
     arrays = _Arrays(PRECISIONS[precision])
-    chain = isinstance(spec, ChainSpec)
+    ensemble = len(chain.members) > 1
     header = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION if chain else MLP_FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if ensemble else CHAIN_FORMAT_VERSION,
         "package_version": _package_version(),
         "estimator": type(estimator).__name__,
-        "task": "classifier" if spec.is_classifier else "regressor",
-    }
-    if chain:
-        header["network"] = "chain"
-    else:
-        header.update(activation=spec.activation, paired_inputs=spec.paired_inputs)
-    header.update({
-        "out_activation": spec.out_activation,
-        "n_features_in": spec.n_features_in,
-        "n_outputs": spec.n_outputs,
+        "task": "classifier" if chain.is_classifier else "regressor",
+        "network": "chain",
+        "out_activation": chain.out_activation,
+        "n_features_in": chain.n_features_in,
+        "n_outputs": chain.n_outputs,
         # regressors: predict returns shape (n_samples,) when fitted on a 1-D y
-        "single_output": bool(getattr(estimator, "_single_output", spec.n_outputs == 1)),
+        "single_output": bool(getattr(estimator, "_single_output", chain.n_outputs == 1)),
         "dtype": precision,
-        "classes": None if spec.classes is None else arrays.add(_label_array(spec.classes)),
-    })
-    if chain:
-        header["ops"] = [_dump_op(op, arrays) for op in spec.ops]
+        "classes": None if chain.classes is None else arrays.add(_label_array(chain.classes)),
+    }
+    members = [[_dump_op(op, arrays) for op in ops] for ops in chain.members]
+    if ensemble:
+        header["members"] = members
     else:
-        header["layer_shapes"] = [list(map(int, shape)) for shape in spec.layer_shapes]
-        header["members"] = [[_dump_layer(layer, arrays) for layer in member]
-                             for member in spec.members]
+        header["ops"] = members[0]
     payload = {_HEADER_KEY: np.frombuffer(
         json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)}
     payload.update(arrays.arrays)
@@ -203,15 +202,6 @@ def _dump_weights(coefs, value, arrays):
     return entry
 
 
-def _dump_layer(layer, arrays):
-    entry = _dump_weights(layer.weights, layer.shared_value, arrays)
-    entry["intercepts"] = arrays.add_optional(layer.intercepts, 0.0)
-    entry["unit_scales"] = arrays.add_optional(layer.unit_scales, 1.0)
-    signs = layer.unit_signs
-    entry["unit_signs"] = None if signs is None else arrays.add_optional(signs, 1.0)
-    return entry
-
-
 def _dump_op(op, arrays):
     """One operation of a chain file (see the format section of the docs)."""
     entry = {"op": op.op}
@@ -271,7 +261,7 @@ class _Invalid(ValueError):
 
 def _load_file(f, name, inference, batch_size):
     try:
-        header, spec = _read(f)
+        header, chain = _read(f)
     except _Invalid as exc:
         raise ValueError(f"{name} is not a valid sk_weightfree model file: {exc}") from None
     except Exception as exc:  # zipfile, zlib, struct, numpy header parsing, ...
@@ -279,7 +269,7 @@ def _load_file(f, name, inference, batch_size):
             f"{name} is not a valid sk_weightfree model file "
             f"({type(exc).__name__}: {exc})."
         ) from None
-    return CompactPredictor(spec, header, inference=inference, batch_size=batch_size)
+    return CompactPredictor(chain, header, inference=inference, batch_size=batch_size)
 
 
 def _read(f):
@@ -308,8 +298,8 @@ def _read(f):
             header = json.loads(raw.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise _Invalid(f"the header is not JSON ({exc})") from None
-        spec = _spec_from_header(header, reader)
-    return header, spec
+        chain = _chain_from_header(header, reader)
+    return header, chain
 
 
 class _EntryReader:
@@ -392,7 +382,9 @@ def _choice(header, key, options):
     return value
 
 
-def _spec_from_header(header, reader):
+def _chain_from_header(header, reader):
+    """The :class:`Chain` of a file of any version, its geometry checked and the memory it
+    needs bounded before any weight is read."""
     _require(isinstance(header, dict), "the header is not a JSON object")
     _require(header.get("format") == FORMAT_NAME, f"format is {header.get('format')!r}")
     version = header.get("format_version")
@@ -404,61 +396,159 @@ def _spec_from_header(header, reader):
             f"(up to {FORMAT_VERSION}); upgrade sk_weightfree"
         )
     network = header.get("network", "mlp")
-    _require(network in ("mlp", "chain") and (network == "mlp" or version >= 2),
-             f"'network' is {network!r}")
-    if network == "chain":
-        return _chain_from_header(header, reader)
-    task = _choice(header, "task", ("classifier", "regressor"))
+    _require(network in ("mlp", "chain") and (network == "mlp") == (version == 1),
+             f"'network' is {network!r} in a version {version} file")
+    if network == "mlp":
+        return _read_chain(header, _layer_members(header), reader, transposed=True)
+    if version >= 3 and "members" in header:
+        members = header["members"]
+        _require(isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS,
+                 f"'members' must be a list of 1 to {MAX_MEMBERS} chains")
+    else:
+        members = [header.get("ops")]
+    return _read_chain(header, members, reader, transposed=False)
+
+
+def _layer_members(header):
+    """A version-1 file's members (layers of a multilayer network) as the entries of their
+    chains' operations; linear weights stay in the file's (n_in, n_out) layout."""
     activation = _choice(header, "activation", ACTIVATIONS)
-    out_activation = _choice(header, "out_activation", OUT_ACTIVATIONS)
     _require(isinstance(header.get("paired_inputs"), bool), "'paired_inputs' must be a boolean")
     paired = header["paired_inputs"]
-    _choice(header, "dtype", PRECISIONS)
-    n_features = _int(header, "n_features_in")
     shapes = header.get("layer_shapes")
-    _require(isinstance(shapes, list) and 1 <= len(shapes) <= 1000,
-             "'layer_shapes' must be a list of 1 to 1000 [n_in, n_out] pairs")
+    _require(isinstance(shapes, list) and 1 <= len(shapes) <= MAX_OPS,
+             f"'layer_shapes' must be a list of 1 to {MAX_OPS} [n_in, n_out] pairs")
     for i, shape in enumerate(shapes):
         _require(isinstance(shape, list) and len(shape) == 2 and all(
             isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_DIMENSION
             for n in shape), f"layer_shapes[{i}] is {shape!r}")
-    width = 2 if paired else 1
-    n_in = n_features
-    for i, (rows, cols) in enumerate(shapes):
-        _require(rows == width * n_in,
-                 f"layer {i} has {rows} inputs; the previous layer gives {width * n_in}")
-        n_in = cols
-    n_last = shapes[-1][1]
-    n_outputs = _int(header, "n_outputs", 1, n_last)
-    classes = _classes_from_header(header, reader, task, out_activation, n_last, n_outputs)
     members = header.get("members")
     _require(isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS,
              f"'members' must be a list of 1 to {MAX_MEMBERS} networks")
-    # Memory the predictor will hold, known before any array is read: one float64 matrix
-    # per distinct weight array (members share masks) and a few per-unit arrays per member.
-    n_matrices = len({json.dumps(entry, sort_keys=True) for member in members
-                      if isinstance(member, list) for entry in member})
-    largest = max(rows * cols for rows, cols in shapes)
-    n_units = sum(cols for _, cols in shapes)
-    planned = 8 * (2 * n_matrices * largest + 6 * len(members) * n_units)
+    chains = []
+    for m, member in enumerate(members):
+        _require(isinstance(member, list) and len(member) == len(shapes),
+                 f"member {m} does not have {len(shapes)} layers")
+        ops = []
+        for i, (layer, shape) in enumerate(zip(member, shapes)):
+            _require(isinstance(layer, dict), f"layer {m}.{i} is not a JSON object")
+            if paired:
+                ops.append({"op": "paired"})
+            weights = {key: layer[key] for key in ("kind", "mask", "weights", "values", "value")
+                       if key in layer}
+            ops.append({"op": "linear", "shape": shape[::-1], **weights})
+            ops.append({"op": "affine", "scale": layer.get("unit_scales"),
+                        "offset": layer.get("intercepts")})
+            if i < len(shapes) - 1:
+                ops.append({"op": "activation", "name": activation})
+                if layer.get("unit_signs") is not None:
+                    ops.append({"op": "affine", "scale": layer["unit_signs"], "offset": None})
+        chains.append(ops)
+    return chains
+
+
+def _read_chain(header, members, reader, *, transposed):
+    """A :class:`Chain` from its members' operation entries. ``transposed``: linear weights
+    are stored (in, out), as version 1 stored them, instead of (out, in)."""
+    task = _choice(header, "task", ("classifier", "regressor"))
+    out_activation = _choice(header, "out_activation", OUT_ACTIVATIONS)
+    _choice(header, "dtype", PRECISIONS)
+    n_features = _int(header, "n_features_in")
+    # 1. geometry alone: weight layers get zero-stride stand-ins (no memory) of their shape
+    chains, ends = [], set()
+    weight_entries, n_unit_values, per_row = set(), 0, n_features
+    for m, entries in enumerate(members):
+        _require(isinstance(entries, list) and 1 <= len(entries) <= MAX_OPS,
+                 f"'ops' must be a list of 1 to {MAX_OPS} operations")
+        ops, shape = [], (n_features,)
+        for i, entry in enumerate(entries):
+            where = f"{m}.{i}" if len(members) > 1 else str(i)
+            op = _standin_op(entry, shape, where)
+            if isinstance(op, (Linear, Conv2d)):
+                # members share masks: each distinct weight array counts once
+                weight_entries.add((op.weight.shape, json.dumps(
+                    {k: entry.get(k) for k in ("kind", "mask", "weights", "values")})))
+            elif isinstance(op, Affine):
+                n_unit_values += shape[0]
+            try:
+                per_row = max(per_row, op.values_per_row(shape))
+                shape = tuple(op.out_shape(shape))
+            except ValueError as exc:
+                raise _Invalid(f"operation {where} ({op.op}): {exc}") from None
+            _require(1 <= len(shape) <= MAX_SAMPLE_DIMS and all(
+                1 <= n <= MAX_DIMENSION for n in shape),
+                f"operation {where} ({op.op}) gives samples of shape {shape}")
+            ops.append(op)
+        chains.append(ops)
+        ends.add(shape)
+    _require(len(ends) == 1 and len(next(iter(ends))) == 1,
+             f"the chains end with samples of shape(s) {sorted(ends)}, not one value per "
+             f"output")
+    n_last = next(iter(ends))[0]
+    n_outputs = _int(header, "n_outputs", 1, n_last)
+    # the predictor holds each weight as float64 (plus a signed and a sparse copy) and runs
+    # batches of at most max(MAX_BATCH_VALUES, per_row) values per array
+    n_weight_values = sum(_prod(shape) for shape, _ in weight_entries)
+    planned = 8 * (3 * n_weight_values + 2 * n_unit_values + 4 * per_row)
     budget = max(MIN_MEMORY_BUDGET, MEMORY_PER_FILE_BYTE * reader.file_size)
     _require(planned <= budget,
              f"its network would need about {planned / 2**20:.0f} MiB, more than "
              f"{budget / 2**20:.0f} MiB for a file of {reader.file_size} bytes")
-    layers_cache = {}
-    spec_members = []
-    for m, member in enumerate(members):
-        _require(isinstance(member, list) and len(member) == len(shapes),
-                 f"member {m} does not have {len(shapes)} layers")
-        spec_members.append([
-            _load_layer(entry, shape, i < len(shapes) - 1, reader, layers_cache, f"{m}.{i}")
-            for i, (entry, shape) in enumerate(zip(member, shapes))
-        ])
-    return NetworkSpec(
-        activation=activation, out_activation=out_activation, paired_inputs=paired,
-        members=spec_members, n_features_in=n_features, classes=classes,
-        n_outputs=n_outputs, estimator=str(header.get("estimator", "")),
-    )
+    classes = _classes_from_header(header, reader, task, out_activation, n_last, n_outputs)
+    # 2. the arrays
+    cache = {}
+    for m, (entries, ops) in enumerate(zip(members, chains)):
+        shape = (n_features,)
+        for i, (entry, op) in enumerate(zip(entries, ops)):
+            _read_arrays(op, entry, shape, reader, cache, f"{m}.{i}" if len(members) > 1
+                         else str(i), transposed)
+            shape = op.out_shape(shape)
+    return Chain(members=chains, n_features_in=n_features, out_activation=out_activation,
+                 classes=classes, n_outputs=n_outputs,
+                 estimator=str(header.get("estimator", "")))
+
+
+def _standin_op(entry, shape, where):
+    """The operation of ``entry`` with stand-in arrays (no memory): geometry only."""
+    _require(isinstance(entry, dict), f"operation {where} is not a JSON object")
+    kind = _choice(entry, "op", CHAIN_OPS)
+    if kind == "reshape":
+        return Reshape(_int_list(entry, "shape", range(1, MAX_SAMPLE_DIMS + 1), 1, where))
+    if kind == "paired":
+        return Paired()
+    if kind == "linear":
+        return Linear(np.broadcast_to(np.float64(0.0), _int_list(entry, "shape", (2,), 1,
+                                                                  where)))
+    if kind == "conv2d":
+        dims = _int_list(entry, "shape", (4,), 1, where)
+        top, bottom, left, right = _int_list(entry, "padding", (4,), 0, where)
+        return Conv2d(np.broadcast_to(np.float64(0.0), dims),
+                      _int_list(entry, "stride", (2,), 1, where), ((top, bottom), (left, right)),
+                      _int_list(entry, "dilation", (2,), 1, where))
+    if kind == "affine":
+        _require(len(shape) >= 1, f"operation {where}: affine on a scalar")
+        return Affine(None, np.broadcast_to(np.float64(0.0), shape[:1]))
+    if kind == "activation":
+        return Activation(_choice(entry, "name", ACTIVATIONS))
+    return Pool2d(_choice(entry, "mode", POOL_MODES), _int_list(entry, "kernel", (2,), 1, where),
+                  _int_list(entry, "stride", (2,), 1, where))
+
+
+def _read_arrays(op, entry, shape, reader, cache, where, transposed):
+    """Fill a stand-in operation with its arrays from the file."""
+    if isinstance(op, Linear) and transposed:
+        coefs, op.value = _load_weights(entry, op.weight.shape[::-1], reader, cache, where)
+        op.weight = coefs.T
+    elif isinstance(op, (Linear, Conv2d)):
+        op.weight, op.value = _load_weights(entry, op.weight.shape, reader, cache, where)
+    elif isinstance(op, Affine):
+        for key in ("scale", "offset"):
+            _require(key in entry, f"operation {where}: affine without {key!r}")
+            values = None
+            if entry[key] is not None:
+                values = _finite(_cached_read(reader, cache, entry[key], "f", shape[:1]),
+                                 f"operation {where} {key}")
+            setattr(op, key, values)
 
 
 def _finite(array, what):
@@ -530,27 +620,6 @@ def _load_weights(entry, shape, reader, cache, where):
     return coefs, value
 
 
-def _load_layer(entry, shape, hidden, reader, cache, where):
-    _require(isinstance(entry, dict), f"layer {where} is not a JSON object")
-    shape = tuple(shape)
-    n_in, n_out = shape
-    coefs, value = _load_weights(entry, shape, reader, cache, where)
-
-    def cached(key, make):
-        return _cached(cache, key, make)
-
-    def read(key, kinds, shape, max_itemsize=8):
-        return _cached_read(reader, cache, key, kinds, shape, max_itemsize)
-
-    def per_unit(key, default):
-        if entry.get(key) is None:
-            return cached(("default", n_out, default), lambda: np.full(n_out, default))
-        return _finite(read(entry[key], "f", (n_out,)), f"layer {where} {key}")
-
-    return LayerSpec(coefs, per_unit("intercepts", 0.0), per_unit("unit_scales", 1.0),
-                     per_unit("unit_signs", 1.0) if hidden else None, value=value)
-
-
 def _int_list(entry, key, length, low, where):
     values = entry.get(key)
     _require(isinstance(values, list) and (len(values) in length) and all(
@@ -560,91 +629,6 @@ def _int_list(entry, key, length, low, where):
         f"{f'{length[0]} to {length[-1]}' if len(length) > 1 else length[0]} integers "
         f"in [{low}, {MAX_DIMENSION}]; got {values!r}")
     return tuple(values)
-
-
-def _chain_from_header(header, reader):
-    """A :class:`ChainSpec` from a version-2 ``"network": "chain"`` header: every
-    operation's geometry is checked and the memory it needs bounded before any weight is
-    read."""
-    task = _choice(header, "task", ("classifier", "regressor"))
-    out_activation = _choice(header, "out_activation", OUT_ACTIVATIONS)
-    _choice(header, "dtype", PRECISIONS)
-    n_features = _int(header, "n_features_in")
-    entries = header.get("ops")
-    _require(isinstance(entries, list) and 1 <= len(entries) <= MAX_OPS,
-             f"'ops' must be a list of 1 to {MAX_OPS} operations")
-    # 1. geometry alone: weight layers get zero-stride stand-ins (no memory) of their shape
-    ops, shape = [], (n_features,)
-    n_weight_values = n_unit_values = 0
-    per_row = n_features
-    for i, entry in enumerate(entries):
-        _require(isinstance(entry, dict), f"operation {i} is not a JSON object")
-        kind = _choice(entry, "op", CHAIN_OPS)
-        if kind == "reshape":
-            op = Reshape(_int_list(entry, "shape", range(1, MAX_SAMPLE_DIMS + 1), 1, i))
-        elif kind == "paired":
-            op = Paired()
-        elif kind in ("linear", "conv2d"):
-            dims = _int_list(entry, "shape", (2,) if kind == "linear" else (4,), 1, i)
-            standin = np.broadcast_to(np.float64(0.0), dims)
-            if kind == "linear":
-                op = Linear(standin)
-            else:
-                top, bottom, left, right = _int_list(entry, "padding", (4,), 0, i)
-                op = Conv2d(standin, _int_list(entry, "stride", (2,), 1, i),
-                            ((top, bottom), (left, right)),
-                            _int_list(entry, "dilation", (2,), 1, i))
-            n_weight_values += standin.size
-        elif kind == "affine":
-            _require(len(shape) >= 1, f"operation {i}: affine on a scalar")
-            op = Affine(None, np.broadcast_to(np.float64(0.0), shape[:1]))
-            n_unit_values += shape[0]
-        elif kind == "activation":
-            op = Activation(_choice(entry, "name", ACTIVATIONS))
-        else:
-            op = Pool2d(_choice(entry, "mode", POOL_MODES), _int_list(entry, "kernel", (2,), 1, i),
-                        _int_list(entry, "stride", (2,), 1, i))
-        try:
-            per_row = max(per_row, op.values_per_row(shape))
-            shape = tuple(op.out_shape(shape))
-        except ValueError as exc:
-            raise _Invalid(f"operation {i} ({kind}): {exc}") from None
-        _require(1 <= len(shape) <= MAX_SAMPLE_DIMS and all(
-            1 <= n <= MAX_DIMENSION for n in shape),
-            f"operation {i} ({kind}) gives samples of shape {shape}")
-        ops.append(op)
-    _require(len(shape) == 1, f"the chain ends with samples of shape {shape}, not one value "
-                              f"per output")
-    n_last = shape[0]
-    n_outputs = _int(header, "n_outputs", 1, n_last)
-    # the predictor holds each weight as float64 (plus a signed and a sparse copy) and runs
-    # batches of at most max(MAX_BATCH_VALUES, per_row) values per array
-    planned = 8 * (3 * n_weight_values + 2 * n_unit_values + 4 * per_row)
-    budget = max(MIN_MEMORY_BUDGET, MEMORY_PER_FILE_BYTE * reader.file_size)
-    _require(planned <= budget,
-             f"its network would need about {planned / 2**20:.0f} MiB, more than "
-             f"{budget / 2**20:.0f} MiB for a file of {reader.file_size} bytes")
-    classes = _classes_from_header(header, reader, task, out_activation, n_last, n_outputs)
-    # 2. the arrays
-    cache = {}
-    shape = (n_features,)
-    for i, (entry, op) in enumerate(zip(entries, ops)):
-        if isinstance(op, (Linear, Conv2d)):
-            coefs, value = _load_weights(entry, op.weight.shape, reader, cache, str(i))
-            op.weight, op.value = coefs, value
-        elif isinstance(op, Affine):
-            for key in ("scale", "offset"):
-                _require(key in entry, f"operation {i}: affine without {key!r}")
-                if entry[key] is not None:
-                    values = _finite(_cached_read(reader, cache, entry[key], "f", shape[:1]),
-                                     f"operation {i} {key}")
-                    setattr(op, key, values)
-                else:
-                    setattr(op, key, None)
-        shape = op.out_shape(shape)
-    return ChainSpec(ops=ops, n_features_in=n_features, out_activation=out_activation,
-                     classes=classes, n_outputs=n_outputs,
-                     estimator=str(header.get("estimator", "")))
 
 
 def _classes_from_header(header, reader, task, out_activation, n_last, n_outputs):
@@ -689,7 +673,7 @@ class CompactPredictor:
 
     Parameters
     ----------
-    spec : NetworkSpec or ChainSpec
+    chain : Chain
         The network (see :mod:`sk_weightfree._inference`).
     metadata : dict
         The file's header.
@@ -706,47 +690,46 @@ class CompactPredictor:
         Layers including input and output, as in ``MLPClassifier`` (for a template
         network: weight layers + 1, as the estimator's ``n_layers_``).
     activation, out_activation_ : str
-        ``activation`` is None for a template network (its layers name their own).
+        ``activation`` is the hidden layers' one activation, None when the layers use
+        several (a template network's may).
     estimator_name_ : str
         Class name of the estimator that was dumped.
     metadata_ : dict
         The file's JSON header (format and package versions, shapes, ...).
     """
 
-    def __init__(self, spec, metadata=None, *, inference="auto", batch_size=DEFAULT_BATCH_SIZE):
+    def __init__(self, chain, metadata=None, *, inference="auto", batch_size=DEFAULT_BATCH_SIZE):
         if inference not in METHODS:
             raise ValueError(f"inference must be one of {METHODS}; got {inference!r}.")
-        self.spec = spec
+        self.chain = chain
         self.metadata_ = dict(metadata or {})
         self.inference = inference
         self.batch_size = batch_size
-        self.classes_ = spec.classes
-        self.n_features_in_ = spec.n_features_in
-        self.n_outputs_ = spec.n_outputs
-        self.n_layers_ = len(spec.layer_shapes) + 1
-        self.activation = spec.activation
-        self.out_activation_ = spec.out_activation
-        self.estimator_name_ = spec.estimator
+        self.classes_ = chain.classes
+        self.n_features_in_ = chain.n_features_in
+        self.n_outputs_ = chain.n_outputs
+        self.n_layers_ = len(chain.layer_shapes) + 1
+        self.activation = chain.activation
+        self.out_activation_ = chain.out_activation
+        self.estimator_name_ = chain.estimator
 
     def __repr__(self):
-        if isinstance(self.spec, ChainSpec):
-            return f"CompactPredictor({self.estimator_name_}, {self.spec.describe()})"
-        shapes = " -> ".join(str(s[0]) for s in self.spec.layer_shapes)
-        return (f"CompactPredictor({self.estimator_name_}, {shapes} -> "
-                f"{self.spec.layer_shapes[-1][1]})")
+        members = len(self.chain.members)
+        ensemble = f", {members} members" if members > 1 else ""
+        return f"CompactPredictor({self.estimator_name_}, {self.chain.describe()}{ensemble})"
 
     def _validate(self, X):
         if sp.issparse(X):
             if X.ndim != 2:
                 raise ValueError(f"Expected a 2-D matrix; got {X.ndim} dimensions.")
-            X = X.tocsr().astype(np.float64)
+            X = X.tocsr().astype(compute_dtype(X.dtype))
             values = X.data
         else:
             X = np.asarray(X)
             if X.dtype.kind == "c":
                 raise ValueError("Complex data not supported.")
             try:
-                X = X.astype(np.float64)
+                X = X.astype(compute_dtype(X.dtype), copy=False)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"X cannot be converted to numbers: {exc}") from None
             if X.ndim != 2:
@@ -765,7 +748,7 @@ class CompactPredictor:
         return X
 
     def _output(self, X):
-        return forward(self.spec, self._validate(X), batch_size=self.batch_size,
+        return forward(self.chain, self._validate(X), batch_size=self.batch_size,
                        method=self.inference)
 
     def decision_function(self, X):
@@ -835,14 +818,13 @@ def _r2(y, prediction, weights):
 def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     """Export a fitted estimator's network to ONNX through ``torch.onnx``.
 
-    The graph is the prediction formula written as plain torch layers: per layer an
-    optional ``[h, -h]`` concatenation (paired inputs), a ``Linear`` without bias holding
-    the weights (the {0,1} mask for weight-free networks), the per-unit affine map, the
-    activation and the unit signs. A network fitted from a ``module`` template (dense,
-    pruned, weight-free, random; a chain of supported layers, as for :func:`dump`) is
-    exported as its plain torch layers (``to_module()``: reshape, then ``[h, -h]``,
-    ``Conv2d``/``Linear`` holding the {0,1} kernels and batch norm per weight layer),
-    followed by the output function. Its input is ``X`` (any number of rows); its output,
+    The graph is the chain that :func:`dump` writes, as plain torch layers: reshapes,
+    ``[h, -h]`` concatenations (paired inputs), ``Linear``/``Conv2d`` without bias holding
+    the weights (the {0,1} masks for weight-free networks), per-unit affine maps (biases,
+    unit scales and signs, batch norms, a regressor's target scale), activations and
+    pooling, followed by the output function. A network fitted from a ``module`` template
+    must be a chain of supported layers, as for :func:`dump`. Its input is ``X`` (any
+    number of rows); its output,
     ``probabilities`` for classifiers (softmax, or logistic per column for multilabel;
     an ensemble averages its members' probabilities) or ``predictions`` for regressors.
 
@@ -877,15 +859,14 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
         raise NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet; call fit first."
         )
-    spec = spec_from_estimator(estimator)  # refuses what the compact file cannot hold
+    from ._tracing import chain_from_estimator, chain_module
+
+    chain = chain_from_estimator(estimator)  # refuses what the compact file cannot hold
     torch_dtype = getattr(torch, dtype)
-    if isinstance(spec, ChainSpec):
-        module = _template_torch_module(estimator, spec).to(torch_dtype).eval()
-    else:
-        module = _torch_module(spec).to(torch_dtype).eval()
-    output = "probabilities" if spec.is_classifier else "predictions"
+    module = chain_module(chain).to(torch_dtype)
+    output = "probabilities" if chain.is_classifier else "predictions"
     path = os.fspath(path)
-    example = torch.zeros(2, spec.n_features_in, dtype=torch_dtype)
+    example = torch.zeros(2, chain.n_features_in, dtype=torch_dtype)
     with warnings.catch_warnings():
         # torch >= 2.9 prefers the dynamo exporter, which needs onnxscript; the TorchScript
         # exporter handles these plain layers and needs nothing beyond torch
@@ -899,97 +880,3 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
         )
     onnx.checker.check_model(onnx.load(path))
     return path
-
-
-def _template_torch_module(estimator, spec):
-    """A template network's plain torch layers (``to_module()``, pruning folded into the
-    weights) followed by the output function: softmax or logistic for classifiers, the
-    target's scale and mean for regressors."""
-    import torch
-    from torch import nn
-    from torch.nn.utils import prune
-
-    from ._inference import plain_template_module
-
-    class TargetScale(nn.Module):
-        def __init__(self, scale, mean):
-            super().__init__()
-            self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float64))
-            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64))
-
-        def forward(self, x):
-            return x * self.scale + self.mean
-
-    body = plain_template_module(estimator)
-    for layer in body.modules():
-        for hook in list(layer._forward_pre_hooks.values()):
-            if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(layer, hook._tensor_name)  # weight = weight_orig * weight_mask
-    if spec.is_classifier:
-        head = nn.Softmax(dim=1) if spec.out_activation == "softmax" else nn.Sigmoid()
-    else:
-        n_last = spec.shapes()[-1][0]
-        head = TargetScale(
-            np.broadcast_to(np.asarray(estimator._target_scale, dtype=np.float64),
-                            (n_last,)).copy(),
-            np.broadcast_to(np.asarray(estimator._target_mean, dtype=np.float64),
-                            (n_last,)).copy())
-    return nn.Sequential(body, head)
-
-
-def _torch_module(spec):
-    """The spec as a plain torch module (built only by :func:`to_onnx`)."""
-    import torch
-    from torch import nn
-
-    class Paired(nn.Module):
-        def forward(self, x):
-            return torch.cat([x, -x], dim=1)
-
-    class UnitAffine(nn.Module):
-        def __init__(self, scale, shift):
-            super().__init__()
-            self.register_buffer("scale", torch.as_tensor(scale))
-            self.register_buffer("shift", torch.as_tensor(shift))
-
-        def forward(self, x):
-            return x * self.scale + self.shift
-
-    class UnitSigns(nn.Module):
-        def __init__(self, signs):
-            super().__init__()
-            self.register_buffer("signs", torch.as_tensor(signs))
-
-        def forward(self, x):
-            return x * self.signs
-
-    class Ensemble(nn.Module):
-        def __init__(self, members, head):
-            super().__init__()
-            self.members = nn.ModuleList(members)
-            self.head = head
-
-        def forward(self, x):
-            outputs = [self.head(member(x)) for member in self.members]
-            return torch.stack(outputs).mean(dim=0) if len(outputs) > 1 else outputs[0]
-
-    activations = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid,
-                   "identity": nn.Identity}
-    heads = {"softmax": lambda: nn.Softmax(dim=1), "logistic": nn.Sigmoid,
-             "identity": nn.Identity}
-    members = []
-    for member in spec.members:
-        parts = []
-        for i, layer in enumerate(member):
-            if spec.paired_inputs:
-                parts.append(Paired())
-            linear = nn.Linear(*layer.coefs.shape, bias=False)
-            with torch.no_grad():
-                linear.weight.copy_(torch.as_tensor(layer.weights.T))
-            parts += [linear, UnitAffine(layer.unit_scales, layer.intercepts)]
-            if i < len(member) - 1:
-                parts.append(activations[spec.activation]())
-                if layer.unit_signs is not None and not np.all(layer.unit_signs == 1):
-                    parts.append(UnitSigns(layer.unit_signs))
-        members.append(nn.Sequential(*parts))
-    return Ensemble(members, heads[spec.out_activation]())

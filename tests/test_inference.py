@@ -1,4 +1,4 @@
-"""The numpy prediction formula (sk_weightfree._inference) against the estimators."""
+"""The numpy prediction formula (sk_weightfree._inference) against the torch networks."""
 
 import subprocess
 import sys
@@ -12,8 +12,9 @@ from scipy.special import softmax
 from sklearn.datasets import make_regression
 
 import sk_weightfree
-from sk_weightfree._inference import (LayerSpec, NetworkSpec, forward, spec_from_estimator,
-                                      use_sum_of_inputs)
+from sk_weightfree import _tracing
+from sk_weightfree._inference import Chain, forward, perceptron_ops, use_sum_of_inputs
+from sk_weightfree._tracing import chain_from_estimator
 from conftest import case_id
 
 PACKAGE_DIR = Path(sk_weightfree.__file__).parent
@@ -55,11 +56,17 @@ def fit(name, params, X, y):
     return cls(**{**TINY, **params}).fit(X, y)
 
 
+@pytest.fixture
+def torch_predicts(monkeypatch):
+    """Estimators predict through their torch module, as they do off the CPU."""
+    monkeypatch.setattr(_tracing, "prediction_chain", lambda est: None)
+
+
 @pytest.mark.parametrize("case", CLASSIFIER_CASES, ids=case_id)
-def test_formula_reproduces_classifier(case, digits_small):
+def test_formula_reproduces_classifier(case, digits_small, torch_predicts):
     X, y = digits_small
     est = fit(*case, X, y)
-    z = forward(spec_from_estimator(est), X)
+    z = forward(chain_from_estimator(est), X)
     np.testing.assert_allclose(softmax(z, axis=1), est.predict_proba(X), rtol=0, atol=1e-6)
     np.testing.assert_allclose(z - z.mean(axis=1, keepdims=True),
                                est.decision_function(X) - est.decision_function(X).mean(
@@ -68,26 +75,27 @@ def test_formula_reproduces_classifier(case, digits_small):
 
 
 @pytest.mark.parametrize("case", REGRESSOR_CASES, ids=case_id)
-def test_formula_reproduces_regressor(case, regression_data):
+def test_formula_reproduces_regressor(case, regression_data, torch_predicts):
     X, y = regression_data
     est = fit(*case, X, y)
-    np.testing.assert_allclose(forward(spec_from_estimator(est), X), est.predict(X),
+    np.testing.assert_allclose(forward(chain_from_estimator(est), X), est.predict(X),
                                rtol=1e-9, atol=1e-6)
 
 
-def test_formula_reproduces_multilabel(digits_small):
+def test_formula_reproduces_multilabel(digits_small, torch_predicts):
     X, y = digits_small
     Y = np.stack([y % 2, y > 4, y == 0], axis=1).astype(int)
     for ensemble in (False, True):
         est = fit("WeightAgnosticClassifier", {"ensemble": ensemble}, X, Y)
-        spec = spec_from_estimator(est)
-        assert spec.multilabel
-        z = forward(spec, X)
+        chain = chain_from_estimator(est)
+        assert chain.multilabel
+        z = forward(chain, X)
         np.testing.assert_allclose(1 / (1 + np.exp(-z)), est.predict_proba(X), atol=1e-6)
 
 
-def random_spec(rng, sizes=(40, 30, 20, 5), density=0.3, paired=False, n_members=1):
-    """A network with {0,1} hidden layers and a real-weight output layer."""
+def random_layers(rng, sizes=(40, 30, 20, 5), density=0.3, paired=False, n_members=1):
+    """Members of a network with {0,1} hidden layers (one shared value per member, the
+    masks shared) and a real-weight output layer, as :func:`perceptron_ops` takes them."""
     shapes = list(zip(sizes[:-1], sizes[1:]))
     width = 2 if paired else 1
     masks = [(rng.random((width * n_in, n_out)) < density).astype(float)
@@ -95,57 +103,63 @@ def random_spec(rng, sizes=(40, 30, 20, 5), density=0.3, paired=False, n_members
     readout = rng.standard_normal((width * shapes[-1][0], shapes[-1][1]))
     members = []
     for value in rng.choice([-2.0, 0.5, 1.0], size=n_members, replace=False):
-        layers = [LayerSpec(m * value, rng.standard_normal(m.shape[1]),
-                            rng.random(m.shape[1]) + 0.5, rng.choice([-1.0, 1.0], m.shape[1]))
-                  for m in masks]
-        layers.append(LayerSpec(readout, rng.standard_normal(readout.shape[1]),
-                                np.ones(readout.shape[1])))
+        layers = [dict(weights=m, value=value, intercepts=rng.standard_normal(m.shape[1]),
+                       unit_scales=rng.random(m.shape[1]) + 0.5,
+                       unit_signs=rng.choice([-1.0, 1.0], m.shape[1])) for m in masks]
+        layers.append(dict(weights=readout, intercepts=rng.standard_normal(readout.shape[1])))
         members.append(layers)
-    return NetworkSpec("relu", "softmax", paired, members, sizes[0],
-                       classes=np.arange(sizes[-1]))
+    return members
+
+
+def random_chain(rng, sizes=(40, 30, 20, 5), paired=False, n_members=1):
+    members = random_layers(rng, sizes, paired=paired, n_members=n_members)
+    return Chain([perceptron_ops(layers, "relu", paired) for layers in members], sizes[0],
+                 "softmax", classes=np.arange(sizes[-1]))
 
 
 @pytest.mark.parametrize("paired", [False, True])
 @pytest.mark.parametrize("n_members", [1, 3])
 def test_output_does_not_depend_on_batching_or_method(paired, n_members):
     rng = np.random.default_rng(0)
-    spec = random_spec(rng, paired=paired, n_members=n_members)
+    chain = random_chain(rng, paired=paired, n_members=n_members)
     X = rng.standard_normal((150, 40))
-    reference = forward(spec, X, batch_size=150, method="blas")
+    reference = forward(chain, X, batch_size=150, method="blas")
     for batch_size in (1, 7, 64, 1000):
         for method in ("auto", "sum", "blas"):
-            np.testing.assert_allclose(forward(spec, X, batch_size=batch_size, method=method),
+            np.testing.assert_allclose(forward(chain, X, batch_size=batch_size, method=method),
                                        reference, rtol=1e-12, atol=1e-12)
     # sparse rows give the same outputs as their dense form
     X[np.abs(X) < 1] = 0
-    np.testing.assert_allclose(forward(spec, sp.csr_matrix(X), batch_size=16),
-                               forward(spec, X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(forward(chain, sp.csr_matrix(X), batch_size=16),
+                               forward(chain, X), rtol=1e-12, atol=1e-12)
 
 
 def test_formula_by_hand():
     """The paired, signed, scaled formula of the contract, written out in numpy."""
     rng = np.random.default_rng(1)
-    spec = random_spec(rng, sizes=(6, 5, 4, 3), paired=True)
+    (layers,) = random_layers(rng, sizes=(6, 5, 4, 3), paired=True)
     X = rng.standard_normal((10, 6))
     a = X
-    for i, layer in enumerate(spec.members[0]):
+    for i, layer in enumerate(layers):
         a = np.hstack([a, -a])
-        z = (a @ layer.coefs) * layer.unit_scales + layer.intercepts
+        z = (a @ (layer["weights"] * layer.get("value", 1.0))) * layer.get("unit_scales", 1.0) \
+            + layer["intercepts"]
         if i < 2:
-            a = np.maximum(z, 0) * layer.unit_signs
-    np.testing.assert_allclose(forward(spec, X), z, rtol=1e-12, atol=1e-12)
+            a = np.maximum(z, 0) * layer["unit_signs"]
+    chain = Chain([perceptron_ops(layers, "relu", True)], 6, "identity")
+    np.testing.assert_allclose(forward(chain, X), z, rtol=1e-12, atol=1e-12)
 
 
 def test_sparse_input_is_never_densified():
     rng = np.random.default_rng(0)
     n_samples, n_features = 100_000, 2_000  # 1.6 GB if densified
     X = sp.random(n_samples, n_features, density=1e-3, format="csr", random_state=0)
-    spec = NetworkSpec("relu", "identity", False, [[
-        LayerSpec(rng.random((n_features, 8)) < 0.1, np.zeros(8), np.ones(8)),
-        LayerSpec(rng.standard_normal((8, 2)), np.zeros(2), np.ones(2))]], n_features)
+    chain = Chain([perceptron_ops([dict(weights=rng.random((n_features, 8)) < 0.1),
+                                   dict(weights=rng.standard_normal((8, 2)))], "relu", False)],
+                  n_features, "identity")
     tracemalloc.start()
     try:
-        out = forward(spec, X, batch_size=1000)
+        out = forward(chain, X, batch_size=1000)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -163,13 +177,15 @@ def test_sum_of_inputs_rule():
 
 
 def test_bad_arguments():
-    spec = random_spec(np.random.default_rng(0))
+    chain = random_chain(np.random.default_rng(0))
     with pytest.raises(ValueError, match="method"):
-        forward(spec, np.zeros((2, 40)), method="fast")
+        forward(chain, np.zeros((2, 40)), method="fast")
     with pytest.raises(ValueError, match="batch_size"):
-        forward(spec, np.zeros((2, 40)), batch_size=0)
+        forward(chain, np.zeros((2, 40)), batch_size=0)
     with pytest.raises(ValueError, match="activation"):
-        NetworkSpec("gelu", "softmax", False, spec.members, 40)
+        perceptron_ops(random_layers(np.random.default_rng(0))[0], "gelu", False)
+    with pytest.raises(ValueError, match="out_activation"):
+        Chain(chain.members, 40, "sigmoid")
 
 
 def test_inference_module_imports_no_torch():

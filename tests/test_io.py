@@ -20,6 +20,8 @@ from sk_weightfree import io as skio
 from conftest import case_id
 
 PACKAGE_ROOT = Path(sk_weightfree.__file__).parent.parent
+# a version-1 file (multilayer network as layers) written by 0.2.0
+LAYERS_FILE = Path(__file__).parent / "data" / "v0_2_0_weight_free_mlp.npz"
 TINY = dict(hidden_layer_sizes=(16,), max_epochs=2, batch_size=32, device="cpu", random_state=0)
 CLASSIFIER_CASES = [
     ("DenseClassifier", {}),
@@ -63,6 +65,13 @@ def valid_file(tmp_path_factory, digits_small):
     path = tmp_path_factory.mktemp("io") / "model.npz"
     skio.dump(est, path)
     return path, X[:20]
+
+
+@pytest.fixture(scope="module")
+def layers_file(digits_small):
+    """The stored version-1 file of 0.2.0 (weight-free, paired inputs), and data."""
+    X, _ = digits_small
+    return LAYERS_FILE, X[:20]
 
 
 # ---------------------------------------------------------------------------- round trips
@@ -262,7 +271,7 @@ def _mask_key(header):
 
 
 def _corruptions(header, arrays):
-    """(name, header, arrays) of files that must be refused."""
+    """(name, header, arrays) of version-1 files that must be refused."""
     mask = _mask_key(header)
     first = header["members"][0][0]
     unit_key = first["unit_scales"] or first["intercepts"]
@@ -305,8 +314,8 @@ def _corruptions(header, arrays):
     yield "header not an object", [1, 2, 3], arrays
 
 
-def test_structured_corruptions_are_refused(valid_file, tmp_path):
-    path, _ = valid_file
+def test_structured_corruptions_are_refused(layers_file, tmp_path):
+    path, _ = layers_file
     header, arrays = read_payload(path)
     for i, (name, bad_header, bad_arrays) in enumerate(_corruptions(header, arrays)):
         target = tmp_path / f"bad{i}.npz"
@@ -336,8 +345,8 @@ def test_missing_file_is_not_a_value_error(tmp_path):
         skio.load(tmp_path / "absent.npz")
 
 
-def test_json_garbage_and_padding_bits(valid_file, tmp_path):
-    path, _ = valid_file
+def test_json_garbage_and_padding_bits(layers_file, tmp_path):
+    path, _ = layers_file
     header, arrays = read_payload(path)
     for raw in (b"{not json", b"\xff\xfe", b"[" * 100_000, b"1e999999"):
         write_payload(tmp_path / "g.npz", header, arrays, header_bytes=raw)
@@ -354,9 +363,9 @@ def test_json_garbage_and_padding_bits(valid_file, tmp_path):
             skio.load(tmp_path / "p.npz")
 
 
-def test_npy_header_declaring_more_than_it_holds(valid_file, tmp_path):
+def test_npy_header_declaring_more_than_it_holds(layers_file, tmp_path):
     """An entry whose .npy header declares a huge shape over a few bytes of data."""
-    path, _ = valid_file
+    path, _ = layers_file
     header, arrays = read_payload(path)
     lie = io.BytesIO()
     np.lib.format.write_array_header_1_0(
@@ -420,9 +429,11 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_header_corruption(valid_file, data, tmp_path_factory):
-    """Replace a value anywhere in the header (top level, a layer, a shape) at random."""
-    path, X = valid_file
+@pytest.mark.parametrize("which", ["chain", "layers"])
+def test_random_header_corruption(which, valid_file, layers_file, data, tmp_path_factory):
+    """Replace a value anywhere in the header (top level, an operation or a layer, a
+    shape) at random, in a file as written now and in a version-1 file."""
+    path, X = valid_file if which == "chain" else layers_file
     header, arrays = read_payload(path)
     buffer = io.BytesIO(payload_bytes(corrupt_at_random(header, data), arrays))
     _loads_and_works_or_refuses(buffer.getvalue(), X)

@@ -22,8 +22,9 @@ from torch.nn import functional as F
 
 import sk_weightfree
 from sk_weightfree import io as skio
-from sk_weightfree._inference import (Activation, Affine, ChainSpec, Conv2d, Linear, Paired,
-                                      Pool2d, Reshape, forward, spec_from_estimator)
+from sk_weightfree._inference import (Activation, Affine, Chain, Conv2d, Linear, Paired, Pool2d,
+                                      Reshape, forward)
+from sk_weightfree._tracing import chain_from_estimator
 from sk_weightfree.nn import SmallCNN
 from test_io import corrupt_at_random, payload_bytes, read_payload, write_payload
 
@@ -179,12 +180,12 @@ def test_numpy_chain_matches_torch(stride, padding, dilation, method):
     mask = (rng.random((3, 2 * n_flat)) < 0.3).astype(float)
     z = F.linear(torch.cat([z.flatten(1), -z.flatten(1)], 1), torch.as_tensor(mask))
     z = z * torch.tensor([1.0, 2.0, 3.0]) + 0.5
-    spec = ChainSpec([
+    chain = Chain([[
         Reshape((2, 9, 10)), Paired(), Conv2d(kernel, stride, padding, dilation, value=2.5),
         Activation("tanh"), Pool2d("max", (2, 2), (2, 1)), Pool2d("avg", (1, 2), (1, 2)),
         Reshape((n_flat,)), Paired(), Linear(mask), Affine([1.0, 2.0, 3.0], [0.5] * 3),
-    ], n_features_in=180, out_activation="identity")
-    np.testing.assert_allclose(forward(spec, x.reshape(5, -1), method=method), z.numpy(),
+    ]], n_features_in=180, out_activation="identity")
+    np.testing.assert_allclose(forward(chain, x.reshape(5, -1), method=method), z.numpy(),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -203,13 +204,17 @@ def test_weight_free_cnn_file_is_bits_and_much_smaller_than_pickle(images, tmp_p
     assert size < len(pickle.dumps(est)) / 10
 
 
-def test_mlp_files_keep_format_version_1(images, tmp_path):
+def test_mlp_files_are_chains_of_version_2_and_ensembles_version_3(images, tmp_path):
+    """A multilayer network is a chain file of version 2, which 0.2.0 reads too; only an
+    ensemble (one chain per member) needs version 3."""
     X, y = images
-    est = sk_weightfree.WeightFreeClassifier(hidden_layer_sizes=(8,), max_epochs=1,
-                                             device="cpu", random_state=0).fit(X, y)
-    skio.dump(est, tmp_path / "mlp.npz")
-    header, _ = read_payload(tmp_path / "mlp.npz")
-    assert header["format_version"] == 1 and "network" not in header
+    options = dict(hidden_layer_sizes=(8,), max_epochs=1, device="cpu", random_state=0)
+    for est, version in [(sk_weightfree.WeightFreeClassifier(**options), 2),
+                         (sk_weightfree.WeightAgnosticClassifier(ensemble=True, **options), 3)]:
+        skio.dump(est.fit(X, y), tmp_path / "mlp.npz")
+        header, _ = read_payload(tmp_path / "mlp.npz")
+        assert (header["format_version"], header["network"]) == (version, "chain")
+        assert ("members" in header) == (version == 3)
 
 
 # ---------------------------------------------------------------------------- no torch
@@ -416,9 +421,9 @@ def test_onnx_of_a_template_matches_predict(name, params, dtype, images, tmp_pat
     assert is_classifier(est) != regressor
 
 
-def test_spec_of_a_template_names_its_chain(images):
-    spec = spec_from_estimator(weight_free_cnn(images))
-    assert spec.describe().startswith("reshape(1, 8, 8) -> paired -> conv2d(2 -> 4, 3x3)")
+def test_chain_of_a_template_names_its_operations(images):
+    chain = chain_from_estimator(weight_free_cnn(images))
+    assert chain.describe().startswith("reshape(1, 8, 8) -> paired -> conv2d(2 -> 4, 3x3)")
     # torch layout (out, in, ...); masks_ gives linear layers as (n_in, n_out)
     masks = weight_free_cnn(images).masks_
-    assert spec.layer_shapes == [m.shape if m.ndim == 4 else m.T.shape for m in masks]
+    assert chain.layer_shapes == [m.shape if m.ndim == 4 else m.T.shape for m in masks]

@@ -466,3 +466,13 @@ def test_onnx_missing_extra_gives_install_advice(digits_small, tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
     with pytest.raises(ImportError, match=r"sk-weightfree\[onnx\]"):
         skio.to_onnx(fitted("DenseClassifier", {}, X, y), tmp_path / "m.onnx")
+
+
+def test_repr_gives_the_networks_own_widths(digits_small, tmp_path):
+    """Issue 21, item 11: a paired 64-32-10 network is not shown as 128 -> 64 -> 10."""
+    X, y = digits_small
+    est = fitted("WeightFreeClassifier", {"hidden_layer_sizes": (32,)}, X, y)
+    skio.dump(est, tmp_path / "wf.npz")
+    text = repr(skio.load(tmp_path / "wf.npz"))
+    assert "64 -> 32 -> 10" in text and "128" not in text and "paired" in text
+    assert "64 -> 12 -> 10 (relu, paired)" in repr(skio.load(LAYERS_FILE))  # 0.2.0's file

@@ -240,7 +240,7 @@ def load(path, *, inference="auto", batch_size=DEFAULT_BATCH_SIZE):
     inference : {"auto", "sum", "blas"}, default="auto"
         How {0,1} layers are computed: sums of selected inputs or BLAS products, chosen
         per layer and batch size ("auto"), or always one of the two.
-    batch_size : int, default=4096
+    batch_size : int, default=16384
         Rows per batch at prediction (bounds memory; outputs do not depend on it).
 
     Returns
@@ -678,7 +678,7 @@ class CompactPredictor:
     metadata : dict
         The file's header.
     inference : {"auto", "sum", "blas"}, default="auto"
-    batch_size : int, default=4096
+    batch_size : int, default=16384
 
     Attributes
     ----------

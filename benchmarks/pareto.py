@@ -47,7 +47,6 @@ figure and prints the table from it::
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -64,7 +63,6 @@ from protocol import Protocol, machine_line
 import sk_weightfree
 from sk_weightfree import DenseClassifier, PrunedClassifier, WeightFreeClassifier
 from sk_weightfree import io as skio
-from sk_weightfree._inference import spec_from_estimator
 from sk_weightfree.cli import rewritten_file_bytes
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "pareto.json"
@@ -77,9 +75,11 @@ INT8_MAX = 127
 
 
 # ---------------------------------------------------------------------------- formats
-def per_channel_int8(weights):
-    """``(codes, scales)``: ``weights`` (n_in, n_out) as int8 codes times a scale per output."""
-    scales = np.abs(weights).max(axis=0) / INT8_MAX
+def per_channel_int8(weights, output_axis=0):
+    """``(codes, scales)``: ``weights`` as int8 codes times one float32 scale per output unit
+    (``output_axis`` counts the units: 0 in torch's layout, 1 in ``coefs_``'s)."""
+    others = tuple(i for i in range(weights.ndim) if i != output_axis)
+    scales = np.abs(weights).max(axis=others, keepdims=True) / INT8_MAX
     scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
     codes = np.clip(np.round(weights / scales), -INT8_MAX, INT8_MAX).astype(np.int8)
     return codes, scales
@@ -94,8 +94,8 @@ def ternary(weights, factor):
 
 
 def _int8_entry(entry, shape, input_axis, paired, arrays):
-    codes, scales = per_channel_int8(arrays[entry["weights"]].reshape(shape))
-    return {"kind": "int8", "codes": codes, "scales": scales}
+    codes, scales = per_channel_int8(arrays[entry["weights"]].reshape(shape), 1 - input_axis)
+    return {"kind": "int8", "codes": codes, "scales": scales.ravel()}
 
 
 def _ternary_entry(factor):
@@ -119,10 +119,10 @@ def _bitmap_or_csr_entry(entry, shape, input_axis, paired, arrays):
         return {name: arrays[value] if name in ("mask", "values", "weights") else value
                 for name, value in entry.items() if name in ("kind", "value", "mask",
                                                               "values", "weights")}
-    n_in, n_out = shape
-    kept = np.unpackbits(arrays[entry["mask"]], count=n_in * n_out).reshape(n_in, n_out)
-    by_unit = kept.T.astype(bool)  # one CSR row per output unit
-    indices = np.nonzero(by_unit)[1].astype(_smallest_uint(n_in - 1))
+    kept = np.unpackbits(arrays[entry["mask"]], count=int(np.prod(shape))).reshape(shape)
+    output_axis = 1 - input_axis
+    by_unit = np.moveaxis(kept, output_axis, 0).reshape(shape[output_axis], -1).astype(bool)
+    indices = np.nonzero(by_unit)[1].astype(_smallest_uint(by_unit.shape[1] - 1))
     pointers = np.concatenate([[0], np.cumsum(by_unit.sum(axis=1))])
     pointers = pointers.astype(_smallest_uint(int(pointers[-1])))
     bitmap = arrays[entry["mask"]]
@@ -132,16 +132,22 @@ def _bitmap_or_csr_entry(entry, shape, input_axis, paired, arrays):
     return {"kind": "sparse", "mask": bitmap, "values": values}
 
 
-def _with_weights(estimator, transform):
-    """A numpy predictor of ``estimator`` with every layer's weights ``transform``-ed."""
-    spec = spec_from_estimator(estimator)
-    members = [[dataclasses.replace(layer, coefs=transform(layer.coefs)) for layer in member]
-               for member in spec.members]
-    return skio.CompactPredictor(dataclasses.replace(spec, members=members, _plans={}))
+def _with_weights(path, transform):
+    """The numpy predictor of the file at ``path``, every weight layer ``transform``-ed.
+
+    The weights are changed before the predictor's first call, so the plan it compiles
+    (and caches) at that call is built from the transformed ones.
+    """
+    predictor = skio.load(path)
+    for member in predictor.chain.members:
+        for op in member:
+            if op.op in ("linear", "conv2d"):
+                op.weight, op.value = transform(op.weights), None
+    return predictor
 
 
-def _dequantised_int8(weights):
-    codes, scales = per_channel_int8(weights.astype(np.float32))
+def _dequantised_int8(weights):  # torch layout: output units on axis 0
+    codes, scales = per_channel_int8(weights.astype(np.float32), output_axis=0)
     return codes.astype(np.float64) * scales
 
 
@@ -164,11 +170,11 @@ def variants(estimator, family):
                                       estimator.score)}
         found = {"float32": (dumped, estimator.score),
                  "int8": (rewritten_file_bytes(path, _int8_entry),
-                          _with_weights(estimator, _dequantised_int8).score)}
+                          _with_weights(path, _dequantised_int8).score)}
         for factor in TERNARY_FACTORS:
             found[f"ternary-t{factor}"] = (
                 rewritten_file_bytes(path, _ternary_entry(factor)),
-                _with_weights(estimator, _dequantised_ternary(factor)).score)
+                _with_weights(path, _dequantised_ternary(factor)).score)
         return found
 
 

@@ -648,3 +648,19 @@ def test_bad_rule_names_are_refused_before_any_fit(args, message, capsys, monkey
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert calls == []
+
+
+def test_the_weight_free_rules_run_side_by_side_and_a_bad_rule_is_refused(tmp_path, capsys,
+                                                                           monkeypatch):
+    out = tmp_path / "out"
+    assert main([*tiny("weight-free", "weight-free:edge-popup"), "--out", str(out),
+                 "--quiet"]) == 0
+    params = {e["name"]: e["params"]
+              for e in json.loads((out / "results.json").read_text())["estimators"]}
+    assert params["weight-free:edge-popup"]["mask_rule"] == "edge-popup"
+    assert params["weight-free"]["mask_rule"] == "threshold"
+    calls = spy_fits(monkeypatch)
+    assert main([*tiny("weight-free", "weight-free:no-such-rule"), "--no-output",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "weight-free:no-such-rule" in err and "mask_rule" in err and calls == []

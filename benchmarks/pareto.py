@@ -22,6 +22,8 @@ against the bytes of its model file. The families:
     mean ``|w|`` of the rest (the ternary-weight-network rule). ``t`` is chosen per width
     on the validation split, from ``TERNARY_FACTORS``.
 
+- ``weight-free:RULE`` (``--families rules``): the same estimator with ``mask_rule=RULE``
+  for the other mask rules, at one width.
 - ``pruned``: :class:`~sk_weightfree.PrunedClassifier` (one shot, global magnitude
   pruning of a dense network, then fine-tuning) at several densities; the kept positions
   are stored as a bitmap (what ``io.dump`` writes) or as CSR (one row per output unit,
@@ -71,6 +73,9 @@ DENSE_WIDTHS = ((32,), (100,), (300, 100))
 PRUNED_WIDTH = (300, 100)
 PRUNED_DENSITIES = (0.02, 0.05, 0.2)
 TERNARY_FACTORS = (0.5, 0.7, 1.0)
+#: The other mask rules of WeightFreeClassifier (``mask_rule``), at one width.
+RULES = ("edge-popup", "supermask", "signed-supermask")
+RULE_WIDTH = (100,)
 INT8_MAX = 127
 
 
@@ -163,7 +168,7 @@ def variants(estimator, family):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.npz"
         dumped = skio.dump(estimator, path)
-        if family == "weight-free":
+        if family.startswith("weight-free"):
             return {"bits": (dumped, estimator.score)}
         if family == "pruned":
             return {"bitmap-or-csr": (rewritten_file_bytes(path, _bitmap_or_csr_entry),
@@ -187,6 +192,11 @@ def configurations(families, epochs):
         configs += [("weight-free", _width(w), _maker(WeightFreeClassifier, common,
                                                      hidden_layer_sizes=w))
                     for w in WEIGHT_FREE_WIDTHS]
+    if "rules" in families:
+        configs += [(f"weight-free:{rule}", _width(RULE_WIDTH),
+                     _maker(WeightFreeClassifier, common, hidden_layer_sizes=RULE_WIDTH,
+                            mask_rule=rule))
+                    for rule in RULES]
     if "dense" in families:
         configs += [("dense", _width(w), _maker(DenseClassifier, common, hidden_layer_sizes=w))
                     for w in DENSE_WIDTHS]
@@ -243,6 +253,21 @@ def chosen_ternary_factor(results, label):
     return best["variant"]
 
 
+def code_version():
+    """The git commit of the package that runs (``+ changes`` when its files differ)."""
+    import subprocess
+
+    folder = Path(sk_weightfree.__file__).parent
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "."],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"not a git checkout ({folder})"
+    return commit + (" + uncommitted changes in sk_weightfree/" if changed else "")
+
+
 def load_results(path):
     if path.exists():
         return json.loads(path.read_text())
@@ -272,7 +297,8 @@ def record(results, family, label, split, per_variant, fits, params, keep=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=["weight-free", "dense", "pruned"],
-                        choices=["weight-free", "dense", "pruned"])
+                        choices=["weight-free", "dense", "pruned", "rules"],
+                        help="rules: WeightFreeClassifier with each of RULES as mask_rule")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -290,7 +316,8 @@ def main():
            "split": split, "command": ["python", "benchmarks/pareto.py", *os.sys.argv[1:]],
            "machine": machine_line("cpu"), "platform": platform.platform(),
            "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
-           "sk_weightfree": sk_weightfree.__version__, "numpy": np.__version__,
+           "sk_weightfree": sk_weightfree.__version__, "code": code_version(),
+           "numpy": np.__version__,
            "protocol": protocol.describe(), "epochs": args.epochs, "seeds": args.seeds,
            "max_rows": args.max_rows}
     print(run["machine"], "| load average", run["load_average_at_start"])

@@ -29,6 +29,10 @@ SERIES = {
     ("dense", "int8"): ("dense int8, per-channel scale", "C2", "D"),
     ("dense", "ternary"): ("dense ternary, 2 bits + a scale per layer", "C3", "v"),
     ("pruned", "bitmap-or-csr"): ("pruned 300-100, bitmap or CSR", "C4", "^"),
+    ("weight-free:edge-popup", "bits"): ("weight-free, edge-popup rule", "C5", "P"),
+    ("weight-free:supermask", "bits"): ("weight-free, supermask rule", "C6", "X"),
+    ("weight-free:signed-supermask", "bits"): ("weight-free, signed-supermask rule", "C7",
+                                               "*"),
 }
 
 

@@ -2,9 +2,10 @@
 
 Run from the repository root::
 
-    python benchmarks/spectral.py [--epochs 30] [--out benchmarks/results/spectral.json]
+    python benchmarks/spectral.py [--epochs 30] [--hidden 300,100]
+                                  [--out benchmarks/results/spectral.json]
 
-Fifteen 64-300-100-10 networks on digits, five families of three seeds:
+Fifteen 64-300-100-10 networks (``--hidden`` for other widths) on digits, five families of three seeds:
 
 - ``wf``: ``WeightFreeClassifier`` (paired inputs, the default) trained on
   standardised digits;
@@ -31,6 +32,7 @@ as JSON.
 
 import argparse
 import json
+import os
 import pickle
 import platform
 import time
@@ -48,7 +50,6 @@ from sk_weightfree._spectral import _as_layers, _laplacian_eigenvalues, rewire
 
 FAMILIES = ("wf", "rewired", "random", "other", "pruned")
 SEEDS = (0, 1, 2)
-HIDDEN = (300, 100)
 
 OLD = dict(bandwidth=0.02, signed=False)
 CALLS = [
@@ -71,15 +72,16 @@ CALLS = [
     ("signed=True, weighted=True, 'auto'", dict(bandwidth="auto", signed=True,
                                                   weighted=True)),
     ("new default: spectral_similarity(a, b)", {}),
+    ("new default, signed=False", dict(signed=False)),
     ("new default, calibrate=True", dict(calibrate=True, random_state=0)),
 ]
 
 
-def train_families(epochs):
+def train_families(epochs, hidden):
     """The 15 networks as the spectral functions read them (signed, folded)."""
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    shared = dict(hidden_layer_sizes=HIDDEN, max_epochs=epochs, device="cpu")
+    shared = dict(hidden_layer_sizes=hidden, max_epochs=epochs, device="cpu")
     nets, meta = {f: [] for f in FAMILIES}, []
     for seed in SEEDS:
         start = time.perf_counter()
@@ -155,15 +157,18 @@ def summarise(sim, labels):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--hidden", default="300,100",
+                        help="hidden layer sizes, comma-separated (default 300,100)")
     parser.add_argument("--out", default="benchmarks/results/spectral.json")
     parser.add_argument("--cache", help="pickle of the trained networks: read if "
                         "it exists, written otherwise (to re-run the comparisons)")
     args = parser.parse_args()
+    hidden = tuple(int(h) for h in args.hidden.split(","))
     torch.set_num_threads(1)
     if args.cache and Path(args.cache).exists():
         nets, meta = pickle.loads(Path(args.cache).read_bytes())
     else:
-        nets, meta = train_families(args.epochs)
+        nets, meta = train_families(args.epochs, hidden)
         if args.cache:
             Path(args.cache).write_bytes(pickle.dumps((nets, meta)))
     flat = [net for f in FAMILIES for net in nets[f]]
@@ -190,8 +195,10 @@ def main():
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(
-        command=f"python benchmarks/spectral.py --epochs {args.epochs}",
-        epochs=args.epochs, hidden_layer_sizes=HIDDEN, networks=meta, calls=rows,
+        command=(f"python benchmarks/spectral.py --epochs {args.epochs} "
+                 f"--hidden {args.hidden} --out {args.out}"),
+        epochs=args.epochs, hidden_layer_sizes=hidden, networks=meta, calls=rows,
+        load_average=list(os.getloadavg()),
         versions=dict(numpy=np.__version__, scipy=scipy.__version__,
                       torch=torch.__version__, machine=platform.machine()),
     ), indent=1))

@@ -56,12 +56,12 @@ for name, net in zip(names, nets):
 # %%
 # Similarity matrix
 # -----------------
-# ``weighted=True`` uses ``|w|`` as the strength of each edge. For the {0,1}
-# networks this changes nothing (and a weight-agnostic network has one weight
-# on every edge, which cancels in the normalised Laplacian). For the dense
-# networks it matters: without weights every fully connected 64-64-32-10
-# network has the *same* graph, and the dense-dense similarity would be 1 by
-# construction.
+# ``weighted=True`` uses each weight ``w`` as the strength of its edge. For the
+# {0,1} networks this changes nothing (and a weight-agnostic network has one
+# weight on every edge, which cancels in the normalised Laplacian). For the
+# dense networks it matters: without weights every fully connected 64-64-32-10
+# network has the same edges, told apart only by their signs (the spectrum is
+# signed by default, see :doc:`/spectral`).
 similarity = pairwise_spectral_similarity(nets, weighted=True)
 
 fig, ax = plt.subplots(figsize=(7, 6))
@@ -99,9 +99,12 @@ print(f"mean similarity weight-free/dense:  {across:.3f}")
 
 # %%
 # Weight-free networks trained from different seeds have spectra much closer to
-# each other than to any dense network, and the dense networks are close to
-# each other: the spectrum tells the two training regimes apart, whatever the
-# seed.
+# each other than to any dense network (measured: 0.97 within, 0.74 across),
+# and the dense networks are close to each other: the spectrum tells the two
+# training regimes apart, whatever the seed. With ``signed=False`` (magnitudes
+# only) the across-regime similarity is lower still (0.60), but that spectrum
+# cannot tell a trained weight-free network from a rewiring of it that keeps
+# every unit's degrees; the signed one can (:doc:`/spectral`).
 #
 # The measure sees the graph only, so it is not a fingerprint of the
 # *search*: the weight-agnostic and random networks, also {0,1} graphs with

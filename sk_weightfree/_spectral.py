@@ -9,7 +9,9 @@ layer reading the flattened output of a convolution gives an edge from a
 channel to a unit when any of the channel's rows is non-zero (weight: ``sum
 |w|`` over those rows). Two networks are compared through the smoothed
 eigenvalue distributions of their normalised Laplacians
-``L = I - D^{-1/2} A D^{-1/2}``.
+``L = I - D^{-1/2} A D^{-1/2}``; by default ``A`` keeps the signs of the
+edges and ``D`` holds the absolute degrees (the signed normalised
+Laplacian), and the kernel width follows the number of eigenvalues.
 
 Isolated nodes (units whose weights are all zero) have a zero row in
 ``D^{-1/2} A D^{-1/2}`` and therefore contribute the eigenvalue 1. All

@@ -5,7 +5,8 @@ Run from the repository root::
     python benchmarks/spectral.py [--epochs 30] [--hidden 300,100]
                                   [--out benchmarks/results/spectral.json]
 
-Fifteen 64-300-100-10 networks (``--hidden`` for other widths) on digits, five families of three seeds:
+Fifteen 64-300-100-10 networks (``--hidden`` for other widths) on digits, five
+families of three seeds:
 
 - ``wf``: ``WeightFreeClassifier`` (paired inputs, the default) trained on
   standardised digits;

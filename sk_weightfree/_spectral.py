@@ -56,6 +56,8 @@ _AUTO_SPACINGS = 4.0
 _LANCZOS_WORK = 30 * 20 * 1.1e6
 #: Default of ``signed``.
 _SIGNED_DEFAULT = True
+#: Swap proposals per edge of a degree-preserving rewiring.
+_N_SWAPS = 10
 
 
 # --------------------------------------------------------------------------
@@ -689,7 +691,7 @@ def _contains(sorted_keys, keys):
     return sorted_keys[at] == keys
 
 
-def rewire(net, random_state=None, *, n_swaps=10, paired=None):
+def rewire(net, random_state=None, *, n_swaps=_N_SWAPS, paired=None):
     """A degree-preserving rewiring of a network's graph.
 
     Every layer block is randomised by double-edge swaps: edges ``(a, b)``
@@ -1015,7 +1017,7 @@ n_steps, n_vectors, random_state, paired
         seeds = check_random_state(random_state).randint(
             np.iinfo(np.int32).max, size=n_rewirings)
         nulls = [
-            [_net_spectrum([_rewire_layer(w, np.random.RandomState(seed), 10)
+            [_net_spectrum([_rewire_layer(w, np.random.RandomState(seed), _N_SWAPS)
                             for w in layers], *options, random_state)
              for seed in seeds]
             for layers in layer_lists

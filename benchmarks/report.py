@@ -29,10 +29,10 @@ SERIES = {
     ("dense", "int8"): ("dense int8, per-channel scale", "C2", "D"),
     ("dense", "ternary"): ("dense ternary, 2 bits + a scale per layer", "C3", "v"),
     ("pruned", "bitmap-or-csr"): ("pruned 300-100, bitmap or CSR", "C4", "^"),
-    ("weight-free:edge-popup", "bits"): ("weight-free, edge-popup rule", "C5", "P"),
-    ("weight-free:supermask", "bits"): ("weight-free, supermask rule", "C6", "X"),
-    ("weight-free:signed-supermask", "bits"): ("weight-free, signed-supermask rule", "C7",
-                                               "*"),
+    ("weight-free:edge-popup", "bits"): ("weight-free 100, edge-popup rule", "C5", "P"),
+    ("weight-free:supermask", "bits"): ("weight-free 100, supermask rule", "C6", "X"),
+    ("weight-free:signed-supermask", "bits"): ("weight-free 100, signed-supermask rule",
+                                               "C7", "*"),
 }
 
 
@@ -79,9 +79,12 @@ def plot(results, path):
             ax.errorbar(_sizes(series), [r["mean"] for r in series],
                         yerr=[r["std"] for r in series], color=colour, marker=marker,
                         capsize=3, label=legend)
+            if len(series) == 1:
+                continue  # one width (the rules): the legend names it, a label would crowd
             for row, size in zip(series, _sizes(series)):
-                ax.annotate(row["label"], (size, row["mean"]), textcoords="offset points",
-                            xytext=(4, -10), fontsize=7, color=colour)
+                ax.annotate(_point_label(row), (size, row["mean"]),
+                            textcoords="offset points", xytext=(4, -10), fontsize=7,
+                            color=colour)
         ax.set_xscale("log")
         ax.set_xlabel("stored bytes (log scale)")
         ax.set_ylabel(f"{split} accuracy (mean ± std, {_n_seeds(rows)} seeds)")
@@ -91,6 +94,13 @@ def plot(results, path):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _point_label(row):
+    """The widths, or for pruned networks (one width) the density."""
+    if "@" in row["label"]:
+        return "density " + row["label"].split("@")[1].strip()
+    return row["label"]
 
 
 def _n_seeds(rows):

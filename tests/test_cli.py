@@ -209,13 +209,13 @@ def test_a_failing_fit_leaves_the_output_folder_untouched(tmp_path, capsys, monk
 def test_set_reaches_the_estimator(tmp_path):
     out = tmp_path / "out"
     args = [*tiny("weight-free", "pruned"), "--set", "weight-free.activation=tanh",
-            "--set", "pruned.density=0.25", "--set", 'weight-free.sampling="threshold"',
+            "--set", "pruned.density=0.25", "--set", 'weight-free.mask_rule="supermask"',
             "--set", "pruned.rewind=false", "--out", str(out), "--quiet"]
     assert main(args) == 0
     params = {e["name"]: e["params"]
               for e in json.loads((out / "results.json").read_text())["estimators"]}
     assert params["weight-free"]["activation"] == "tanh"
-    assert params["weight-free"]["sampling"] == "threshold"
+    assert params["weight-free"]["mask_rule"] == "supermask"
     assert params["pruned"]["density"] == 0.25 and params["pruned"]["rewind"] is False
 
 
@@ -329,13 +329,18 @@ def _write_idx(path, array):
     path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
-def test_fashion_mnist_is_read_as_its_official_split(tmp_path, monkeypatch):
+def fake_fashion_mnist(folder, monkeypatch, n_train=20, n_test=10):
+    """Random images in the four IDX files, labels 0..9 in turn; the loader reads them."""
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", 20), ("t10k", 10)):
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
                    rng.integers(0, 256, size=(n, 28, 28)))
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    monkeypatch.setenv("SK_WEIGHTFREE_FASHION_MNIST", str(tmp_path))
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    monkeypatch.setenv("SK_WEIGHTFREE_FASHION_MNIST", str(folder))
+
+
+def test_fashion_mnist_is_read_as_its_official_split(tmp_path, monkeypatch):
+    fake_fashion_mnist(tmp_path, monkeypatch)
     data = cli.prepare_dataset("fashion-mnist")
     assert data["X_train"].shape == (20, 784) and data["X_test"].shape == (10, 784)
     assert data["task"] == "classification"
@@ -567,12 +572,7 @@ def test_threads_sets_torch_threads_for_the_fits_and_restores_them(tmp_path, mon
 
 def test_train_size_draws_a_stratified_seeded_subset_of_the_training_part(tmp_path,
                                                                           monkeypatch):
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 40), ("t10k", 10)):
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
-                   rng.integers(0, 256, size=(n, 28, 28)))
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    monkeypatch.setenv("SK_WEIGHTFREE_FASHION_MNIST", str(tmp_path))
+    fake_fashion_mnist(tmp_path, monkeypatch, n_train=40)
     data = cli.prepare_dataset("fashion-mnist", seed=0, train_size=20)
     assert data["X_train"].shape == (20, 784) and data["X_test"].shape == (10, 784)
     assert np.bincount(data["y_train"]).tolist() == [2] * 10  # stratified

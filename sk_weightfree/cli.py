@@ -831,7 +831,9 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fit the estimators on a fixed train/test split; print the test score "
                     "(accuracy for classification, R² for regression), density, connections, "
-                    "epochs, timings and the spectral similarity matrix.",
+                    "epochs, timings, the bytes of each model's sk_weightfree.io.dump file "
+                    "(beside the same network as float32 dense weights) and the spectral "
+                    "similarity matrix.",
         epilog="Fair comparison: every estimator gets the same epoch budget (--epochs); the "
                "pruned family's\nretraining counts inside it (max_epochs + n_rounds * "
                "finetune_epochs = budget, with\nfinetune_epochs = (budget // 3) // n_rounds "

@@ -22,7 +22,9 @@ _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic network
     ``w`` is. Each layer's pre-activation is ``w * ((x @ M.T) / sqrt(fan_in) + b)``, where
     ``b`` is the {0,1} mask of a bias node (a constant input whose kept edges carry ``w``
     too); hidden units carry fixed random signs (``unit_signs_``). No real value is
-    trained. After the search, ``shared_weight_`` is the value that scores best on the
+    trained, except in the regressor: there each value's outputs are standardised and then
+    mapped by a learned per-output scale and offset, so that the predictions can spread
+    less than ``y`` (shrink towards its mean). After the search, ``shared_weight_`` is the value that scores best on the
     validation split when ``early_stopping=True`` holds one out, else on the training
     data. With a ``module`` template, every ``nn.Linear``/``nn.Conv2d`` computes
     ``w * (layer(x, M₊ - M₋) / sqrt(fan_in) + b)`` on paired inputs ``[h, -h]`` (the
@@ -58,9 +60,12 @@ _AGNOSTIC_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
         ``weight_values`` as validated.
     unit_scales_ : list of ndarray of shape (n_out,)
         The fixed per-layer factor ``1 / sqrt(fan_in)`` for every unit: layer ``i``
-        computes ``(a @ coefs_[i]) * unit_scales_[i] + intercepts_[i]``.
+        computes ``(a @ coefs_[i]) * unit_scales_[i] + intercepts_[i]``. In the
+        regressor the last layer's also folds the output standardisation, the learned
+        output scale and the target's scale.
     intercepts_ : list of ndarray of shape (n_out,)
-        ``shared_weight_`` where the unit keeps its bias-node edge, else 0.
+        ``shared_weight_`` where the unit keeps its bias-node edge, else 0 (the
+        regressor's last layer folds the output map too, as ``unit_scales_``).
     unit_signs_ : list of ndarray of shape (n_units,)
         The fixed ±1 of each hidden unit.""")
 

@@ -221,9 +221,13 @@ class SharedValueNetwork(nn.Module):
     combines them); otherwise it uses ``shared_weight`` (``weight_values[shared_index]``).
 
     With ``normalize_output=True`` (regression) each value's outputs are standardised by
-    statistics estimated from the data, as a batch norm without learned parameters: the
-    output of a ReLU network grows roughly as a power of ``w``, and one mask cannot fit
-    targets on the scales of all values otherwise.
+    statistics estimated from the data, as a batch norm: the output of a ReLU network
+    grows roughly as a power of ``w``, and one mask cannot fit targets on the scales of all
+    values otherwise. A learned scale and offset per value and output
+    (``output_scale``, ``output_offset``) follow the standardisation, so that the network
+    can predict with less variance than the target (shrink towards its mean) — without
+    them every prediction spreads exactly as widely as ``y``. They are the only real
+    values trained, and they are folded into the last layer's exported arrays.
 
     Subclasses implement :meth:`forward_values`, :meth:`edge_masks`, :meth:`bias_masks`
     and :meth:`layer_scales`.
@@ -238,6 +242,8 @@ class SharedValueNetwork(nn.Module):
             shape = (len(self.weight_values), n_outputs)
             self.register_buffer("output_mean", torch.zeros(shape))
             self.register_buffer("output_var", torch.ones(shape))
+            self.output_scale = nn.Parameter(torch.ones(shape))
+            self.output_offset = nn.Parameter(torch.zeros(shape))
             self.output_momentum = 0.1
         self.ensemble = False
         self.searching = True
@@ -256,9 +262,23 @@ class SharedValueNetwork(nn.Module):
                 self.output_mean.lerp_(mean.detach().to(self.output_mean.dtype), momentum)
                 self.output_var.lerp_(var.detach().to(self.output_var.dtype), momentum)
         else:
-            rows = slice(None) if index is None else slice(index, index + 1)
-            mean, var = self.output_mean[rows], self.output_var[rows]
-        return (h - mean.unsqueeze(1)) / torch.sqrt(var.unsqueeze(1) + 1e-5)
+            mean, var = self.output_mean[self._rows(index)], self.output_var[self._rows(index)]
+        h = (h - mean.unsqueeze(1)) / torch.sqrt(var.unsqueeze(1) + 1e-5)
+        scale, offset = self._output_affine(index)
+        return h * scale.to(h.dtype).unsqueeze(1) + offset.to(h.dtype).unsqueeze(1)
+
+    @staticmethod
+    def _rows(index):
+        return slice(None) if index is None else slice(index, index + 1)
+
+    def _output_affine(self, index):
+        """The learned ``(scale, offset)`` after the standardisation, for every value or
+        value ``index`` (identity for a network pickled before they existed)."""
+        if not hasattr(self, "output_scale"):
+            mean = self.output_mean[self._rows(index)]
+            return torch.ones_like(mean), torch.zeros_like(mean)
+        rows = self._rows(index)
+        return self.output_scale[rows], self.output_offset[rows]
 
     @torch.no_grad()
     def recalibrate_norms(self, batches):
@@ -290,15 +310,17 @@ class SharedValueNetwork(nn.Module):
     def member_arrays(self, index):
         """``unit_scales`` and ``intercepts`` (float64, per layer) of the network with
         value ``index``: the fixed layer scale, the bias edges times the value and, with
-        ``normalize_output``, the output statistics folded into the last layer."""
+        ``normalize_output``, the output statistics and the learned output scale and
+        offset folded into the last layer."""
         w = float(self.weight_values[index])
         scales = [torch.full((n_out,), scale, dtype=torch.float64)
                   for scale, n_out in self.layer_scales()]
         intercepts = [b.double() * w for b in self.bias_masks()]
         if self.normalize_output:
-            std = torch.sqrt(self.output_var[index].double() + 1e-5)
-            scales[-1] = scales[-1] / std
-            intercepts[-1] = (intercepts[-1] - self.output_mean[index].double()) / std
+            gain, offset = (t[0].detach().double() for t in self._output_affine(index))
+            gain = gain / torch.sqrt(self.output_var[index].double() + 1e-5)
+            scales[-1] = scales[-1] * gain
+            intercepts[-1] = (intercepts[-1] - self.output_mean[index].double()) * gain + offset
         return {"unit_scales": scales, "intercepts": intercepts}
 
     def unit_arrays(self):

@@ -721,7 +721,13 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         if self._module_device().type == "cpu":
             chain = prediction_chain(self)
             if chain is not None:
-                return forward(chain, X)
+                try:
+                    return forward(chain, X)
+                except MemoryError as exc:
+                    raise MemoryError(
+                        f"{type(self).__name__} ran out of memory predicting {X.shape[0]} "
+                        f"rows on the cpu ({exc}). Predict fewer rows at a time."
+                    ) from None
         module, dtype = self._prediction_module()
         data = ResidentData(X, None, self._module_device(), dtype=dtype)
         rows = self._prediction_rows(X.shape[1])

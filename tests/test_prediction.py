@@ -198,3 +198,14 @@ def test_regressor_file_and_estimator_agree_on_a_2d_target(tmp_path):
     skio.dump(est, tmp_path / "r.npz")
     np.testing.assert_allclose(skio.load(tmp_path / "r.npz").predict(X.astype(np.float32)),
                                est.predict(X.astype(np.float32)), rtol=1e-4, atol=1e-4)
+
+
+def test_out_of_memory_in_the_numpy_chain_gives_advice(data, monkeypatch):
+    est = fitted(*case("WeightFreeClassifier"), data)
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 8.00 GiB for an array")
+
+    monkeypatch.setattr(_inference, "forward", no_memory)
+    with pytest.raises(MemoryError, match="on the cpu .*Predict fewer rows"):
+        est.predict_proba(data[0])

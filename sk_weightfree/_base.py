@@ -46,6 +46,12 @@ PREDICT_BATCH_SIZE = 8192
 # most this many values (32 MiB in float64), whatever the number of features.
 PREDICT_MAX_VALUES = 1 << 22
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Training squares values in float32 (batch statistics, the optimiser's second moments), so
+# features beyond the square root of float32's range overflow in some family or other: one
+# limit for all of them, checked before any training.
+FEATURE_LIMIT = float(np.sqrt(FLOAT32_MAX))
+NON_FINITE_TRAINING = ("Training produced non-finite weights. The input may contain very "
+                       "large values: scale it (e.g. StandardScaler) or lower lr.")
 _FUSED_ADAM = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
 
 
@@ -544,10 +550,13 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             ensure_min_samples=self._min_batch_samples if incremental else 2,
         )
         largest = max(X.max(), -X.min()) if X.shape[0] * X.shape[1] else 0.0  # no |X| copy
-        if largest > FLOAT32_MAX:
+        if largest > FEATURE_LIMIT:
             raise ValueError(
-                f"X has values up to {largest:.3g}, beyond float32's range "
-                f"({FLOAT32_MAX:.3g}) that training uses; scale the features first."
+                f"X has values up to {largest:.3g}, beyond {FEATURE_LIMIT:.3g}: training "
+                f"runs in float32 and squares values (batch statistics, optimiser moments), "
+                f"which overflows float32's range ({FLOAT32_MAX:.3g}) there and gives "
+                f"non-finite weights or a model at chance; scale the features first (e.g. "
+                f"StandardScaler)."
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -619,10 +628,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         module.eval()
         if not all(t.isfinite().all() for t in module.state_dict().values()
                    if t.is_floating_point()):
-            raise ValueError(
-                "Training produced non-finite weights. The input may contain very large "
-                "values: scale it (e.g. StandardScaler) or lower lr."
-            )
+            raise ValueError(NON_FINITE_TRAINING)
 
         def numpy(tensors):
             return [t.detach().cpu().double().numpy().copy() for t in tensors]

@@ -8,7 +8,8 @@ import torch
 from sklearn.base import is_regressor
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
+from ._base import (NON_FINITE_TRAINING, BaseNetwork, ClassifierHeadMixin,
+                    RegressorHeadMixin, store_params)
 from ._dense import _SHARED_ATTRIBUTES
 from ._search import MaskSearchMixin
 from ._training import DeviceBatchIterator
@@ -133,6 +134,8 @@ class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
                 targets.append(y)
                 weights.append(w)
         outputs, targets = torch.cat(outputs, dim=1), torch.cat(targets)
+        if not outputs.isfinite().all():  # scored below, before the export would check
+            raise ValueError(NON_FINITE_TRAINING)
         weights = None if weights[0] is None else torch.cat(weights)
         self.weight_scores_ = np.array([self._valid_score(o, targets, weights)
                                         for o in outputs])

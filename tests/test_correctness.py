@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.preprocessing import StandardScaler
 
-from conftest import small
+from conftest import ALL_ESTIMATORS, small
 from sk_weightfree import WeightAgnosticRegressor, io
 
 
@@ -58,3 +58,17 @@ def test_weight_agnostic_regressor_exports_its_output_scale_exactly(diabetes, tm
     out = est._combine_members(out) if out.ndim == 3 else out
     np.testing.assert_allclose(out.ravel() * est._target_scale + est._target_mean,
                                predictions, rtol=1e-10, atol=1e-9)
+
+
+# ------------------------------------------------------------------ huge features (9)
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=lambda c: c.__name__)
+def test_features_too_large_for_float32_training_are_refused_by_every_family(cls,
+                                                                             small_data):
+    # DenseClassifier trained silently to chance on X * 1e30, where the weight-free and
+    # random families raised after training.
+    X, y = small_data
+    est = small(cls)
+    with pytest.raises(ValueError, match="float32.*scale the features"):
+        est.fit(X * 1e30, y)
+    assert not hasattr(est, "coefs_")
+    small(cls, max_epochs=1).fit(X * 1e6, y)  # large but safe values still train

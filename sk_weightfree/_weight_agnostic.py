@@ -37,8 +37,8 @@ momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, war
 early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
         As in :class:`WeightFreeClassifier`.
     weight_values : array-like of float, default=(0.5, 1, 2)
-        The shared values the architecture is trained to work with. Negative values are
-        allowed, but with ReLU, ``w < 0`` makes every unit fire on the other side of its
+        The shared values the architecture is trained to work with (0 is refused: it
+        makes every edge zero). Negative values are allowed, but with ReLU, ``w < 0`` makes every unit fire on the other side of its
         hyperplane: one mask must then serve two unrelated functions, which costs
         accuracy.
     ensemble : bool, default=False
@@ -97,6 +97,12 @@ class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
             raise ValueError(
                 f"weight_values must be a non-empty sequence of finite numbers; "
                 f"got {self.weight_values!r}."
+            )
+        if (values == 0).any():
+            raise ValueError(
+                f"weight_values must not contain 0: with w = 0 every edge (bias-node edges "
+                f"too) is zero, so that network outputs a constant and its mask cannot be "
+                f"searched; got {self.weight_values!r}."
             )
         self._weight_values = values
 

@@ -7,7 +7,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.preprocessing import StandardScaler
 
 from conftest import ALL_ESTIMATORS, small
-from sk_weightfree import WeightAgnosticRegressor, io
+from sk_weightfree import WeightAgnosticClassifier, WeightAgnosticRegressor, io
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,15 @@ def test_features_too_large_for_float32_training_are_refused_by_every_family(cls
         est.fit(X * 1e30, y)
     assert not hasattr(est, "coefs_")
     small(cls, max_epochs=1).fit(X * 1e6, y)  # large but safe values still train
+
+
+# ------------------------------------------------------------------ weight_values (8)
+@pytest.mark.parametrize("cls", [WeightAgnosticClassifier, WeightAgnosticRegressor])
+@pytest.mark.parametrize("values", [(0.0,), (0.0, 1.0), [-0.0, 2.0]])
+def test_a_weight_value_that_zeroes_every_edge_is_refused(cls, values, small_data):
+    # weight_values=(0.0,) trained a chance-level classifier silently.
+    X, y = small_data
+    est = small(cls, weight_values=values)
+    with pytest.raises(ValueError, match="weight_values must not contain 0"):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")

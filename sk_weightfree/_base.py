@@ -862,6 +862,14 @@ class ClassifierHeadMixin(ClassifierMixin):
                 f"y holds label(s) {unseen.tolist()} not among {what} {self.classes_.tolist()}"
                 f"{'; warm_start continues the fitted model and needs the same classes' if not incremental else ''}."
             )
+        missing = [] if first or incremental else np.setdiff1d(self.classes_, y)
+        if len(missing):  # as MLPClassifier: a warm start is trained on every class again
+            raise ValueError(
+                f"warm_start continues the fitted model and needs y to hold the same "
+                f"classes as the first fit {self.classes_.tolist()}; y lacks "
+                f"{missing.tolist()}. Refit with warm_start=False, or use partial_fit "
+                f"(batches may hold a subset of its classes)."
+            )
         y_encoded = np.searchsorted(self.classes_, y)
         return y_encoded.astype(np.int64), self._apply_class_weight(y, y_encoded, weights,
                                                                     incremental)

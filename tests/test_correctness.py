@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.preprocessing import StandardScaler
 
-from conftest import ALL_ESTIMATORS, small
+from conftest import ALL_ESTIMATORS, ESTIMATORS, small
 from sk_weightfree import WeightAgnosticClassifier, WeightAgnosticRegressor, io
 
 
@@ -84,3 +84,17 @@ def test_a_weight_value_that_zeroes_every_edge_is_refused(cls, values, small_dat
     with pytest.raises(ValueError, match="weight_values must not contain 0"):
         est.fit(X, y)
     assert not hasattr(est, "coefs_")
+
+
+# ------------------------------------------------------------------ warm start (5)
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_warm_start_on_a_subset_of_the_classes_is_refused(cls, small_data):
+    # Accepted silently before, where MLPClassifier raises.
+    X, y = small_data
+    est = small(cls, max_epochs=1, warm_start=True).fit(X, y)
+    coefs = [c.copy() for c in est.coefs_]
+    with pytest.raises(ValueError, match=r"same classes .* lacks \[2\]"):
+        est.fit(X[y < 2], y[y < 2])
+    assert all(np.array_equal(a, b) for a, b in zip(coefs, est.coefs_))  # model kept
+    est.fit(X, y)  # every class again: continues
+    est.partial_fit(X[y < 2], y[y < 2])  # partial_fit batches may hold a subset

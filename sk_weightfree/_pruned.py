@@ -19,8 +19,8 @@ _PRUNED_DESCRIPTION = """Training runs ``max_epochs`` on the dense network; then
     retraining (lottery-ticket style). Biases are never pruned. The pruning masks stay on
     the network: ``partial_fit`` and warm starts continue training under the current mask,
     and a pruned edge never comes back. ``partial_fit`` never prunes: on an unfitted
-    estimator it trains the dense network, which a later ``fit`` with ``warm_start=True``
-    prunes. A user interrupt during the dense phase skips the pruning (with a warning)."""
+    estimator it trains the dense network (with a warning at every call while the network
+    is unpruned), which a later ``fit`` with ``warm_start=True`` prunes. A user interrupt during the dense phase skips the pruning (with a warning)."""
 
 _PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
@@ -68,6 +68,13 @@ class _PrunedBase(_DenseBase):
 
     def _train(self, train_data, epochs, incremental):
         if incremental:  # training continues under the current mask
+            layers = self.net_.module_.weight_layers()
+            if self.density < 1 and not any(prune.is_pruned(layer) for layer in layers):
+                warnings.warn(
+                    f"{type(self).__name__}.partial_fit trains the dense network: it never "
+                    f"prunes, so the model stays at density 1.0, not density="
+                    f"{self.density}. Call fit (warm_start=True continues this network) to "
+                    f"prune it.", UserWarning, stacklevel=5)
             self.net_.partial_fit(train_data, epochs=epochs)
             return
         layers = self.net_.module_.weight_layers()

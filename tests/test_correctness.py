@@ -1,13 +1,16 @@
 """Correctness pass 3 (issue 21): the weight-agnostic regressor's output scale and the
 defects a new user hit."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.preprocessing import StandardScaler
 
 from conftest import ALL_ESTIMATORS, ESTIMATORS, small
-from sk_weightfree import WeightAgnosticClassifier, WeightAgnosticRegressor, io
+from sk_weightfree import (PrunedClassifier, PrunedRegressor, WeightAgnosticClassifier,
+                           WeightAgnosticRegressor, io)
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +101,23 @@ def test_warm_start_on_a_subset_of_the_classes_is_refused(cls, small_data):
     assert all(np.array_equal(a, b) for a, b in zip(coefs, est.coefs_))  # model kept
     est.fit(X, y)  # every class again: continues
     est.partial_fit(X[y < 2], y[y < 2])  # partial_fit batches may hold a subset
+
+
+# ------------------------------------------------------------------ pruned partial_fit (3)
+@pytest.mark.parametrize("cls", [PrunedClassifier, PrunedRegressor], ids=lambda c: c.__name__)
+def test_pruned_partial_fit_from_scratch_warns_at_every_call_that_it_is_dense(cls,
+                                                                            small_data):
+    # density_ stayed 1.0 silently.
+    X, y = small_data
+    est = small(cls, density=0.2)
+    extra = {"classes": np.unique(y)} if cls is PrunedClassifier else {}
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="never prunes.*density 1.0, not density=0.2"):
+            est.partial_fit(X, y, **extra)
+    assert est.density_ == 1.0
+    est.set_params(warm_start=True).fit(X, y)  # the advice of the warning
+    assert est.density_ == pytest.approx(0.2, abs=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.partial_fit(X, y)  # pruned now: training continues under the mask, no warning
+    assert est.density_ == pytest.approx(0.2, abs=0.02)

@@ -60,7 +60,7 @@ for name, net in networks.items():
 # --------------------
 # It is a small numpy object: no torch module, no optimiser state.
 print(predictor)
-print(predictor.metadata_["layer_shapes"], predictor.metadata_["dtype"])
+print(predictor.chain.layer_shapes, predictor.metadata_["dtype"])
 
 # %%
 # Sizes

@@ -20,6 +20,7 @@ _ESTIMATOR_MODULES = {
     "WeightFreeClassifier": "._weight_free",
     "WeightFreeRegressor": "._weight_free",
     "pairwise_spectral_similarity": "._spectral",
+    "rewire": "._spectral",
     "spectral_density": "._spectral",
     "spectral_similarity": "._spectral",
 }

@@ -74,7 +74,7 @@ class ScoredMask(nn.Module):
         return self.paired and self.scores.shape[1] == self.n_in
 
     def hard_mask(self):
-        """Boolean mask used for prediction, shaped (out, lines, *kernel): the input axis
+        """Boolean mask used for prediction, shaped ``(out, lines, *kernel)``: the input axis
         doubled to both twin lines when paired, whatever the rule's score layout."""
         mask = self.rule.hard_mask(self.scores)
         if self.signs == "fixed":

@@ -162,7 +162,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "precision": [StrOptions({"float32", "bfloat16"})],
+        "precision": [StrOptions({"float32", "bfloat16", "float64"})],
         "torch_compile": ["boolean"],
         "module": [None, callable],
         "input_shape": [None, "array-like"],
@@ -256,7 +256,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     # may accept a change of a structured parameter in _continuable_change.
     _CONTINUABLE_PARAMS = frozenset({
         "max_epochs", "batch_size", "lr", "lr_schedule", "verbose", "warm_start",
-        "early_stopping", "validation_fraction", "n_iter_no_change", "tol", "precision",
+        "early_stopping", "validation_fraction", "n_iter_no_change", "tol",
         "torch_compile", "class_weight", "random_state", "device",
     })
 
@@ -269,7 +269,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     def _continuable_change(self, name, old, new):
         """Whether a warm start may change parameter ``name`` from ``old`` to ``new``
         (names outside ``_CONTINUABLE_PARAMS``; the mask rule asks its own rule)."""
-        return False
+        # bf16 autocast can be switched on and off; float64 training is the network's dtype
+        return name == "precision" and "float64" not in (old, new)
 
     def _update_search(self):
         """Apply a continuing fit's settings to the family's search state (mask rules)."""
@@ -297,6 +298,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                                         torch.Generator().manual_seed(int(init_seed)))
             if self.module is not None:
                 self._row_values = self._dry_run(module)
+            if self.precision == "float64":
+                module = module.double()
             self.net_ = self._make_net(module, device)
             self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
             self.net_.initialize()
@@ -566,8 +569,9 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         return X, y_encoded, weights
 
     def _make_datasets(self, X, y_encoded, weights, device):
+        dtype = torch.float64 if self.precision == "float64" else None
         if not self.early_stopping:
-            return ResidentData(X, y_encoded, device, sample_weight=weights), None
+            return ResidentData(X, y_encoded, device, dtype=dtype, sample_weight=weights), None
         arrays = [X, y_encoded] + ([] if weights is None else [weights])
         try:
             parts = train_test_split(
@@ -590,8 +594,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                     f"early-stopping split is zero; give weight to more samples or use "
                     f"early_stopping=False."
                 )
-        return (ResidentData(parts[0], parts[2], device, sample_weight=w_train),
-                ResidentData(parts[1], parts[3], device, sample_weight=w_valid))
+        return (ResidentData(parts[0], parts[2], device, dtype=dtype, sample_weight=w_train),
+                ResidentData(parts[1], parts[3], device, dtype=dtype, sample_weight=w_valid))
 
     def _callbacks(self):
         callbacks = [

@@ -42,8 +42,11 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         ``early_stopping=False``).
     tol : float, default=1e-4
         Smallest improvement that counts.
-    precision : {"float32", "bfloat16"}, default="float32"
-        "bfloat16" runs the training forward passes under ``torch.autocast``.
+    precision : {"float32", "bfloat16", "float64"}, default="float32"
+        "bfloat16" runs the training forward passes under ``torch.autocast``; "float64"
+        trains the network, data, targets and weights in float64 (slower; with a batch
+        as large as the data, weighting a sample by k and repeating it k times then give
+        the same fit up to float64 rounding, see ``tests/test_common.py``).
     torch_compile : bool, default=False
         Compile the module's forward pass with ``torch.compile`` for training.
     module : torch.nn.Module class or instance, default=None

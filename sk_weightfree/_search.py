@@ -112,6 +112,6 @@ class MaskRuleMixin(MaskSearchMixin):
 
     def _continuable_change(self, name, old, new):
         if name != "mask_rule":
-            return False
+            return super()._continuable_change(name, old, new)
         changed = changed_rule_params(old, new)
         return changed is not None and changed <= set(make_rule(new).continuable_params)

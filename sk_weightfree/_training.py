@@ -19,8 +19,8 @@ class ResidentData(torch.utils.data.Dataset):
     (no copy when it already is a C-contiguous array of that type and the device is the
     CPU). Sparse ``X`` stays a CSR matrix on the host and only the rows of a batch are
     densified and moved. ``y`` keeps its kind: integer class codes become a long tensor,
-    anything else (multilabel indicators, regression targets) float32. ``sample_weight``
-    (or None for unit weights) becomes a float32 tensor.
+    anything else (multilabel indicators, regression targets) float32, as does
+    ``sample_weight`` (None for unit weights); float64 with ``dtype=torch.float64``.
     """
 
     def __init__(self, X, y, device, dtype=None, sample_weight=None):
@@ -36,7 +36,8 @@ class ResidentData(torch.utils.data.Dataset):
                 warnings.filterwarnings("ignore", message=".*not writable.*")
                 X = torch.as_tensor(np.ascontiguousarray(X, dtype=numpy_dtype))
             self.X = X.to(self.device)
-        self.y = None if y is None else _target_tensor(y).to(self.device)
+        real_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        self.y = None if y is None else _target_tensor(y, real_dtype).to(self.device)
         if sample_weight is not None:
             # Scaled to mean 1 over the data: a batch's loss is then mean(w * loss), an
             # unbiased estimate of the weighted mean over the data, and a batch of
@@ -45,7 +46,7 @@ class ResidentData(torch.utils.data.Dataset):
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
             sample_weight = sample_weight / sample_weight.mean()
         self.w = None if sample_weight is None else torch.as_tensor(
-            sample_weight, dtype=torch.float32).to(self.device)
+            sample_weight, dtype=real_dtype).to(self.device)
 
     def __len__(self):
         return self.X_sparse.shape[0] if self.X is None else self.X.shape[0]
@@ -66,11 +67,11 @@ class ResidentData(torch.utils.data.Dataset):
         return self.y[index], None if self.w is None else self.w[index]
 
 
-def _target_tensor(y):
+def _target_tensor(y, dtype=torch.float32):
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
         return torch.as_tensor(y, dtype=torch.long)
-    return torch.as_tensor(np.ascontiguousarray(y, dtype=np.float32))
+    return torch.as_tensor(np.ascontiguousarray(y), dtype=dtype)
 
 
 class DeviceBatchIterator:
@@ -317,7 +318,9 @@ class ResidentNetMixin:
             context = torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype)
         with context:
             y_pred = self._training_forward()(Xi)
-        loss = self.get_loss(y_pred.float(), yi, X=Xi, training=True)
+        if self.autocast_dtype is not None:
+            y_pred = y_pred.float()  # the loss of a bf16 forward pass in float32
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 

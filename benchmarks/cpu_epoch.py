@@ -6,7 +6,8 @@ Four runs, interleaved round after round in one process, on Fashion-MNIST rows
 - ``DenseClassifier`` and a bare torch loop over the same plain dense network;
 - ``WeightFreeClassifier`` (paired inputs) and a bare torch loop over a copy of its own
   fitted network (the same paired module, its masks recomputed every step), without the
-  estimator, skorch or callbacks around it.
+  estimator, skorch or callbacks around it;
+- ``WeightFreeClassifier(mask_rule="signed-supermask")``: one score per edge.
 
 Each figure is the median epoch of a run, printed with the 1-minute load average when the
 run ended: on a shared machine the load says how far to trust it.
@@ -87,13 +88,15 @@ def main():
             **options, random_state=seed).fit(X, y).history_],
         "bare paired loop": lambda seed: bare_epochs(copy.deepcopy(paired), Xt, yt,
                                                      args.epochs, seed),
+        "one-score signed rule": lambda seed: [row["seconds"] for row in WeightFreeClassifier(
+            **options, mask_rule="signed-supermask", random_state=seed).fit(X, y).history_],
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
           f"{os.cpu_count()} CPUs; {args.rows:,} rows, {args.epochs} epochs per run, "
           f"median epoch (s) [load average when the run ended]")
     print("| round | " + " | ".join(runs) + " | weight-free / bare paired | dense / bare dense"
-          " | weight-free / dense |")
-    print("|" + " --- |" * (len(runs) + 4))
+          " | weight-free / dense | signed / weight-free | signed / dense |")
+    print("|" + " --- |" * (len(runs) + 6))
     for round_ in range(args.rounds):
         seconds, cells = {}, []
         for name, run in runs.items():
@@ -101,7 +104,9 @@ def main():
             cells.append(f"{seconds[name]:.2f} [{os.getloadavg()[0]:.1f}]")
         ratios = (seconds["WeightFreeClassifier"] / seconds["bare paired loop"],
                   seconds["DenseClassifier"] / seconds["bare dense loop"],
-                  seconds["WeightFreeClassifier"] / seconds["DenseClassifier"])
+                  seconds["WeightFreeClassifier"] / seconds["DenseClassifier"],
+                  seconds["one-score signed rule"] / seconds["WeightFreeClassifier"],
+                  seconds["one-score signed rule"] / seconds["DenseClassifier"])
         print(f"| {round_ + 1} | " + " | ".join(cells) + " | "
               + " | ".join(f"{r:.2f}×" for r in ratios) + " |", flush=True)
 

@@ -310,8 +310,9 @@ def test_old_spellings_warn_and_map_onto_the_rule(digits_small):
                     init_density=0.4).fit(X, y)
     assert type(old.mask_rule_) is SupermaskRule
     assert (old.mask_rule_.temperature, old.mask_rule_.init_density) == (2.0, 0.4)
-    new = small(WeightFreeClassifier,
-                mask_rule=SupermaskRule(temperature=2.0, init_density=0.4)).fit(X, y)
+    # the old spelling had no annealing unless final_temperature was set
+    new = small(WeightFreeClassifier, mask_rule=SupermaskRule(
+        temperature=2.0, final_temperature=None, init_density=0.4)).fit(X, y)
     np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -201,16 +201,21 @@ class SupermaskRule(_SurrogateRule):
 
     Parameters
     ----------
-    temperature, final_temperature, init_density, density, score_std
+    temperature, init_density, density, score_std
         As in :class:`ThresholdRule` (``density`` shifts the scores so that the top
         fraction has ``s > 0``, i.e. probability above one half).
+    final_temperature : float or None, default=0.1
+        Temperature at the last epoch (geometric annealing): the samples sharpen towards
+        the mask prediction uses. Chosen on a validation split of the digits training
+        part (30 epochs, seeds 0-2): 0.9775 ± 0.0019 against 0.9458 ± 0.0019 with a
+        constant temperature; 0.03 gave 0.9749.
     predict_mask : {"expected", "sample"}, default="expected"
         The mask prediction uses (see above).
     """
 
     name = "supermask"
 
-    def __init__(self, *, temperature=1.0, final_temperature=None, init_density=0.25,
+    def __init__(self, *, temperature=1.0, final_temperature=0.1, init_density=0.25,
                  density=None, score_std=1.0, predict_mask="expected"):
         super().__init__(temperature=temperature, final_temperature=final_temperature,
                          init_density=init_density, density=density, score_std=score_std)

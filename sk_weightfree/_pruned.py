@@ -11,10 +11,14 @@ from torch.nn.utils import prune
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES, _DenseBase
 
-_PRUNED_DESCRIPTION = """Training runs ``max_epochs`` on the dense network; then ``n_rounds`` rounds each remove
-    the smallest-magnitude surviving weights (``torch.nn.utils.prune``) so that the kept
-    fraction falls geometrically to ``density``, each followed by ``finetune_epochs`` of
-    retraining of the survivors (a cosine schedule restarts in each phase). With
+_PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining included: training runs
+    ``max_epochs - n_rounds * finetune_epochs`` epochs on the dense network; then
+    ``n_rounds`` rounds each remove the smallest-magnitude surviving weights
+    (``torch.nn.utils.prune``) so that the kept fraction falls geometrically to
+    ``density``, each followed by ``finetune_epochs`` of retraining of the survivors (a
+    cosine schedule restarts in each phase). When the budget is too small for that, each
+    round retrains ``(max_epochs - 1) // n_rounds`` epochs instead, so that one dense epoch
+    remains (``max_epochs=3``: 1 dense epoch, prune, 2 of retraining). With
     ``rewind=True`` the survivors are reset to their values at the start of ``fit`` before
     retraining (lottery-ticket style). Biases are never pruned. The pruning masks stay on
     the network: ``partial_fit`` and warm starts continue training under the current mask,
@@ -25,7 +29,8 @@ _PRUNED_DESCRIPTION = """Training runs ``max_epochs`` on the dense network; then
 _PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
 early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
-        As in :class:`DenseClassifier`; ``max_epochs`` counts the dense training only.
+        As in :class:`DenseClassifier`; ``max_epochs`` counts the retraining after
+        pruning too (see above), so ``n_iter_ <= max_epochs``.
     density : float in (0, 1], default=0.1
         Fraction of weights kept.
     pruning : {"global", "layer"}, default="global"
@@ -36,7 +41,8 @@ early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_com
     n_rounds : int, default=1
         Pruning rounds (prune, retrain, repeat).
     finetune_epochs : int, default=10
-        Retraining epochs after each round (0 for none).
+        Retraining epochs after each round (0 for none), taken from ``max_epochs``; at
+        most ``(max_epochs - 1) // n_rounds`` are run.
     rewind : bool, default=False
         Reset surviving weights to their values at the start of ``fit`` before each
         retraining."""
@@ -65,6 +71,12 @@ class _PrunedBase(_DenseBase):
                 "rewind=True resets the kept weights to their initial values, so it needs "
                 "finetune_epochs >= 1 to retrain them; got finetune_epochs=0."
             )
+        if self.rewind and self._finetune_epochs(self.max_epochs) == 0:
+            raise ValueError(
+                f"rewind=True needs retraining after each of the n_rounds={self.n_rounds} "
+                f"rounds, but max_epochs={self.max_epochs} (the whole budget, retraining "
+                f"included) leaves none; use max_epochs >= {self.n_rounds + 1}."
+            )
 
     def _train(self, train_data, epochs, incremental):
         if incremental:  # training continues under the current mask
@@ -81,7 +93,8 @@ class _PrunedBase(_DenseBase):
         initial = [(_weight_parameter(layer).detach().clone(),
                     None if layer.bias is None else layer.bias.detach().clone())
                    for layer in layers]
-        self.net_.partial_fit(train_data, epochs=epochs)
+        finetune = self._finetune_epochs(epochs)
+        self.net_.partial_fit(train_data, epochs=epochs - self.n_rounds * finetune)
         sizes = [_weight_parameter(layer).numel() for layer in layers]
         for round_ in range(1, self.n_rounds + 1):
             if self.net_.interrupted_:  # stop where the user interrupted
@@ -94,8 +107,13 @@ class _PrunedBase(_DenseBase):
             self._prune_to(layers, sizes, kept_fraction)
             if self.rewind:
                 self._rewind(layers, initial)
-            if self.finetune_epochs:
-                self.net_.partial_fit(train_data, epochs=self.finetune_epochs)
+            if finetune:
+                self.net_.partial_fit(train_data, epochs=finetune)
+
+    def _finetune_epochs(self, epochs):
+        """Retraining epochs per round within a budget of ``epochs`` in all: at most
+        ``finetune_epochs``, and few enough to leave one epoch of dense training."""
+        return min(self.finetune_epochs, (epochs - 1) // self.n_rounds)
 
     def _finish_training(self, train_data, valid_data):
         # prune's forward hook leaves ``weight`` as a non-leaf tensor of the last training

@@ -121,3 +121,35 @@ def test_pruned_partial_fit_from_scratch_warns_at_every_call_that_it_is_dense(cl
         warnings.simplefilter("error")
         est.partial_fit(X, y)  # pruned now: training continues under the mask, no warning
     assert est.density_ == pytest.approx(0.2, abs=0.02)
+
+
+# ------------------------------------------------------------------ pruned budget (6)
+@pytest.mark.parametrize("params, dense_epochs", [
+    (dict(max_epochs=3, finetune_epochs=10), 1),             # the issue: 13 epochs ran
+    (dict(max_epochs=3, finetune_epochs=10, n_rounds=3), 3),  # 33 ran; no room to retrain
+    (dict(max_epochs=6, finetune_epochs=1, n_rounds=3), 3),
+    (dict(max_epochs=30, finetune_epochs=10), 20),           # the defaults: 20 + 10
+])
+def test_pruned_max_epochs_is_the_whole_budget(params, dense_epochs, small_data,
+                                               monkeypatch):
+    X, y = small_data
+    est = small(PrunedClassifier, **params)
+    pruned_after, prune_to = [], PrunedClassifier._prune_to
+
+    def spy(self, *args):
+        pruned_after.append(len(self.net_.history))
+        return prune_to(self, *args)
+
+    monkeypatch.setattr(PrunedClassifier, "_prune_to", spy)
+    est.fit(X, y)
+    assert est.n_iter_ == params["max_epochs"]
+    assert est.density_ == pytest.approx(0.1, abs=0.02)
+    n_rounds = params.get("n_rounds", 1)
+    finetune = (params["max_epochs"] - dense_epochs) // n_rounds
+    assert pruned_after == [dense_epochs + r * finetune for r in range(n_rounds)]
+
+
+def test_pruned_rewind_without_room_to_retrain_is_refused(small_data):
+    X, y = small_data
+    with pytest.raises(ValueError, match="rewind=True needs retraining.*max_epochs >= 3"):
+        small(PrunedClassifier, max_epochs=2, n_rounds=2, rewind=True).fit(X, y)

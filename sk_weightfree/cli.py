@@ -43,9 +43,10 @@ _TIMING_NOTE = (f"fit_seconds is the wall time of fit(), measured after one unti
                 "one-off start-up cost is charged to none of them; predict_seconds is one "
                 "predict() on the test part")
 _BUDGET_NOTE = ("every estimator trains for the same number of epochs (epoch_budget): "
-                "max_epochs = epoch_budget, except the pruned family, whose retraining counts "
-                "inside the budget: max_epochs + n_rounds * finetune_epochs = epoch_budget, "
-                "with finetune_epochs = (epoch_budget // 3) // n_rounds unless set with --set. "
+                "max_epochs = epoch_budget; the pruned family's retraining counts inside it "
+                "(epoch_budget - n_rounds * finetune_epochs dense epochs, then the "
+                "retraining), with finetune_epochs = (epoch_budget // 3) // n_rounds unless "
+                "set with --set. "
                 "The 'epochs' of each result is the number it ran (n_iter_; less with early "
                 "stopping)")
 
@@ -129,7 +130,7 @@ def parse_settings(texts, names):
 
 
 def _pruned_budget(estimator, budget, explicit, warned):
-    """``max_epochs`` and ``finetune_epochs`` so that training plus retraining is ``budget``.
+    """``max_epochs`` (the whole budget, retraining included) and ``finetune_epochs``.
 
     Appends to ``warned`` when the budget leaves no fine-tuning after pruning.
     """
@@ -142,8 +143,7 @@ def _pruned_budget(estimator, budget, explicit, warned):
         finetune = (budget // 3) // n_rounds if isinstance(n_rounds, int) and n_rounds > 0 else 0
     if not isinstance(finetune, int) or not isinstance(n_rounds, int):
         return {}  # left to the estimator's own parameter check
-    max_epochs = budget - n_rounds * finetune
-    if max_epochs < 1:
+    if budget - n_rounds * finetune < 1:
         raise UsageError(f"pruned: n_rounds={n_rounds} x finetune_epochs={finetune} leaves no "
                          f"epoch of initial training in the budget of {budget} epochs; lower "
                          "them or raise --epochs")
@@ -155,7 +155,7 @@ def _pruned_budget(estimator, budget, explicit, warned):
             f"since (a pruned CNN is then near chance); pruning needs --epochs >= "
             f"{3 * n_rounds} (one fine-tune epoch per round) or --set "
             "pruned.finetune_epochs=N")
-    return {"max_epochs": max_epochs, "finetune_epochs": finetune}
+    return {"max_epochs": budget, "finetune_epochs": finetune}
 
 
 MODELS = ("mlp", "cnn")

@@ -573,19 +573,32 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         if not self.early_stopping:
             return ResidentData(X, y_encoded, device, dtype=dtype, sample_weight=weights), None
         arrays = [X, y_encoded] + ([] if weights is None else [weights])
+        stratify = self._stratify(y_encoded)
         try:
             parts = train_test_split(
                 *arrays, test_size=self.validation_fraction,
-                stratify=self._stratify(y_encoded), random_state=self._split_seed,
+                stratify=stratify, random_state=self._split_seed,
             )
         except ValueError as exc:
-            raise ValueError(
-                f"early_stopping=True could not set aside validation_fraction="
-                f"{self.validation_fraction} of {X.shape[0]} samples"
-                f"{' with every class represented' if self._stratify(y_encoded) is not None else ''}"
-                f" ({exc}); use more data, a larger validation_fraction, or "
-                f"early_stopping=False."
-            ) from None
+            parts = None
+            if stratify is not None:  # too few samples of some class to stratify
+                try:
+                    parts = train_test_split(*arrays, test_size=self.validation_fraction,
+                                             random_state=self._split_seed)
+                except ValueError:
+                    pass
+                else:
+                    warnings.warn(
+                        f"early_stopping=True could not hold out validation_fraction="
+                        f"{self.validation_fraction} of {X.shape[0]} samples with every "
+                        f"class represented ({exc}); the validation split is not "
+                        f"stratified.", UserWarning, stacklevel=6)
+            if parts is None:
+                raise ValueError(
+                    f"early_stopping=True could not set aside validation_fraction="
+                    f"{self.validation_fraction} of {X.shape[0]} samples ({exc}); use more "
+                    f"data, a larger validation_fraction, or early_stopping=False."
+                ) from None
         w_train, w_valid = (None, None) if weights is None else parts[4:6]
         for part, w in (("training", w_train), ("validation", w_valid)):
             if w is not None and not w.sum() > 0:

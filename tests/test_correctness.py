@@ -153,3 +153,17 @@ def test_pruned_rewind_without_room_to_retrain_is_refused(small_data):
     X, y = small_data
     with pytest.raises(ValueError, match="rewind=True needs retraining.*max_epochs >= 3"):
         small(PrunedClassifier, max_epochs=2, n_rounds=2, rewind=True).fit(X, y)
+
+
+# ------------------------------------------------------------------ early stopping (16)
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_early_stopping_falls_back_to_an_unstratified_split(cls, small_data):
+    # 11 samples, one of class 2: a stratified 10% split is impossible; fit refused before.
+    X, y = small_data
+    rows = np.r_[np.flatnonzero(y == 0)[:5], np.flatnonzero(y == 1)[:5],
+                 np.flatnonzero(y == 2)[:1]]
+    est = small(cls, early_stopping=True, max_epochs=2)
+    with pytest.warns(UserWarning, match="not stratified"):
+        est.fit(X[rows], y[rows])
+    assert len(est.validation_scores_) == est.n_iter_ >= 1
+    assert list(est.classes_) == [0, 1, 2]

@@ -602,10 +602,14 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         w_train, w_valid = (None, None) if weights is None else parts[4:6]
         for part, w in (("training", w_train), ("validation", w_valid)):
             if w is not None and not w.sum() > 0:
+                weighted = weights > 0
+                classes = "" if stratify is None else (
+                    f", of {len(np.unique(y_encoded[weighted]))} class(es)")
                 raise ValueError(
                     f"Every sample_weight (times class_weight) of the {part} part of the "
-                    f"early-stopping split is zero; give weight to more samples or use "
-                    f"early_stopping=False."
+                    f"early-stopping split is zero: {int(weighted.sum())} of "
+                    f"{len(weights)} samples have non-zero weight{classes}; give weight "
+                    f"to more samples or use early_stopping=False."
                 )
         return (ResidentData(parts[0], parts[2], device, dtype=dtype, sample_weight=w_train),
                 ResidentData(parts[1], parts[3], device, dtype=dtype, sample_weight=w_valid))

@@ -167,3 +167,15 @@ def test_early_stopping_falls_back_to_an_unstratified_split(cls, small_data):
         est.fit(X[rows], y[rows])
     assert len(est.validation_scores_) == est.n_iter_ >= 1
     assert list(est.classes_) == [0, 1, 2]
+
+
+def test_early_stopping_split_without_weighted_validation_rows_names_the_classes():
+    # scikit-learn's check_classifiers_one_label_sample_weights: with the unstratified
+    # fallback the error must still say why (weight on one class only).
+    X = np.random.RandomState(0).uniform(size=(10, 10))
+    y = np.arange(10) % 2
+    est = small(PrunedClassifier, early_stopping=True)
+    with pytest.warns(UserWarning, match="not stratified"), \
+            pytest.raises(ValueError, match=r"5 of 10 samples have non-zero weight, of 1 "
+                                            r"class\(es\)"):
+        est.fit(X, y, sample_weight=y.astype(float))

@@ -1,7 +1,9 @@
 """Correctness pass 3 (issue 21): the weight-agnostic regressor's output scale and the
 defects a new user hit."""
 
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +181,12 @@ def test_early_stopping_split_without_weighted_validation_rows_names_the_classes
             pytest.raises(ValueError, match=r"5 of 10 samples have non-zero weight, of 1 "
                                             r"class\(es\)"):
         est.fit(X, y, sample_weight=y.astype(float))
+
+
+# ------------------------------------------------------------------ README (12)
+def test_no_readme_paragraph_starts_mid_sentence():
+    # "targets inside `fit`. Every estimator takes…" had lost its first line.
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # code blocks
+    starts = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    assert [p[:40] for p in starts if p[0].islower()] == []

@@ -86,7 +86,7 @@ class _PrunedBase(_DenseBase):
                     f"{type(self).__name__}.partial_fit trains the dense network: it never "
                     f"prunes, so the model stays at density 1.0, not density="
                     f"{self.density}. Call fit (warm_start=True continues this network) to "
-                    f"prune it.", UserWarning, stacklevel=5)
+                    f"prune it.", UserWarning, stacklevel=7)  # the caller of partial_fit
             self.net_.partial_fit(train_data, epochs=epochs)
             return
         layers = self.net_.module_.weight_layers()

@@ -341,15 +341,15 @@ def test_classes_with_one_or_two_samples_are_learned(cls, small_data):
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-def test_one_sample_class_with_early_stopping_is_clear(cls, small_data):
+def test_one_sample_class_with_early_stopping_falls_back_to_an_unstratified_split(cls, small_data):
     X, y = small_data
     y = y.copy()
     y[5] = 7
     est = fresh(cls, early_stopping=True)
-    with clear_error("validation_fraction"):  # a stratified split needs 2 of each class
+    # a stratified split needs 2 of each class: the split falls back, and says so
+    with pytest.warns(UserWarning, match="not stratified"):
         est.fit(X, y)
-    with pytest.raises(NotFittedError):
-        est.predict(X)
+    assert_fully_fitted(est, X)
 
 
 @pytest.mark.parametrize("kind", ["str", "bool", "minus_one_one", "float", "big_int",
@@ -698,7 +698,7 @@ def test_any_valid_batch_size_works(cls, batch_size, small_data):
     est = fresh(cls, batch_size=batch_size, max_epochs=2).fit(X, y)
     assert_fully_fitted(est, X)
     if cls is not RandomNetworkClassifier:
-        assert est.n_iter_ == 2 + (1 if cls is PrunedClassifier else 0)
+        assert est.n_iter_ == 2  # the pruned family's retraining counts inside max_epochs
 
 
 def test_tiny_data_smaller_than_batch(small_data):
@@ -781,8 +781,6 @@ def test_refit_on_data_of_another_shape(cls, small_data):
 def _refit_failure_cases():
     cases = [
         ("single_class", {}, lambda X, y: (X[:, :5], np.zeros(len(X)))),
-        ("early_stopping_too_little_data", {"early_stopping": True},
-         lambda X, y: (X[:6, :5], np.array([0, 1, 2, 3, 4, 5]))),
         ("float32_overflow", {}, lambda X, y: (np.where(np.arange(5) == 0, 1e39, X[:, :5]),
                                                y)),
     ]
@@ -884,7 +882,7 @@ def test_keyboard_interrupt_keeps_completed_epochs(cls, monkeypatch, small_data)
     assert [row["epoch"] for row in est.history_] == [1, 2]
     monkeypatch.undo()
     est.fit(X, y)  # and a later, uninterrupted fit is complete
-    assert est.n_iter_ == 5 + (1 if cls is PrunedClassifier else 0)
+    assert est.n_iter_ == 5
 
 
 @pytest.mark.parametrize("cls", TRAINED)

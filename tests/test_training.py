@@ -206,9 +206,9 @@ def test_training_loss_stopping_rule(small_data):
     assert clf.n_iter_ == 5
 
 
-def test_early_stopping_with_too_little_data_is_a_clear_error():
+def test_early_stopping_with_too_little_data_for_a_stratified_split_falls_back():
     X = np.random.RandomState(0).randn(6, 2)
-    with pytest.raises(ValueError, match="validation_fraction"):
+    with pytest.warns(UserWarning, match="not stratified"):
         small(DenseClassifier, early_stopping=True).fit(X, [0, 1, 2, 0, 1, 2])
 
 

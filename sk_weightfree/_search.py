@@ -115,3 +115,8 @@ class MaskRuleMixin(MaskSearchMixin):
             return super()._continuable_change(name, old, new)
         changed = changed_rule_params(old, new)
         return changed is not None and changed <= set(make_rule(new).continuable_params)
+
+
+class TemperatureSchedule(MaskRuleSchedule):
+    """The callback that models pickled by 0.2.0 hold; it now schedules their rules
+    (whose temperatures the layers' ``__setstate__`` carried over)."""

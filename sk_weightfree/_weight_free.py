@@ -9,8 +9,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES
 from ._search import DEPRECATED, MaskRuleMixin
-from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs, make_rule,
-                 unit_sign_mode, weight_free_from_template)
+from .nn import (UNIT_SIGN_MODES, SupermaskRule, TemplateNetwork, ThresholdRule, WeightFreeMLP,
+                 layer_signs, make_rule, unit_sign_mode, weight_free_from_template)
 
 _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
     score; a *mask rule* (``mask_rule``) turns the scores into the {0,1} weights and gives
@@ -99,8 +99,29 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
         "density": [Interval(Real, 0, 1, closed="right"), None],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
     }
+    # density shapes the rule (its top-k): changing it takes a fresh fit
     _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {
-        "temperature", "final_temperature", "density"}
+        "temperature", "final_temperature"}
+
+    def __setstate__(self, state):
+        if "mask_rule" not in state:  # pickled before mask rules (0.2.0)
+            rule = SupermaskRule if state.get("sampling") == "bernoulli" else ThresholdRule
+            state["mask_rule"] = rule(
+                temperature=state.get("temperature", 1.0),
+                final_temperature=state.get("final_temperature"),
+                init_density=state.get("init_density", 0.25))
+            for name in MaskRuleMixin._DEPRECATED_RULE_PARAMS:
+                state[name] = DEPRECATED
+            if "_fit_params" in state:
+                state["_fit_params"] = {**state["_fit_params"],
+                                        "mask_rule": state["mask_rule"],
+                                        **dict.fromkeys(MaskRuleMixin._DEPRECATED_RULE_PARAMS,
+                                                        DEPRECATED)}
+            if "net_" in state:
+                state["mask_rule_"] = make_rule(state["mask_rule"])
+                if state.get("density") is not None:
+                    state["mask_rule_"].set_params(density=state["density"])
+        super().__setstate__(state)
 
     def _check_params(self):
         _check_template_signs(self)

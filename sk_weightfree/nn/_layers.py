@@ -104,6 +104,9 @@ class ScoredMask(nn.Module):
             return self._cached("mask", lambda: self.hard_mask().to(self.scores.dtype))
         if not self._one_score_per_edge():
             return self.rule.train_mask(self.scores)
+        if self.signs == "fixed":
+            mask = self.rule.train_mask(self.scores)
+            return torch.cat([mask * (self.edge_signs > 0), mask * (self.edge_signs < 0)], dim=1)
         weight = self._training_weight()
         return torch.cat([weight.clamp(min=0), (-weight).clamp(min=0)], dim=1)
 

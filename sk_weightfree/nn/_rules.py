@@ -19,7 +19,7 @@ its :meth:`hard_mask` still gives both lines, so ``coefs_`` is {0,1} for every r
 import math
 
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 from ._surrogate import straight_through_mask
 
@@ -102,9 +102,19 @@ class MaskRule(BaseEstimator):
         """Seed the rule's random draws (sampling rules); a no-op for the others."""
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("generator_", None)  # re-created from seed_ on demand
+        state = dict(super().__getstate__())  # a copy: the live rule keeps its generator
+        generator = state.pop("generator_", None)
+        if generator is not None:  # the sampling stream resumes where it was
+            state["generator_state_"] = (str(generator.device), generator.get_state())
         return state
+
+    def __setstate__(self, state):
+        saved = state.pop("generator_state_", None)
+        super().__setstate__(state)
+        if saved is not None:
+            device, generator_state = saved
+            self.generator_ = torch.Generator(device=device)
+            self.generator_.set_state(generator_state)
 
 
 def _normal_init(scores, init_density, score_std, generator):
@@ -250,11 +260,14 @@ class SupermaskRule(_SurrogateRule):
             return super().hard_mask(scores)
         with torch.no_grad():
             seed = getattr(self, "seed_", None)
-            # the same sample on every call: seeded from the scores' layer shape too
-            generator = torch.Generator(device=scores.device).manual_seed(
+            # The same sample on every call, in every dtype and on every device: drawn in
+            # float32 on the CPU from the seed and the layer's shape (layers of one shape
+            # share their uniform draws; their masks differ through their scores).
+            generator = torch.Generator().manual_seed(
                 (0 if seed is None else seed) + scores.numel())
             p = torch.sigmoid(self.logits(scores) / self.current_temperature())
-            return torch.bernoulli(p, generator=generator) > 0
+            uniform = torch.rand(scores.shape, generator=generator)
+            return (uniform < p.float().cpu()).to(scores.device)
 
 
 class _IdentityGradientTopK(torch.autograd.Function):
@@ -417,7 +430,7 @@ def make_rule(rule):
                              f"{sorted(MASK_RULES)}; got {rule!r}.")
         rule = MASK_RULES[rule]()
     elif isinstance(rule, MaskRule):
-        rule = rule.__class__(**rule.get_params(deep=False))
+        rule = clone(rule)
     else:
         raise TypeError(f"mask_rule must be a MaskRule instance or one of "
                         f"{sorted(MASK_RULES)}; got {type(rule).__name__}.")

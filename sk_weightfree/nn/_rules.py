@@ -83,7 +83,7 @@ class MaskRule(BaseEstimator):
         """Raise ``ValueError`` for an invalid parameter (called once, at fit)."""
 
     def init_scores(self, scores, generator=None):
-        """Fill ``scores`` (a layer's score tensor, shape (out, lines, *kernel)) in place."""
+        """Fill ``scores`` (a layer's score tensor, shape ``(out, lines, *kernel)``) in place."""
         raise NotImplementedError
 
     def train_mask(self, scores):

@@ -7,8 +7,7 @@ from numbers import Real
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 
 from ._training import ScheduledCallback
-from .nn import MASK_RULES, MaskRule, SupermaskRule, make_rule, mask_rules
-from .nn._surrogate import SAMPLING_MODES
+from .nn import MASK_RULES, SAMPLING_RULES, MaskRule, SupermaskRule, make_rule, mask_rules
 
 DEPRECATED = "deprecated"
 
@@ -70,7 +69,7 @@ class MaskRuleMixin(MaskSearchMixin):
 
     _surrogate_constraints = {
         "mask_rule": [StrOptions(set(MASK_RULES) - {"frozen"}), MaskRule],
-        "sampling": [StrOptions(set(SAMPLING_MODES)), Hidden(StrOptions({DEPRECATED}))],
+        "sampling": [StrOptions(set(SAMPLING_RULES)), Hidden(StrOptions({DEPRECATED}))],
         "temperature": [Interval(Real, 0, None, closed="neither"),
                         Hidden(StrOptions({DEPRECATED}))],
         "final_temperature": [Interval(Real, 0, None, closed="neither"), None,
@@ -96,7 +95,7 @@ class MaskRuleMixin(MaskSearchMixin):
                 f"rule'); {'it' if len(old) == 1 else 'they'} will be removed in 0.5.",
                 FutureWarning, stacklevel=4)
             if old.pop("sampling", "threshold") == "bernoulli":
-                if type(rule) not in (SupermaskRule, MASK_RULES["threshold"]):
+                if type(rule) not in SAMPLING_RULES.values():
                     raise ValueError(f"sampling='bernoulli' selects the 'supermask' rule; it "
                                      f"cannot be combined with mask_rule={self.mask_rule!r}.")
                 rule = SupermaskRule(**rule.get_params(deep=False))

@@ -13,9 +13,8 @@ from ._base import (NON_FINITE_TRAINING, BaseNetwork, ClassifierHeadMixin,
 from ._dense import _SHARED_ATTRIBUTES
 from ._search import MaskSearchMixin
 from ._training import DeviceBatchIterator
-from .nn import (SharedWeightMLP, SharedWeightTemplate, SupermaskRule, ThresholdRule,
+from .nn import (SAMPLING_RULES, SharedWeightMLP, SharedWeightTemplate,
                  shared_weight_from_template)
-from .nn._surrogate import SAMPLING_MODES
 
 _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
     the surrogate-gradient method of :class:`WeightFreeClassifier` to minimise the loss
@@ -76,7 +75,7 @@ class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
         **BaseNetwork._parameter_constraints,
         "weight_values": ["array-like"],
         "ensemble": ["boolean"],
-        "sampling": [StrOptions(set(SAMPLING_MODES))],
+        "sampling": [StrOptions(set(SAMPLING_RULES))],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
     }
@@ -84,8 +83,7 @@ class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
                                                              "final_temperature"}
 
     def _make_mask_rule(self):
-        rule_class = SupermaskRule if self.sampling == "bernoulli" else ThresholdRule
-        return rule_class(temperature=self.temperature,
+        return SAMPLING_RULES[self.sampling](temperature=self.temperature,
                           final_temperature=self.final_temperature, init_density=0.5)
 
     def _check_params(self):

@@ -9,8 +9,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES
 from ._search import DEPRECATED, MaskRuleMixin
-from .nn import (UNIT_SIGN_MODES, SupermaskRule, TemplateNetwork, ThresholdRule, WeightFreeMLP,
-                 layer_signs, make_rule, unit_sign_mode, weight_free_from_template)
+from .nn import (SAMPLING_RULES, UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs,
+                 make_rule, unit_sign_mode, weight_free_from_template)
 
 _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
     score; a *mask rule* (``mask_rule``) turns the scores into the {0,1} weights and gives
@@ -105,7 +105,7 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
 
     def __setstate__(self, state):
         if "mask_rule" not in state:  # pickled before mask rules (0.2.0)
-            rule = SupermaskRule if state.get("sampling") == "bernoulli" else ThresholdRule
+            rule = SAMPLING_RULES[state.get("sampling", "threshold")]
             state["mask_rule"] = rule(
                 temperature=state.get("temperature", 1.0),
                 final_temperature=state.get("final_temperature"),

@@ -4,7 +4,7 @@ from ._layers import (SIGN_MODES, PairedInput, ScoredMask, ScoredMaskConv2d, Sco
                       UnitSigns, mask_rules)
 from ._networks import (ACTIVATIONS, UNIT_SIGN_MODES, DenseMLP, SharedValueNetwork,
                         SharedWeightMLP, WeightFreeMLP, layer_signs, unit_sign_mode)
-from ._rules import (MASK_RULES, EdgePopupRule, FrozenRule, MaskRule, SignedSupermaskRule,
+from ._rules import (MASK_RULES, SAMPLING_RULES, EdgePopupRule, FrozenRule, MaskRule, SignedSupermaskRule,
                      SupermaskRule, ThresholdRule, make_rule)
 from ._surrogate import straight_through_mask
 from ._templates import (MaskedUnit, SharedWeightTemplate, SharedWeightUnit, SmallCNN,
@@ -18,6 +18,7 @@ __all__ = [
     "FrozenRule",
     "MASK_RULES",
     "MaskRule",
+    "SAMPLING_RULES",
     "SIGN_MODES",
     "SignedSupermaskRule",
     "SupermaskRule",

@@ -4,9 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._rules import SupermaskRule, ThresholdRule
-
-
+from ._rules import SAMPLING_RULES, ThresholdRule
 
 SIGN_MODES = ("paired", "fixed", "none")
 
@@ -70,17 +68,19 @@ class ScoredMask(nn.Module):
         """Inputs (features or channels) before pairing."""
         return self._n_in
 
-    def _one_score_per_edge(self):
-        return self.paired and self.scores.shape[1] == self.n_in
+    def _signed_rule(self):
+        """Whether one score drives both twin lines (the rule's mask is ``M₊ - M₋``)."""
+        return self.signs == "paired" and self.rule.scores_per_edge == 1
 
     def hard_mask(self):
         """Boolean mask used for prediction, shaped ``(out, lines, *kernel)``: the input axis
         doubled to both twin lines when paired, whatever the rule's score layout."""
         mask = self.rule.hard_mask(self.scores)
-        if self.signs == "fixed":
-            mask = torch.cat([mask & (self.edge_signs > 0), mask & (self.edge_signs < 0)],
-                             dim=1)
-        return mask
+        return self._fixed_sign_lines(mask) if self.signs == "fixed" else mask
+
+    def _fixed_sign_lines(self, mask):
+        """An edge mask as the two twin lines, each edge on the line of its fixed sign."""
+        return torch.cat([mask * (self.edge_signs > 0), mask * (self.edge_signs < 0)], dim=1)
 
     def _training_mask(self):
         return self.training and self.scores.requires_grad and torch.is_grad_enabled()
@@ -102,13 +102,12 @@ class ScoredMask(nn.Module):
         mode, ``torch.no_grad()``, frozen scores)."""
         if not self._training_mask():
             return self._cached("mask", lambda: self.hard_mask().to(self.scores.dtype))
-        if not self._one_score_per_edge():
-            return self.rule.train_mask(self.scores)
+        mask = self.rule.train_mask(self.scores)
         if self.signs == "fixed":
-            mask = self.rule.train_mask(self.scores)
-            return torch.cat([mask * (self.edge_signs > 0), mask * (self.edge_signs < 0)], dim=1)
-        weight = self._training_weight()
-        return torch.cat([weight.clamp(min=0), (-weight).clamp(min=0)], dim=1)
+            return self._fixed_sign_lines(mask)
+        if self._signed_rule():
+            return torch.cat([mask.clamp(min=0), (-mask).clamp(min=0)], dim=1)
+        return mask
 
     def train(self, mode=True):
         self._cached_mask = None
@@ -124,7 +123,7 @@ class ScoredMask(nn.Module):
         mask = self.rule.train_mask(self.scores)
         if self.signs == "fixed":
             return mask * self.edge_signs
-        if self._one_score_per_edge():
+        if self._signed_rule():
             return mask  # the rule's signed weight
         return self.signed_weight(mask)
 
@@ -157,8 +156,7 @@ class ScoredMask(nn.Module):
     def __setstate__(self, state):
         if "rule" not in state:  # pickled before mask rules: the threshold/Bernoulli rule
             temperature = state["_buffers"].pop("temperature", torch.tensor(1.0))
-            rule_class = SupermaskRule if state.pop("sampling", "") == "bernoulli" \
-                else ThresholdRule
+            rule_class = SAMPLING_RULES[state.pop("sampling", "threshold")]
             state["rule"] = rule = rule_class(density=state.pop("density", None))
             rule.temperature_ = temperature.detach().cpu().float()
             rule.reseed(state.pop("sample_seed", None))

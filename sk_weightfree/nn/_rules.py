@@ -421,6 +421,10 @@ MASK_RULES = {rule.name: rule for rule in (
     ThresholdRule, SupermaskRule, EdgePopupRule, SignedSupermaskRule, FrozenRule)}
 
 
+#: The rule class each value of the earlier ``sampling`` option stands for.
+SAMPLING_RULES = {"threshold": ThresholdRule, "bernoulli": SupermaskRule}
+
+
 def make_rule(rule):
     """A fresh, validated copy of ``rule``: a :class:`MaskRule` instance (cloned, so the
     caller's object is never changed) or the name of one in :data:`MASK_RULES`."""

@@ -194,8 +194,9 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         if hasattr(module, "recalibrate_norms"):
             # shuffled, so that sorted data cannot give single-class batches
             generator = torch.Generator().manual_seed(self._sample_seed)
-            batches = (X for X, _ in DeviceBatchIterator(
-                train_data, self.batch_size, shuffle=True, generator=generator))
+            batches = ((X, None if w is None else w * train_data.weight_mean)
+                       for X, (_, w) in DeviceBatchIterator(
+                           train_data, self.batch_size, shuffle=True, generator=generator))
             module.recalibrate_norms(batches)
 
     # ------------------------------------------------------------------ fit

@@ -11,6 +11,8 @@ import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer
 
+from .nn._layers import sample_weighted
+
 
 class ResidentData(torch.utils.data.Dataset):
     """Features, targets and sample weights converted once and held on the device.
@@ -44,9 +46,17 @@ class ResidentData(torch.utils.data.Dataset):
             # low-weight samples weighs little (dividing by the batch's own weight sum
             # would give it full weight).
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
-            sample_weight = sample_weight / sample_weight.mean()
+            if sample_weight.size and (sample_weight == sample_weight[0]).all():
+                sample_weight = None  # equal weights are unit weights: the unweighted path
+            else:
+                self.weight_mean = float(sample_weight.mean())
+                sample_weight = sample_weight / self.weight_mean
         self.w = None if sample_weight is None else torch.as_tensor(
             sample_weight, dtype=real_dtype).to(self.device)
+
+    # The mean of the given weights: ``w * weight_mean`` are the weights as given, whose
+    # sums batch statistics count as sample sizes (nn.sample_weighted).
+    weight_mean = 1.0
 
     def __len__(self):
         return self.X_sparse.shape[0] if self.X is None else self.X.shape[0]
@@ -201,6 +211,8 @@ class ResidentNetMixin:
     def get_iterator(self, dataset, training=False):
         if not isinstance(dataset, ResidentData):  # e.g. net_.predict on plain arrays
             return super().get_iterator(dataset, training=training)
+        if training:
+            self.weight_mean_ = dataset.weight_mean
         return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
                                    generator=self.shuffle_generator)
 
@@ -316,7 +328,10 @@ class ResidentNetMixin:
             context = contextlib.nullcontext()  # no autocast object at all (mps, old torch)
         else:
             context = torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype)
-        with context:
+        w = yi[1] if isinstance(yi, tuple) else None
+        if w is not None:  # the weights as given: their sums are the batch norms' counts
+            w = w * getattr(self, "weight_mean_", 1.0)
+        with context, sample_weighted(self.module_, w):
             y_pred = self._training_forward()(Xi)
         if self.autocast_dtype is not None:
             y_pred = y_pred.float()  # the loss of a bf16 forward pass in float32

@@ -11,17 +11,11 @@ from conftest import ALL_ESTIMATORS
 # differ at 1e-7, which the checks' rtol=1e-7 does not allow) and, with batches smaller
 # than the data, batches of other compositions. scikit-learn runs the same checks on its
 # MLPs in configurations where the equivalence holds (lbfgs, or sgd with tol=1e-2), and
-# they pass. Here: precision="float64" with one batch holding all the data makes the
-# families without batch statistics pass (test_sample_weight_equivalence_in_float64 below).
-# The batch-normalised families (weight-free, random) and the weight-agnostic regressor's
-# output standardisation estimate their statistics unweighted, so a zero-weight row still
-# moves them: they fail in every configuration.
+# they pass. Here: precision="float64" with one batch holding all the data makes every
+# estimator pass (test_sample_weight_equivalence_in_float64 below); batch statistics
+# (batch norms, the weight-agnostic regressor's output standardisation) are weighted too.
 SAMPLE_WEIGHT_CHECKS = ("check_sample_weight_equivalence_on_dense_data",
                         "check_sample_weight_equivalence_on_sparse_data")
-UNWEIGHTED_STATISTICS = (sk_weightfree.WeightFreeClassifier, sk_weightfree.WeightFreeRegressor,
-                         sk_weightfree.RandomNetworkClassifier,
-                         sk_weightfree.RandomNetworkRegressor,
-                         sk_weightfree.WeightAgnosticRegressor)
 
 
 # With the defaults these two pass anyway (measured with scikit-learn 1.9.1).
@@ -31,11 +25,9 @@ PASS_BY_DEFAULT = (sk_weightfree.WeightAgnosticClassifier, sk_weightfree.PrunedR
 def sample_weight_failures(estimator):
     if isinstance(estimator, PASS_BY_DEFAULT):
         return {}
-    reason = ("batch-norm (or output) statistics are estimated without the sample weights"
-              if isinstance(estimator, UNWEIGHTED_STATISTICS) else
-              "float32 mini-batch training; passes with precision='float64' and one batch "
-              "(test_sample_weight_equivalence_in_float64)")
-    return dict.fromkeys(SAMPLE_WEIGHT_CHECKS, reason)
+    return dict.fromkeys(SAMPLE_WEIGHT_CHECKS,
+                         "float32 mini-batch training; passes with precision='float64' and one "
+                         "batch (test_sample_weight_equivalence_in_float64)")
 
 
 # check_class_weight_classifiers weights one class 10^7 times the others and wants 87% of
@@ -63,11 +55,8 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-FLOAT64_FULL_BATCH = [cls for cls in ALL_ESTIMATORS if cls not in UNWEIGHTED_STATISTICS]
-
-
 @pytest.mark.parametrize("check", SAMPLE_WEIGHT_CHECKS)
-@pytest.mark.parametrize("cls", FLOAT64_FULL_BATCH, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=lambda c: c.__name__)
 def test_sample_weight_equivalence_in_float64(cls, check):
     """In float64 with every sample in one batch, weighting a row by k is repeating it k
     times (the configuration the expected failures above point to)."""

@@ -1,5 +1,9 @@
 """Layers whose connections are {0,1} masks chosen by real-valued edge scores."""
 
+import contextlib
+import functools
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -300,10 +304,130 @@ def batch_norm_affine(norm):
     return scale, bias.detach().double() - norm.running_mean.double() * scale
 
 
+def weighted_moments(x, sample_weight, dims):
+    """Mean and (biased) variance of ``x`` over ``dims`` with per-sample weights.
+
+    ``sample_weight`` has one value per index of ``x``'s dimension ``dims[0]`` (the batch).
+    Returns ``(mean, var, count)``: ``count`` is the weight of the batch times the values
+    each sample contributes per channel (1 for vectors, ``H * W`` for images). A batch
+    whose weights are all zero has no weighted statistics: its unweighted ones are returned
+    with ``count`` 0, so that nothing is accumulated from it.
+    """
+    if x.dtype in (torch.float16, torch.bfloat16):  # statistics in float32, as torch's own
+        x = x.float()
+    batch_dim = dims[0]
+    shape = [1] * x.dim()
+    shape[batch_dim] = -1
+    w = sample_weight.to(x.dtype)
+    total = w.sum()
+    w = torch.where(total > 0, w, torch.ones_like(w)).reshape(shape)
+    per_sample = math.prod(x.shape[d] for d in dims[1:])
+    denominator = w.sum() * per_sample
+    mean = (w * x).sum(dims, keepdim=True) / denominator
+    var = (w * (x - mean).square()).sum(dims, keepdim=True) / denominator
+    return mean, var, total * per_sample
+
+
+class PooledMoments:
+    """Mean and variance pooled over batches of weighted moments (Chan's merge).
+
+    ``add(mean, var, count)`` takes one batch's weighted mean, biased variance and count
+    (:func:`weighted_moments`); ``mean``, ``var(unbiased)`` give the statistics of all
+    batches at once, as if they were one batch.
+    """
+
+    def __init__(self):
+        self.count = self.mean = self.m2 = None
+
+    def add(self, mean, var, count):
+        if self.count is None:
+            self.count, self.mean, self.m2 = count, mean * (count > 0), var * count
+            return
+        total = self.count + count
+        share = torch.where(total > 0, count / torch.where(total > 0, total, 1), 0)
+        delta = mean - self.mean
+        self.mean = self.mean + delta * share
+        self.m2 = self.m2 + var * count + delta.square() * self.count * share
+        self.count = total
+
+    def var(self, unbiased):
+        n = self.count
+        if unbiased:  # as torch's running_var; a total weight of 1 or less: the biased one
+            n = torch.where(n > 1, n - 1, n)
+        return self.m2 / torch.where(n > 0, n, 1)
+
+
+def _weighted_batch_norm(norm, sample_weight, pool, x):
+    """``norm``'s forward pass with batch statistics weighted by ``sample_weight``
+    (frequency weights: a weight k counts a sample k times, 0 leaves it out); the
+    running statistics are updated as torch does, or gathered into ``pool``."""
+    if not norm.training and norm.running_mean is not None:
+        return type(norm).forward(norm, x)
+    dims = [0, *range(2, x.dim())]
+    mean, var, count = weighted_moments(x, sample_weight, dims)
+    if pool is not None:
+        pool.add(mean.flatten(), var.flatten(), count)
+    elif norm.training and norm.track_running_stats:
+        with torch.no_grad():
+            counted = count > 0
+            norm.num_batches_tracked.add_(counted.long())
+            dtype = norm.running_mean.dtype
+            momentum = (1.0 / norm.num_batches_tracked.clamp(min=1).to(dtype)
+                        if norm.momentum is None
+                        else torch.full((), norm.momentum, dtype=dtype))
+            momentum = torch.where(counted, momentum, 0)
+            unbiased = var.flatten() * count / torch.where(count > 1, count - 1, count)
+            unbiased = torch.where(count > 1, unbiased, var.flatten())
+            norm.running_mean.lerp_(mean.flatten().to(norm.running_mean.dtype), momentum)
+            norm.running_var.lerp_(unbiased.to(norm.running_var.dtype), momentum)
+    out = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + norm.eps)
+    if norm.affine:
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        out = out * norm.weight.reshape(shape) + norm.bias.reshape(shape)
+    return out
+
+
+@contextlib.contextmanager
+def sample_weighted(module, sample_weight, *, pools=None):
+    """Weight the batch statistics of ``module``'s forward passes in the block by
+    ``sample_weight`` (one value per sample of the batch; None: no change).
+
+    Every batch norm in training mode (and every
+    :class:`~sk_weightfree.nn.SharedValueNetwork` output standardisation) computes its
+    batch mean and variance as weighted moments and updates its running statistics with
+    them, so that a sample of weight 0 changes nothing and an integer weight ``k`` equals
+    repeating the sample ``k`` times (the unbiased running variance counts the weights).
+    ``pools`` (a dict, used by :func:`recalibrate_batch_norms`) gathers each norm's pooled
+    moments instead of updating its running statistics.
+    """
+    if sample_weight is None:
+        yield
+        return
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    weighted = [m for m in module.modules() if hasattr(m, "batch_sample_weight")]
+    for norm in norms:
+        pool = None if pools is None else pools.setdefault(norm, PooledMoments())
+        norm.forward = functools.partial(_weighted_batch_norm, norm, sample_weight, pool)
+    for m in weighted:
+        m.batch_sample_weight = sample_weight
+    try:
+        yield
+    finally:
+        for norm in norms:
+            del norm.forward
+        for m in weighted:
+            del m.batch_sample_weight
+
+
 @torch.no_grad()
 def recalibrate_batch_norms(module, batches):
     """Re-estimate every batch norm's statistics inside ``module`` with one pass over
-    ``batches`` (an iterable of inputs), as a cumulative average."""
+    ``batches``.
+
+    ``batches`` holds inputs, or ``(input, sample_weight)`` pairs. Unweighted, each
+    statistic is the average of the batches' statistics (torch's cumulative average);
+    weighted, the pooled weighted moments of the whole pass (:func:`sample_weighted`).
+    """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     was_training = module.training
     momenta = [norm.momentum for norm in norms]
@@ -312,8 +436,15 @@ def recalibrate_batch_norms(module, batches):
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the pass
         norm.train()
-    for X in batches:
-        module(X)
+    pools = {}
+    for batch in batches:
+        X, sample_weight = batch if isinstance(batch, tuple) else (batch, None)
+        with sample_weighted(module, sample_weight, pools=pools):
+            module(X)
+    for norm, pool in pools.items():
+        if pool.count is not None and pool.count > 0:
+            norm.running_mean.copy_(pool.mean)
+            norm.running_var.copy_(pool.var(unbiased=True))
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     module.train(was_training)

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._layers import (PairedInput, ScoredMaskLinear, UnitSigns, batch_norm_affine,
-                      dense_connection, random_signs, recalibrate_batch_norms)
+from ._layers import (PairedInput, PooledMoments, ScoredMaskLinear, UnitSigns,
+                      batch_norm_affine, dense_connection, random_signs,
+                      recalibrate_batch_norms, weighted_moments)
 from ._rules import ThresholdRule
 
 ACTIVATIONS = {
@@ -251,21 +252,41 @@ class SharedValueNetwork(nn.Module):
     def _values(self, index):
         return self.weight_values if index is None else self.weight_values[index:index + 1]
 
+    # Per-sample weights of the batch in a training forward pass (nn.sample_weighted sets
+    # them), and the pooled moments of a weighted recalibration pass.
+    batch_sample_weight = None
+    _output_pool = None
+
     def _normalize(self, h, index):
         if self.training and index is None:
-            mean, var = h.mean(dim=1), h.var(dim=1, unbiased=False)
+            if self.batch_sample_weight is None:
+                mean, var, count = h.mean(dim=1), h.var(dim=1, unbiased=False), None
+            else:
+                mean, var, count = weighted_moments(h, self.batch_sample_weight, [1])
+                mean, var = mean.squeeze(1), var.squeeze(1)
             with torch.no_grad():
-                momentum = self.output_momentum
-                if momentum is None:  # cumulative average (recalibration pass)
-                    self._n_batches += 1
-                    momentum = 1.0 / self._n_batches
-                self.output_mean.lerp_(mean.detach().to(self.output_mean.dtype), momentum)
-                self.output_var.lerp_(var.detach().to(self.output_var.dtype), momentum)
+                self._track_output_statistics(mean.detach(), var.detach(), count)
         else:
             mean, var = self.output_mean[self._rows(index)], self.output_var[self._rows(index)]
         h = (h - mean.unsqueeze(1)) / torch.sqrt(var.unsqueeze(1) + 1e-5)
         scale, offset = self._output_affine(index)
         return h * scale.to(h.dtype).unsqueeze(1) + offset.to(h.dtype).unsqueeze(1)
+
+    def _track_output_statistics(self, mean, var, count):
+        """Running output statistics: a moving average while training, the average over
+        the batches of a recalibration pass (pooled moments when weighted); a batch
+        without weight (``count`` 0) changes nothing."""
+        if self._output_pool is not None:
+            self._output_pool.add(mean, var, count)
+            return
+        momentum = self.output_momentum
+        if momentum is None:  # cumulative average (recalibration pass)
+            self._n_batches += 1
+            momentum = 1.0 / self._n_batches
+        if count is not None:
+            momentum = momentum * (count > 0).to(mean.dtype)
+        self.output_mean.lerp_(mean.to(self.output_mean.dtype), momentum)
+        self.output_var.lerp_(var.to(self.output_var.dtype), momentum)
 
     @staticmethod
     def _rows(index):
@@ -282,17 +303,29 @@ class SharedValueNetwork(nn.Module):
 
     @torch.no_grad()
     def recalibrate_norms(self, batches):
-        """Re-estimate the output statistics with the final hard masks (one pass)."""
+        """Re-estimate the output statistics with the final hard masks (one pass over
+        ``batches``: inputs, or ``(input, sample_weight)`` pairs)."""
         if not self.normalize_output:
             return
         was_training, self.output_momentum, self._n_batches = self.training, None, 0
         self.output_mean.zero_()
         self.output_var.fill_(1.0)
         self.train()
-        for X in batches:
-            self.forward_values(X)
-        self.output_momentum = 0.1
-        self.train(was_training)
+        try:
+            for batch in batches:
+                X, sample_weight = batch if isinstance(batch, tuple) else (batch, None)
+                if sample_weight is not None and self._output_pool is None:
+                    self._output_pool = PooledMoments()
+                self.batch_sample_weight = sample_weight
+                self.forward_values(X)
+            pool = self._output_pool
+            if pool is not None and pool.count.min() > 0:
+                self.output_mean.copy_(pool.mean)
+                self.output_var.copy_(pool.var(unbiased=False))
+        finally:
+            self.output_momentum, self._output_pool = 0.1, None
+            self.__dict__.pop("batch_sample_weight", None)
+            self.train(was_training)
 
     def forward(self, x):
         # While searching (training and validation alike) the output covers every value,

@@ -1,0 +1,156 @@
+"""Batch statistics weighted by sample_weight: weight 0 = sample absent, weight k = k copies."""
+
+import numpy as np
+import sklearn.base
+import pytest
+import torch
+from torch import nn
+
+import sk_weightfree
+from sk_weightfree.nn import SharedWeightMLP, WeightFreeMLP
+from sk_weightfree.nn._layers import recalibrate_batch_norms, sample_weighted
+
+WEIGHTS = torch.tensor([0, 1, 3, 2, 0, 1, 4, 2], dtype=torch.float64)
+
+
+def _repeated(x, weights=WEIGHTS):
+    return x.repeat_interleave(weights.long(), dim=0)
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (8, 3, 4, 4)], ids=["1d", "2d"])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_weighted_batch_norm_equals_repetition(shape, momentum):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    norm_class = nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d
+    weighted = norm_class(shape[1], momentum=momentum).double()
+    with torch.no_grad():
+        weighted.weight.uniform_(0.5, 2.0)
+        weighted.bias.uniform_(-1, 1)
+    repeated = norm_class(shape[1], momentum=momentum).double()
+    repeated.load_state_dict(weighted.state_dict())
+    for _ in range(2):  # a running update from a non-reset state too
+        with sample_weighted(weighted, WEIGHTS):
+            out_weighted = weighted(x)
+        out_repeated = repeated(_repeated(x))
+    np.testing.assert_allclose(_repeated(out_weighted.detach()), out_repeated.detach(),
+                               rtol=1e-12, atol=1e-12)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name),
+                                   rtol=1e-12, err_msg=name)
+    assert "forward" not in weighted.__dict__  # the override ends with the block
+
+
+def test_weighted_batch_norm_gradient_equals_repetition():
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    xw, xr = x.clone().requires_grad_(), _repeated(x).requires_grad_()
+    norm = nn.BatchNorm1d(4).double()
+    with sample_weighted(norm, WEIGHTS):
+        (norm(xw).sin() * WEIGHTS[:, None]).sum().backward()
+    norm(xr).sin().sum().backward()
+    summed = torch.zeros_like(x).index_add_(
+        0, torch.arange(8).repeat_interleave(WEIGHTS.long()), xr.grad)
+    np.testing.assert_allclose(xw.grad, summed, rtol=1e-10, atol=1e-12)
+
+
+def test_zero_weight_batch_changes_no_running_statistic():
+    norm = nn.BatchNorm1d(3)
+    before = {k: v.clone() for k, v in norm.state_dict().items()}
+    with sample_weighted(norm, torch.zeros(6)):
+        out = norm(torch.randn(6, 3))
+    assert torch.isfinite(out).all()
+    for name, value in norm.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_eval_mode_and_no_weights_are_torch_itself():
+    norm = nn.BatchNorm1d(3)
+    norm.running_mean.fill_(0.5)
+    x = torch.randn(6, 3)
+    expected = nn.BatchNorm1d(3)
+    expected.load_state_dict(norm.state_dict())
+    with sample_weighted(norm, None):
+        assert torch.equal(norm(x), expected(x))
+    norm.eval(), expected.eval()
+    with sample_weighted(norm, torch.arange(6.0)):
+        assert torch.equal(norm(x), expected(x))
+
+
+@pytest.mark.parametrize("split", [8, 3], ids=["one-batch", "two-batches"])
+def test_weighted_recalibration_pools_the_pass(split):
+    """Weighted batches recalibrate to the statistics of the repeated data in one batch
+    (split in two: the first norm, whose input does not depend on the batching)."""
+    gen = torch.Generator().manual_seed(0)
+    net = WeightFreeMLP(5, (6,), 3, generator=gen).double()
+    x = torch.randn(8, 5, generator=gen, dtype=torch.float64)
+    copy = WeightFreeMLP(5, (6,), 3, generator=gen).double()
+    copy.load_state_dict(net.state_dict())
+    batches = [(x[:split], WEIGHTS[:split]), (x[split:], WEIGHTS[split:])]
+    recalibrate_batch_norms(net, batches[:1] if split == 8 else batches)
+    recalibrate_batch_norms(copy, [_repeated(x)])
+    names = [n for n in net.state_dict() if "running" in n and (split == 8 or "0." in n)]
+    assert names
+    for name in names:
+        np.testing.assert_allclose(net.state_dict()[name], copy.state_dict()[name],
+                                   rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_weighted_output_standardisation_equals_repetition():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 4, generator=gen, dtype=torch.float64)
+    nets = [SharedWeightMLP(4, (5,), 2, weight_values=(0.5, 1.0), normalize_output=True,
+                            generator=torch.Generator().manual_seed(0)).double()
+            for _ in range(2)]
+    with sample_weighted(nets[0], WEIGHTS):
+        nets[0].train()(x)
+    nets[1].train()(_repeated(x))
+    for name in ("output_mean", "output_var"):
+        np.testing.assert_allclose(getattr(nets[0], name), getattr(nets[1], name),
+                                   rtol=1e-12, err_msg=name)
+    nets[0].recalibrate_norms([(x[:3], WEIGHTS[:3]), (x[3:], WEIGHTS[3:])])
+    nets[1].recalibrate_norms([_repeated(x)])
+    for name in ("output_mean", "output_var"):
+        np.testing.assert_allclose(getattr(nets[0], name), getattr(nets[1], name),
+                                   rtol=1e-12, err_msg=name)
+    assert nets[0].batch_sample_weight is None
+
+
+@pytest.mark.parametrize("cls", [sk_weightfree.WeightFreeClassifier,
+                                 sk_weightfree.RandomNetworkRegressor])
+def test_zero_weight_outlier_does_not_move_the_fitted_statistics(cls):
+    """A far outlier of weight 0 leaves the model as without it (float64, one batch)."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 4)
+    y = (X[:, 0] > 0).astype(int) if sklearn.base.is_classifier(cls()) else X[:, 0]
+    X_out = np.vstack([X, np.full((1, 4), 50.0)])
+    y_out = np.append(y, y[:1])
+    weights = np.append(np.ones(40), 0.0)
+    params = dict(hidden_layer_sizes=(8,), max_epochs=3, batch_size=1000,
+                  precision="float64", random_state=0)
+    with_outlier = cls(**params).fit(X_out, y_out, sample_weight=weights)
+    without = cls(**params).fit(X, y, sample_weight=np.ones(40))
+    np.testing.assert_allclose(with_outlier.unit_scales_[0], without.unit_scales_[0],
+                               rtol=1e-9)
+    np.testing.assert_allclose(with_outlier.intercepts_[0], without.intercepts_[0],
+                               rtol=1e-9, atol=1e-12)
+
+
+class _NormedTemplate(nn.Module):
+    """A template with its own batch norm (kept as it is by the dense family)."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(30, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                                  nn.Linear(8, n_outputs))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.mark.parametrize("cls", [sk_weightfree.DenseClassifier,
+                                 sk_weightfree.WeightFreeClassifier])
+def test_template_batch_norms_are_weighted(cls):
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+
+    estimator = cls(module=_NormedTemplate, precision="float64", batch_size=10**6,
+                    random_state=0)
+    check_sample_weight_equivalence_on_dense_data(cls.__name__, estimator)

@@ -22,7 +22,7 @@ SAMPLE_WEIGHT_CHECKS = ("check_sample_weight_equivalence_on_dense_data",
 PASS_BY_DEFAULT = (sk_weightfree.WeightAgnosticClassifier, sk_weightfree.PrunedRegressor)
 
 
-def sample_weight_failures(estimator):
+def expected_failures(estimator):
     if isinstance(estimator, PASS_BY_DEFAULT):
         return {}
     return dict.fromkeys(SAMPLE_WEIGHT_CHECKS,
@@ -30,25 +30,10 @@ def sample_weight_failures(estimator):
                          "batch (test_sample_weight_equivalence_in_float64)")
 
 
-# check_class_weight_classifiers weights one class 10^7 times the others and wants 87% of
-# the predictions in it. The {0,1} networks end in a batch normalisation, which
-# standardises each logit over the batch: the network stays a discriminator and does not
-# collapse onto the favoured class (0.86 of it here; 0.76-0.78 with 100-300 epochs, the
-# weighted training loss near 0). Weighting does act on them (tests/test_mlp_features.py).
-CLASS_WEIGHT_STEPS = {
-    "check_class_weight_classifiers": "the batch-normalised output layer keeps "
-                                      "discriminating instead of predicting one class",
-}
-
-
-def expected_failures(estimator):
-    failures = sample_weight_failures(estimator)
-    if isinstance(estimator, (sk_weightfree.WeightFreeClassifier,
-                              sk_weightfree.RandomNetworkClassifier)):
-        failures.update(CLASS_WEIGHT_STEPS)
-    return failures
-
-
+# check_class_weight_classifiers (one class weighted 10^7 times the others, 87% of the
+# predictions wanted in it) passes for the batch-normalised families too since the batch
+# statistics are weighted: with them unweighted the output batch norm kept the network a
+# discriminator (0.86 of the predictions in the favoured class).
 @parametrize_with_checks([cls(random_state=0) for cls in ALL_ESTIMATORS],
                          expected_failed_checks=expected_failures)
 def test_sklearn_compatible(estimator, check):

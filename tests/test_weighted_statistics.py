@@ -8,7 +8,8 @@ from torch import nn
 
 import sk_weightfree
 from sk_weightfree.nn import SharedWeightMLP, WeightFreeMLP
-from sk_weightfree.nn._layers import recalibrate_batch_norms, sample_weighted
+from sk_weightfree.nn import sample_weighted
+from sk_weightfree.nn._layers import recalibrate_batch_norms
 
 WEIGHTS = torch.tensor([0, 1, 3, 2, 0, 1, 4, 2], dtype=torch.float64)
 

@@ -1,7 +1,7 @@
 """Torch building blocks of sk_weightfree, usable without the estimators."""
 
 from ._layers import (SIGN_MODES, PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear,
-                      UnitSigns, mask_rules)
+                      UnitSigns, mask_rules, sample_weighted)
 from ._networks import (ACTIVATIONS, UNIT_SIGN_MODES, DenseMLP, SharedValueNetwork,
                         SharedWeightMLP, WeightFreeMLP, layer_signs, unit_sign_mode)
 from ._rules import (MASK_RULES, SAMPLING_RULES, EdgePopupRule, FrozenRule, MaskRule, SignedSupermaskRule,
@@ -41,6 +41,7 @@ __all__ = [
     "UNIT_SIGN_MODES",
     "WeightFreeMLP",
     "unit_sign_mode",
+    "sample_weighted",
     "shared_weight_from_template",
     "straight_through_mask",
     "weight_free_from_template",

@@ -705,6 +705,31 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         scales = getattr(self, "unit_scales_", [np.ones(c.shape[1]) for c in self.coefs_])
         return [(self.coefs_, self.intercepts_, scales)]
 
+    def to_module(self):
+        """The fitted network as plain torch layers, in eval mode: no scores, masks or
+        pruning hooks, only what predicts.
+
+        Dense and pruned networks: ``nn.Linear`` layers (the pruned weights as they are)
+        and activations, or the template with its layers. {0,1} networks: each layer as
+        ``nn.Linear(bias=False)`` (or ``Conv2d``) holding its mask, after a
+        :class:`~sk_weightfree.nn.PairedInput` when paired, then the fitted batch norm,
+        activation and unit signs. Weight-agnostic networks: the layers at the fitted
+        ``shared_weight_`` (an ensemble: every value's outputs stacked, shape (n_values,
+        n_samples, n_outputs)). The module returns the raw outputs: logits in
+        ``classes_`` order (``predict_proba`` is their softmax, or sigmoid for multilabel
+        targets), or for regressors the standardised outputs (the estimator maps them to
+        ``y``'s units). It is on the training device, in the training dtype.
+
+        Returns
+        -------
+        module : torch.nn.Module
+        """
+        check_is_fitted(self)
+        module = self.net_.module_
+        dtype = next((t.dtype for t in module.state_dict().values()
+                      if t.is_floating_point()), torch.float32)
+        return module.to_module().to(device=self._module_device(), dtype=dtype).eval()
+
     # ------------------------------------------------------------------ predict
     def _module_device(self):
         module = self.net_.module_

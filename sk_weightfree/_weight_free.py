@@ -4,7 +4,6 @@ WeightFreeRegressor."""
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _SHARED_ATTRIBUTES
@@ -138,17 +137,6 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
         return WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
                              activation=self.activation, rule=rule,
                              unit_signs=self.unit_signs, generator=generator)
-
-    def to_module(self):
-        """A plain ``torch.nn.Sequential`` that predicts with the {0,1} weights alone.
-
-        Its layers are ``nn.Linear(bias=False)`` holding the masks (after a
-        :class:`~sk_weightfree.nn.PairedInput` when paired), the fitted batch norms (eval
-        mode), the activation and the fixed unit signs; it outputs the raw network outputs
-        (logits in ``classes_`` order, or standardised regression outputs).
-        """
-        check_is_fitted(self)
-        return self.net_.module_.to_module()
 
 
 class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):

@@ -1,9 +1,10 @@
 """Torch building blocks of sk_weightfree, usable without the estimators."""
 
-from ._layers import (SIGN_MODES, PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear,
+from ._layers import (SIGN_MODES, OutputAffine, PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear,
                       UnitSigns, mask_rules, sample_weighted)
 from ._networks import (ACTIVATIONS, UNIT_SIGN_MODES, DenseMLP, SharedValueNetwork,
-                        SharedWeightMLP, WeightFreeMLP, layer_signs, unit_sign_mode)
+                        SharedWeightMLP, ValueEnsemble, WeightFreeMLP, layer_signs,
+                        unit_sign_mode)
 from ._rules import (MASK_RULES, SAMPLING_RULES, EdgePopupRule, FrozenRule, MaskRule, SignedSupermaskRule,
                      SupermaskRule, ThresholdRule, make_rule)
 from ._surrogate import straight_through_mask
@@ -27,6 +28,7 @@ __all__ = [
     "make_rule",
     "mask_rules",
     "MaskedUnit",
+    "OutputAffine",
     "PairedInput",
     "ScoredMask",
     "ScoredMaskConv2d",
@@ -39,6 +41,7 @@ __all__ = [
     "TemplateNetwork",
     "UnitSigns",
     "UNIT_SIGN_MODES",
+    "ValueEnsemble",
     "WeightFreeMLP",
     "unit_sign_mode",
     "sample_weighted",

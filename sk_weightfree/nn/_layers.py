@@ -291,6 +291,19 @@ class UnitSigns(nn.Module):
         return x * self.signs
 
 
+class OutputAffine(nn.Module):
+    """``x * scale + offset`` per output (the last axis): a standardisation and learned
+    scale folded into one map."""
+
+    def __init__(self, scale, offset):
+        super().__init__()
+        self.register_buffer("scale", scale)
+        self.register_buffer("offset", offset)
+
+    def forward(self, x):
+        return x * self.scale + self.offset
+
+
 def random_signs(n, generator):
     """``n`` random ±1 values drawn from ``generator``."""
     return torch.randint(0, 2, (n,), generator=generator).float() * 2.0 - 1.0

@@ -1,12 +1,13 @@
 """Multilayer networks built from plain, scored-mask and shared-weight layers."""
 
+import copy
 import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._layers import (PairedInput, PooledMoments, ScoredMaskLinear, UnitSigns,
+from ._layers import (OutputAffine, PairedInput, PooledMoments, ScoredMaskLinear, UnitSigns,
                       batch_norm_affine, dense_connection, random_signs,
                       recalibrate_batch_norms, weighted_moments)
 from ._rules import ThresholdRule
@@ -74,6 +75,21 @@ class DenseMLP(nn.Module):
     def unit_arrays(self):
         """Per-unit tensors of the export: the biases as ``intercepts``."""
         return {"intercepts": [layer.bias.detach() for layer in self.linears]}
+
+    def to_module(self):
+        """A plain ``nn.Sequential`` of ``nn.Linear`` layers and activations (a layer
+        pruned with ``torch.nn.utils.prune`` holds its pruned weight, without the hook)."""
+        parts = []
+        for i, layer in enumerate(self.linears):
+            plain = nn.Linear(layer.in_features, layer.out_features,
+                              device=layer.bias.device, dtype=layer.bias.dtype)
+            with torch.no_grad():
+                plain.weight.copy_(dense_connection(layer)[0])
+                plain.bias.copy_(layer.bias)
+            parts.append(plain)
+            if i < len(self.linears) - 1:
+                parts.append(copy.deepcopy(self.activation))
+        return nn.Sequential(*parts).eval()
 
 
 UNIT_SIGN_MODES = ("paired", "fixed", "random", "none")
@@ -201,8 +217,6 @@ class WeightFreeMLP(nn.Module):
         by :class:`PairedInput` when paired), followed by a copy of the (eval-mode) batch
         norm and, for hidden layers, the activation and :class:`UnitSigns`.
         """
-        import copy
-
         parts = []
         for i, (linear, norm) in enumerate(zip(self.linears, self.norms)):
             if self.paired:
@@ -360,6 +374,33 @@ class SharedValueNetwork(nn.Module):
         """Per-unit tensors of the export for ``shared_weight``: :meth:`member_arrays`."""
         return self.member_arrays(self.shared_index)
 
+    def to_module(self):
+        """Plain torch layers predicting with the fitted shared value
+        (``weight_values[shared_index]``): kept edges as ``nn.Linear``/``nn.Conv2d``
+        weights ``w * scale`` (bias: ``w`` times the bias node's edges), the activations
+        and unit signs, and with ``normalize_output`` the output statistics and learned
+        scale as one :class:`OutputAffine`. With ``ensemble=True``, a module returning
+        every value's outputs stacked, shape (n_values, batch, n_outputs), as the
+        network's own forward does (the estimator combines them).
+        """
+        if self.ensemble:
+            return ValueEnsemble([self.value_module(index)
+                                  for index in range(len(self.weight_values))]).eval()
+        return self.value_module(self.shared_index)
+
+    def value_module(self, index):
+        """The network at value ``weight_values[index]`` as a plain ``nn.Sequential``."""
+        parts = self._plain_layers(float(self.weight_values[index]))
+        if self.normalize_output:
+            gain, offset = (t[0].detach() for t in self._output_affine(index))
+            gain = gain / torch.sqrt(self.output_var[index] + 1e-5)
+            parts.append(OutputAffine(gain, offset - self.output_mean[index] * gain))
+        return nn.Sequential(*parts).eval()
+
+    def _plain_layers(self, value):
+        """The layers of :meth:`value_module` before the output map."""
+        raise NotImplementedError
+
 
 class SharedWeightMLP(SharedValueNetwork):
     """Network in which every kept edge carries one shared weight value ``w``.
@@ -418,8 +459,34 @@ class SharedWeightMLP(SharedValueNetwork):
         return [(scale, linear.out_features)
                 for linear, scale in zip(self.linears, self.scales)]
 
+    def _plain_layers(self, value):
+        parts = []
+        for i, (linear, scale) in enumerate(zip(self.linears, self.scales)):
+            mask = linear.hard_mask().to(self.weight_values.dtype)
+            plain = nn.Linear(linear.in_features - 1, linear.out_features,
+                              device=mask.device, dtype=mask.dtype)
+            with torch.no_grad():
+                plain.weight.copy_(mask[:, :-1] * (value * scale))
+                plain.bias.copy_(mask[:, -1] * value)
+            parts.append(plain)
+            if i < len(self.signs):
+                parts += [copy.deepcopy(self.activation), copy.deepcopy(self.signs[i])]
+        return parts
+
     def unit_arrays(self):
         """Per-unit tensors of the export for ``shared_weight``: :meth:`member_arrays`
         and the ``unit_signs``."""
         return {**super().unit_arrays(),
                 "unit_signs": [s.signs.detach() for s in self.signs]}
+
+
+class ValueEnsemble(nn.Module):
+    """Plain networks, one per shared value, whose outputs are stacked: shape
+    (n_values, batch, n_outputs)."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        return torch.stack([member(x) for member in self.members])

@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from ._layers import (PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear,
                       batch_norm_affine, dense_connection, recalibrate_batch_norms)
@@ -249,16 +250,26 @@ class TemplateNetwork(nn.Module):
         ``PairedInput -> Conv2d/Linear(bias=False) -> batch norm``) predicting with the
         {0,1} weights alone."""
         body = replace_units(copy.deepcopy(self.body))
-        parts = [nn.Unflatten(1, self.input_shape)] if self.input_shape else []
-        return nn.Sequential(*parts, body).eval()
+        for layer in body.modules():  # pruned template layers keep their pruned weights
+            for hook in list(layer._forward_pre_hooks.values()):
+                if isinstance(hook, prune.BasePruningMethod):
+                    prune.remove(layer, hook._tensor_name)
+        return _with_reshape(self.input_shape, body)
 
 
-def replace_units(module):
-    """Replace every :class:`MaskedUnit` inside ``module`` by its plain layers."""
-    if isinstance(module, MaskedUnit):
-        return module.to_plain()
+def _with_reshape(input_shape, body):
+    parts = [nn.Unflatten(1, input_shape)] if input_shape else []
+    return nn.Sequential(*parts, body).eval()
+
+
+def replace_units(module, unit_type=None, plain=None):
+    """Replace every :class:`MaskedUnit` (or ``unit_type``) inside ``module`` by its plain
+    layers (``plain(unit)``; default: ``unit.to_plain()``)."""
+    unit_type = MaskedUnit if unit_type is None else unit_type
+    if isinstance(module, unit_type):
+        return module.to_plain() if plain is None else plain(module)
     for name, child in module.named_children():
-        setattr(module, name, replace_units(child))
+        setattr(module, name, replace_units(child, unit_type, plain))
     return module
 
 
@@ -282,6 +293,15 @@ class SharedWeightUnit(nn.Module):
     def bias_mask(self):
         """The bias node's hard {0,1} edges, shape (n_out,)."""
         return self.bias_node.hard_mask()[:, 0].to(torch.float32)
+
+    def to_plain(self, value):
+        """The unit at shared value ``value`` as ``PairedInput -> Linear/Conv2d`` whose
+        weight is ``value / sqrt(fan_in)`` times the hard mask, bias ``value * b``."""
+        plain = self.masked.to_plain()
+        with torch.no_grad():
+            plain.weight.mul_(value * self.scale)
+        plain.bias = nn.Parameter(self.bias_mask().to(plain.weight) * value)
+        return nn.Sequential(PairedInput(dim=1), plain).eval()
 
     def forward(self, x):
         _check_linear_input(self.masked, x)
@@ -348,6 +368,11 @@ class SharedWeightTemplate(SharedValueNetwork):
         if self.normalize_output:
             h = self._normalize(h, index)
         return h
+
+    def _plain_layers(self, value):
+        body = replace_units(copy.deepcopy(self.body), SharedWeightUnit,
+                             lambda unit: unit.to_plain(value))
+        return list(_with_reshape(self.input_shape, body))
 
     def edge_masks(self):
         """Hard masks in torch layout, the input axis doubled (paired lines)."""

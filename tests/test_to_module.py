@@ -99,6 +99,8 @@ def test_float64_network_gives_a_float64_module(small_data):
     assert {t.dtype for t in module.state_dict().values() if t.is_floating_point()} == {
         torch.float64}
     module(torch.as_tensor(X))  # runs without a dtype mismatch
+    plain = sk_weightfree.nn.WeightFreeMLP(4, (3,), 2).double().to_module()  # nn level too
+    plain(torch.zeros(2, 4, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=lambda c: c.__name__)

@@ -144,7 +144,8 @@ class ScoredMask(nn.Module):
         """A plain torch layer without bias whose weight is the hard {0,1} mask (its
         input doubled to ``[x, -x]`` when paired, which :class:`PairedInput` provides)."""
         mask = self.hard_mask()
-        plain = self._plain_layer(mask.shape[1], mask.shape[0], mask.device)
+        plain = self._plain_layer(mask.shape[1], mask.shape[0], mask.device).to(
+            self.scores.dtype)
         with torch.no_grad():
             plain.weight.copy_(mask.to(plain.weight.dtype))
         return plain

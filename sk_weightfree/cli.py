@@ -337,21 +337,54 @@ def stored_bytes(estimator):
 
 
 # ---------------------------------------------------------------------------- data
-def prepare_dataset(name, target=None, seed=0, task="auto", train_size=None):
-    """Load ``--dataset``, decide the task, split 70/30 and standardise the features.
+#: Most categories a categorical CSV column may have (``--max-categories``).
+MAX_CATEGORIES = 100
 
-    ``train_size`` (``--train-size``) keeps that many rows of the training part, drawn
-    with ``seed`` (stratified for classification), before the statistics are computed.
 
-    Returns a dict with ``X_train``, ``X_test``, ``y_train``, ``y_test`` (features
-    standardised with statistics of the training part, float32), ``task``
-    ("classification" or "regression"), ``description`` (one line) and ``info`` (what
-    ``results.json`` records to reproduce the data). Raises :class:`UsageError` for
-    anything wrong with the data.
+def prepare_dataset(name, target=None, seed=0, task="auto", train_size=None, *,
+                    categorical=None, max_categories=MAX_CATEGORIES):
+    """Load ``--dataset``, decide the task, split 70/30 and encode the features.
+
+    Parameters
+    ----------
+    name : str
+        ``--dataset``: a built-in name or the path of a ``.npz`` or ``.csv`` file.
+    target : str, default=None
+        ``--target``, the target column of a CSV file.
+    seed : int, default=0
+        Seed of the split and of the ``train_size`` draw.
+    task : {"auto", "classification", "regression"}, default="auto"
+        ``--task``.
+    train_size : int, default=None
+        ``--train-size``: keep that many rows of the training part, drawn with
+        ``seed`` (stratified for classification), before the encoding is fitted.
+    categorical : list of str, default=None
+        ``--categorical``: CSV columns to one-hot encode although their values are
+        numbers (codes). Columns with text values are categorical anyway (see
+        :func:`sk_weightfree.datasets.load_csv`).
+    max_categories : int, default=MAX_CATEGORIES
+        ``--max-categories``: a categorical column with more distinct values (in the
+        whole file, the empty value included) is refused.
+
+    Returns
+    -------
+    data : dict
+        ``X_train``, ``X_test`` (float32; numeric columns standardised and
+        categorical columns one-hot encoded, both fitted on the training part only,
+        see :func:`_encoder`), ``y_train``, ``y_test``, ``task`` ("classification"
+        or "regression"), ``description`` (one line) and ``info`` (what
+        ``results.json`` records to reproduce the data, the categories and the
+        one-hot width included).
+
+    Raises
+    ------
+    UsageError
+        For anything wrong with the data or the options naming its columns.
     """
-    from sklearn.preprocessing import StandardScaler
-
     info = {"name": name, "target": target, "seed": seed}
+    if name in CLASSIFICATION_DATASETS + REGRESSION_DATASETS:
+        _refuse_column_options(target, categorical, name)
+    columns = None  # (feature names, categorical mask) of a CSV file
     if name == "fashion-mnist":
         from .datasets import load_fashion_mnist
 
@@ -365,12 +398,12 @@ def prepare_dataset(name, target=None, seed=0, task="auto", train_size=None):
         info.update(source="sk_weightfree.datasets.load_fashion_mnist",
                     split="official train/test files")
     else:
-        if target is not None and name in CLASSIFICATION_DATASETS + REGRESSION_DATASETS:
-            raise UsageError(f"--target names a column of a .csv data set, not of {name!r}")
-        X, y, detected, description, source = _load_whole(name, target)
+        X, y, detected, description, source, columns = _load_whole(
+            name, target, categorical, max_categories)
         info.update(source)
         task = _resolve_task(task, detected, y, description)
-        X, y = _check_data(X, y, task, description)
+        X, y = _check_data(X, y, task, description,
+                           None if columns is None else columns[1])
         X_train, X_test, y_train, y_test, split = _split(X, y, task, seed, description)
         description += f" ({split})"
         info["split"] = f"{split}, sklearn train_test_split(test_size=0.3, random_state={seed})"
@@ -381,14 +414,65 @@ def prepare_dataset(name, target=None, seed=0, task="auto", train_size=None):
     if task == "classification" and _n_classes(y_train) < 2:
         raise UsageError(f"{description}: the training part has only one class; a classifier "
                          "needs at least two")
-    scaler = StandardScaler().fit(X_train)
+    names, mask = columns or (None, np.zeros(X_train.shape[1], dtype=bool))
+    encoder = _encoder(mask)
+    encoded = encoder.fit_transform(X_train).astype(np.float32, copy=False)
+    categories = _categories(encoder, names, mask)
     info.update(task=task, n_train=len(X_train), n_test=len(X_test),
-                n_features=int(X_train.shape[1]),
-                preprocessing="StandardScaler fitted on the training part, then float32")
-    return {"X_train": scaler.transform(X_train).astype(np.float32),
-            "X_test": scaler.transform(X_test).astype(np.float32),
+                n_features=int(encoded.shape[1]),
+                categorical={name: values.tolist() for name, values in categories.items()},
+                one_hot_width=sum(map(len, categories.values())),
+                test_rows_with_unseen_categories=_unseen_rows(X_test, mask, categories),
+                preprocessing="StandardScaler on the numeric columns and "
+                              "OneHotEncoder(handle_unknown='ignore') on the categorical "
+                              "ones (if any), fitted on the training part, then float32")
+    return {"X_train": encoded,
+            "X_test": encoder.transform(X_test).astype(np.float32, copy=False),
             "y_train": y_train, "y_test": y_test, "task": task,
             "description": description, "info": info}
+
+
+def _encoder(categorical):
+    """The feature encoding of ``compare``, to be fitted on the training part only.
+
+    Numeric columns are standardised; categorical ones become one 0/1 input per
+    category seen in the training part (in that order: numeric, then categorical). A
+    category the training part lacks encodes as all zeros (``handle_unknown="ignore"``).
+
+    Parameters
+    ----------
+    categorical : ndarray of shape (n_features,), bool
+        True for the categorical columns.
+
+    Returns
+    -------
+    encoder : :class:`~sklearn.compose.ColumnTransformer`
+        Unfitted.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    return ColumnTransformer([
+        ("numeric", StandardScaler(), np.flatnonzero(~categorical)),
+        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+         np.flatnonzero(categorical)),
+    ])
+
+
+def _categories(encoder, names, categorical):
+    """``{column name: categories}`` the fitted ``encoder`` one-hot encodes."""
+    if not categorical.any():
+        return {}
+    fitted = encoder.named_transformers_["categorical"].categories_
+    return dict(zip(names[categorical], fitted))
+
+
+def _unseen_rows(X, categorical, categories):
+    """How many rows of ``X`` hold a category the encoder has not seen."""
+    unseen = np.zeros(len(X), dtype=bool)
+    for column, values in zip(np.flatnonzero(categorical), categories.values()):
+        unseen |= ~np.isin(X[:, column], values)
+    return int(unseen.sum())
 
 
 def load_dataset(name, target=None, seed=0):
@@ -401,52 +485,81 @@ def load_dataset(name, target=None, seed=0):
             data["description"])
 
 
-def _load_whole(name, target):
-    """``(X, y, detected task, description, info)`` of a data set that is split here."""
+def _load_whole(name, target, categorical=None, max_categories=MAX_CATEGORIES):
+    """``(X, y, detected task, description, info, columns)`` of a data set split here.
+
+    ``columns`` is ``(feature names, categorical mask)`` for a CSV file, else None
+    (every feature numeric).
+    """
     if name == "digits":
         from sklearn.datasets import load_digits
 
         X, y = load_digits(return_X_y=True)
-        return X, y, "classification", "digits", {"source": "sklearn.datasets.load_digits"}
+        return X, y, "classification", "digits", {
+            "source": "sklearn.datasets.load_digits"}, None
     if name == "diabetes":
         from sklearn.datasets import load_diabetes
 
         X, y = load_diabetes(return_X_y=True)
-        return X, y, "regression", "diabetes", {"source": "sklearn.datasets.load_diabetes"}
+        return X, y, "regression", "diabetes", {
+            "source": "sklearn.datasets.load_diabetes"}, None
     if name == "friedman1":
         from sklearn.datasets import make_friedman1
 
         generator = {"n_samples": 2000, "n_features": 10, "noise": 1.0, "random_state": 0}
         X, y = make_friedman1(**generator)
         return X, y, "regression", "Friedman #1 (2,000 samples, noise 1.0)", {
-            "source": "sklearn.datasets.make_friedman1", "generator": generator}
-    return _load_file(Path(name), target)
+            "source": "sklearn.datasets.make_friedman1", "generator": generator}, None
+    return _load_file(Path(name), target, categorical, max_categories)
 
 
-def _load_file(path, target):
+def _load_file(path, target, categorical=None, max_categories=MAX_CATEGORIES):
     from .datasets import load_csv, load_npz
 
     if not path.is_file():
         raise UsageError(f"data set {str(path)!r} is neither one of "
                          f"{', '.join(CLASSIFICATION_DATASETS + REGRESSION_DATASETS)} "
                          "nor an existing file")
-    if path.suffix != ".csv" and target is not None:
-        raise UsageError(f"--target names a column of a .csv data set; {path.name!r} is not one")
+    if path.suffix != ".csv":
+        _refuse_column_options(target, categorical, path.name)
     if path.suffix == ".csv":
         if target is None:
             raise UsageError("a .csv data set needs --target COLUMN")
-        loader = lambda: load_csv(path, target)  # noqa: E731
+
+        def loader():
+            data = load_csv(path, target, categorical=categorical or (), return_X_y=False)
+            return data.data, data.target, (data.feature_names, data.categorical)
     elif path.suffix == ".npz":
-        loader = lambda: load_npz(path)  # noqa: E731
+        loader = lambda: (*load_npz(path), None)  # noqa: E731
     else:
         raise UsageError(f"unsupported data file {path.name!r}: use .npz (X, y) or .csv")
     try:
-        X, y = loader()
+        X, y, columns = loader()
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if columns is not None:
+        _check_categories(path, X, *columns, max_categories)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return X, y, _detect_task(y, str(path)), str(path), {
-        "source": str(path.resolve()), "sha256": digest}
+        "source": str(path.resolve()), "sha256": digest}, columns
+
+
+def _refuse_column_options(target, categorical, name):
+    """``--target`` and ``--categorical`` name CSV columns: refuse them for data set ``name``."""
+    for option, value in (("--target", target), ("--categorical", categorical)):
+        if value is not None:
+            raise UsageError(f"{option} names a column of a .csv data set, not of {name!r}")
+
+
+def _check_categories(path, X, names, categorical, max_categories):
+    """Refuse a categorical column with more than ``max_categories`` distinct values."""
+    for column in np.flatnonzero(categorical):
+        count = len(set(X[:, column]))
+        if count > max_categories:
+            raise UsageError(
+                f"{path}: column {names[column]!r} has {count:,} distinct values, more than "
+                f"--max-categories {max_categories} (one input each; an identifier?); drop "
+                "the column or raise --max-categories")
 
 
 def _detect_task(y, description):
@@ -475,13 +588,20 @@ def _resolve_task(requested, detected, y, description):
     return requested
 
 
-def _check_data(X, y, task, description):
-    """Refuse what the estimators would refuse mid-run, in one line, before any fit."""
-    if X.dtype.kind not in "biuf":
+def _check_data(X, y, task, description, categorical=None):
+    """Refuse what the estimators would refuse mid-run, in one line, before any fit.
+
+    ``categorical`` (a bool mask over the columns, or None) marks the columns that are
+    one-hot encoded; the others must be finite numbers.
+    """
+    numeric = np.ones(X.shape[1], dtype=bool) if categorical is None else ~categorical
+    values = X[:, numeric].astype(np.float64) if X.dtype == object else X
+    if values.dtype.kind not in "biuf":
         raise UsageError(f"{description}: the features must be numeric, got dtype {X.dtype}")
-    bad = ~np.isfinite(X)
+    bad = ~np.isfinite(values)
     if bad.any():
         row, column = np.argwhere(bad)[0]
+        column = np.flatnonzero(numeric)[column] if X.dtype == object else column
         raise UsageError(f"{description}: the features have missing (NaN) or infinite values "
                          f"(first at row {row}, feature {column}); impute or drop them first")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
@@ -549,7 +669,8 @@ def run_compare(args, argv=()):
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     data = prepare_dataset(args.dataset, args.target, args.seed, args.task,
-                           train_size=args.train_size)
+                           train_size=args.train_size, categorical=args.categorical,
+                           max_categories=args.max_categories)
     task, description = data["task"], data["description"]
     estimators, budget, warned = build_estimators(names, task, settings, budget=args.epochs,
                                                   seed=args.seed, device=device,
@@ -558,7 +679,7 @@ def run_compare(args, argv=()):
         print(f"sk-weightfree: warning: {warning}", file=sys.stderr)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     say(f"data: {description}, {task}; train {data['X_train'].shape}, "
-        f"test {data['X_test'].shape}; device: {device}; "
+        f"test {data['X_test'].shape}{_one_hot_summary(data['info'])}; device: {device}; "
         f"{budget} epoch{'' if budget == 1 else 's'} each")
 
     score_key = _METRICS[task][0]
@@ -596,6 +717,17 @@ def run_compare(args, argv=()):
         _write_outputs(out, results, rows, names, similarity, densities, task)
         say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'report.png'}")
     return results
+
+
+def _one_hot_summary(info):
+    """``"; one-hot: colour (3) = 3 of the 5 inputs"``, or "" without categorical columns."""
+    if not info["categorical"]:
+        return ""
+    counts = ", ".join(f"{name} ({len(values)})" for name, values in info["categorical"].items())
+    unseen = info["test_rows_with_unseen_categories"]
+    return (f"; one-hot: {counts} = {info['one_hot_width']} of the {info['n_features']} inputs"
+            + (f", {unseen} test row{'' if unseen == 1 else 's'} with a category unseen in "
+               "training (encoded as zeros)" if unseen else ""))
 
 
 class _torch_threads:
@@ -853,7 +985,19 @@ def build_parser():
                               "the five regressors); or a path to a .npz (arrays X, y) or "
                               ".csv (with --target). A file's task follows its target: "
                               "continuous numbers mean regression (see --task)")
-    compare.add_argument("--target", help="target column of a .csv data set")
+    compare.add_argument("--target",
+                         help="target column of a .csv data set; every other column is a "
+                              "feature: numeric columns are standardised, text columns "
+                              "one-hot encoded (both fitted on the training part)")
+    compare.add_argument("--categorical", nargs="+", metavar="COLUMN",
+                         help="columns of a .csv data set to one-hot encode although "
+                              "their values are numbers (integer codes); a column of text "
+                              "values is one-hot encoded anyway. An empty field of a "
+                              "categorical column is a category of its own")
+    compare.add_argument("--max-categories", type=_positive_int, default=MAX_CATEGORIES,
+                         metavar="N",
+                         help="refuse a categorical column with more than N distinct "
+                              f"values (default {MAX_CATEGORIES}): each is one input")
     compare.add_argument("--task", choices=("auto", "classification", "regression"),
                          default="auto",
                          help="auto (default: regression for a continuous target, as "

@@ -305,8 +305,15 @@ def load_fashion_mnist(
 # --------------------------------------------------------------------------
 
 
-def load_csv(path, target):
+def load_csv(path, target, *, categorical=(), return_X_y=True):
     """Read a CSV file with a header row into a feature matrix and a target.
+
+    Every column but the target is a feature. A feature column is *numeric* when
+    each of its values is a number, and *categorical* when none of them is (text
+    such as ``red``/``green``; empty fields do not count either way), or when it
+    is named in ``categorical`` (integer codes, for instance). A column that mixes
+    numbers and text is refused: it is usually a typo, and naming it in
+    ``categorical`` reads it as categories instead.
 
     Parameters
     ----------
@@ -314,27 +321,63 @@ def load_csv(path, target):
         The file: comma-separated, a header row of column names, one sample per
         line (blank lines are skipped; a UTF-8 byte-order mark is accepted).
     target : str
-        Name of the target column. Every other column is a feature and must be
-        numeric.
+        Name of the target column.
+    categorical : str or sequence of str, default=()
+        Feature column(s) to read as categories whatever their values: each value
+        is kept as the text written in the file (stripped), so ``1`` and
+        ``1.0`` are two categories.
+    return_X_y : bool, default=True
+        If True, return ``(X, y)``; if False, a :class:`~sklearn.utils.Bunch`
+        that also names the columns and says which are categorical.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), float64
-        The feature columns in file order. ``nan``/``inf`` spelled out in the
-        file are kept (as in :func:`numpy.loadtxt`); empty fields are an error.
-    y : ndarray of shape (n_samples,)
-        The target column: float64 when every value is a number, else the
-        strings as written (class labels).
+    data : :class:`~sklearn.utils.Bunch`
+        If ``return_X_y`` is False, with the attributes:
+
+        data : ndarray of shape (n_samples, n_features)
+            ``X`` below.
+        target : ndarray of shape (n_samples,)
+            ``y`` below.
+        feature_names : ndarray of shape (n_features,)
+            The feature columns' names, in file order.
+        categorical : ndarray of shape (n_features,), bool
+            True for the categorical columns.
+        target_name : str
+            ``target``.
+
+    (X, y) : tuple of ndarray
+        If ``return_X_y`` is True (the default):
+
+        ``X``, of shape (n_samples, n_features), holds the feature columns in
+        file order: float64 when every column is numeric, else an object array
+        whose numeric columns hold floats and whose categorical columns hold
+        strings (an empty field is the category ``""``: missing is a category of
+        its own). ``nan``/``inf`` spelled out in a numeric column are kept (as in
+        :func:`numpy.loadtxt`); an empty field of a numeric column is an error.
+
+        ``y``, of shape (n_samples,), is the target column: float64 when every
+        value is a number, else the strings as written (class labels).
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is empty, has no data rows, lacks ``target`` (or has it
-        twice), has a line whose number of fields differs from the header, or a
-        feature value that is empty or not a number; the message names the file
-        and the line.
+        If the file is empty, has no data rows, lacks ``target`` or a column of
+        ``categorical`` (or has one twice), names the target in
+        ``categorical``, has a line whose number of fields differs from the
+        header, a feature column that is empty on every line, an empty field in
+        a numeric column or a column that mixes numbers and text; the message
+        names the file, and the line where there is one.
+
+    Examples
+    --------
+    >>> from sk_weightfree.datasets import load_csv
+    >>> data = load_csv("shop.csv", target="bought", categorical=["region"],
+    ...                 return_X_y=False)  # doctest: +SKIP
+    >>> data.feature_names[data.categorical]  # doctest: +SKIP
+    array(['colour', 'region'], dtype=object)
     """
     path = Path(path)
     with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -345,10 +388,13 @@ def load_csv(path, target):
     if not rows:
         raise ValueError(f"{path} is empty")
     header = [name.strip() for name in rows[0]]
-    if header.count(target) != 1:
-        problem = "no column" if target not in header else "more than one column"
-        raise ValueError(f"{path} has {problem} {target!r}; columns are {header}")
-    column = header.index(target)
+    column = _column_index(path, header, target)
+    if isinstance(categorical, str):
+        categorical = [categorical]
+    forced = {_column_index(path, header, name) for name in categorical}
+    if column in forced:
+        raise ValueError(f"{path}: column {target!r} is the target; it cannot be a "
+                         "categorical feature too")
     # keep the file's line numbers for the messages; blank lines are skipped
     body = [(number, row) for number, row in enumerate(rows[1:], start=2) if row]
     if not body:
@@ -359,24 +405,78 @@ def load_csv(path, target):
                 f"{path}: line {number} has {len(row)} fields, the header has "
                 f"{len(header)}"
             )
+    lines = [number for number, _ in body]
     features = [i for i in range(len(header)) if i != column]
-    X = np.empty((len(body), len(features)), dtype=np.float64)
-    for r, (number, row) in enumerate(body):
-        for c, i in enumerate(features):
-            try:
-                X[r, c] = float(row[i])
-            except ValueError:
-                what = "an empty" if not row[i].strip() else f"a non-numeric ({row[i]!r})"
-                raise ValueError(
-                    f"{path}: line {number}, column {header[i]!r} has {what} value; "
-                    "every column but the target must be numeric"
-                ) from None
+    columns = [
+        _read_column(path, header[i], lines, [row[i].strip() for _, row in body],
+                     i in forced)
+        for i in features
+    ]
+    is_categorical = np.array([values.dtype == object for values in columns], dtype=bool)
+    X = np.empty((len(body), len(features)),
+                 dtype=object if is_categorical.any() else np.float64)
+    for c, values in enumerate(columns):
+        X[:, c] = values
     labels = [row[column].strip() for _, row in body]
     try:
         y = np.array([float(v) for v in labels])
     except ValueError:
         y = np.array(labels)
-    return X, y
+    if return_X_y:
+        return X, y
+    return Bunch(data=X, target=y, feature_names=np.array([header[i] for i in features],
+                                                          dtype=object),
+                 categorical=is_categorical, target_name=target)
+
+
+def _column_index(path, header, name):
+    """Index of the one column called ``name``; ValueError naming the file otherwise."""
+    if header.count(name) != 1:
+        problem = "no column" if name not in header else "more than one column"
+        raise ValueError(f"{path} has {problem} {name!r}; columns are {header}")
+    return header.index(name)
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _read_column(path, name, lines, values, categorical):
+    """One feature column: float64 when numeric, an object array of strings when
+    categorical (``categorical=True``, or not a single number among its values).
+
+    ``values`` are the stripped fields, ``lines`` their line numbers in the file.
+    """
+    if not any(values):
+        raise ValueError(f"{path}: column {name!r} is empty on every line; drop it")
+    if categorical:
+        return np.array(values, dtype=object)
+    numbers = [_number(v) for v in values]
+    texts = [k for k, (v, x) in enumerate(zip(values, numbers)) if v and x is None]
+    if len(texts) == sum(map(bool, values)):
+        return np.array(values, dtype=object)
+    if texts:
+        found = [k for k, x in enumerate(numbers) if x is not None]
+        # the rarer kind is the likely mistake; a tie blames the text
+        blame_text = len(found) >= len(texts)
+        odd, other = (texts[0], found[0]) if blame_text else (found[0], texts[0])
+        what = ("a non-numeric ({!r}) value among numbers" if blame_text
+                else "a number ({!r}) among text values").format(values[odd])
+        raise ValueError(
+            f"{path}: line {lines[odd]}, column {name!r} has {what} (line "
+            f"{lines[other]}: {values[other]!r}); correct it, or read the column as "
+            f"categories (categorical=[{name!r}]; --categorical {name} in "
+            "sk-weightfree compare)"
+        )
+    if "" in values:
+        raise ValueError(
+            f"{path}: line {lines[values.index('')]}, column {name!r} has an empty "
+            "value; a numeric column needs a number on every line"
+        )
+    return np.array(numbers, dtype=np.float64)
 
 
 def load_npz(path):

@@ -430,16 +430,36 @@ class _Affine(nn.Module):
 
 
 class _Members(nn.Module):
-    """The members' outputs through the output function; an ensemble averages them."""
+    """The members' outputs through the output function; an ensemble averages them.
 
-    def __init__(self, members, head):
+    With ``labels``, a classifier's decision comes first: ``"argmax"``, the index of the
+    predicted class (int64, shape (n_samples,)); ``"threshold"``, the multilabel indicator
+    matrix (int64). The rule is ``predict``'s: a single network decides on its logits
+    (argmax, or logit > 0), an ensemble on its mean probability (argmax, or > 0.5; its
+    logit is the log of that mean), so that rounding in the output function never moves a
+    label.
+    """
+
+    def __init__(self, members, head, labels=None):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.head = head
+        self.labels = labels
 
     def forward(self, x):
-        outputs = [self.head(member(x)) for member in self.members]
-        return torch.stack(outputs).mean(dim=0) if len(outputs) > 1 else outputs[0]
+        logits = [member(x) for member in self.members]
+        outputs = [self.head(z) for z in logits]
+        if len(outputs) > 1:
+            output = torch.stack(outputs).mean(dim=0)
+            scores, threshold = output, 0.5
+        else:
+            output = outputs[0]
+            scores, threshold = logits[0], 0.0
+        if self.labels is None:
+            return output
+        if self.labels == "argmax":
+            return scores.argmax(dim=1), output
+        return (scores > threshold).to(torch.int64), output
 
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid,
@@ -479,13 +499,30 @@ def _torch_op(op, shape):
     raise TypeError(f"no torch layer for {type(op).__name__}")
 
 
-def chain_module(chain):
+def chain_module(chain, *, labels=False):
     """The chain as plain torch layers in float64, eval mode, followed by the output
     function: ``probabilities`` for classifiers (softmax, or logistic per column; an
-    ensemble's mean), the prediction itself for regressors."""
+    ensemble's mean), the prediction itself for regressors.
+
+    Parameters
+    ----------
+    chain : Chain
+    labels : bool, default=False
+        For a classifier, return ``(decision, probabilities)``: the decision is the index
+        of the predicted class in ``chain.classes`` (int64, shape (n_samples,)), or for
+        multilabel the indicator matrix (int64, shape (n_samples, n_outputs)), by the rule
+        of the estimators' ``predict``. Ignored for regressors.
+
+    Returns
+    -------
+    module : torch.nn.Module
+    """
     members = []
     for ops in chain.members:
         shapes = chain.shapes(ops)
         members.append(nn.Sequential(*(_torch_op(op, shape) for op, shape
                                        in zip(ops, shapes[1:]))))
-    return _Members(members, _HEADS[chain.out_activation]()).eval()
+    decision = None
+    if labels and chain.is_classifier:
+        decision = "threshold" if chain.multilabel else "argmax"
+    return _Members(members, _HEADS[chain.out_activation](), decision).eval()

@@ -21,6 +21,7 @@ import json
 import os
 import warnings
 import zipfile
+from io import BytesIO
 
 import numpy as np
 import scipy.sparse as sp
@@ -170,7 +171,9 @@ class _Arrays:
         return self.add_real(values, exact=True)
 
 
-def _label_array(classes):
+def _label_array(classes, where="stored without pickling"):
+    """Class labels as numbers or a unicode array; anything else (labels that are other
+    Python objects) raises ValueError saying they cannot be ``where``."""
     classes = np.asarray(classes)
     if classes.dtype.kind in "biuf":
         return classes
@@ -179,8 +182,8 @@ def _label_array(classes):
     if all(isinstance(c, str) for c in classes):
         return classes.astype(str)
     raise ValueError(
-        f"class labels of type {sorted({type(c).__name__ for c in classes})} cannot be stored "
-        f"without pickling; use numeric or string labels."
+        f"class labels of type {sorted({type(c).__name__ for c in classes})} cannot be "
+        f"{where}; use numeric or string labels."
     )
 
 
@@ -824,10 +827,21 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     unit scales and signs, batch norms, a regressor's target scale), activations and
     pooling, followed by the output function. A network fitted from a ``module`` template
     must be a chain of supported layers, as for :func:`dump`. Its input is ``X`` (any
-    number of rows); its output,
-    ``probabilities`` for classifiers (softmax, or logistic per column for multilabel;
-    an ensemble averages its members' probabilities) or ``predictions`` for regressors.
+    number of rows).
 
+    Outputs, as skl2onnx names a classifier's without its ZipMap:
+
+    - classifiers: ``label`` then ``probabilities``. ``label`` is what ``predict``
+      returns: shape (n_samples,), in the type of ``classes_`` (int64 for integer
+      classes, string for string classes, float or double for float classes, bool),
+      looked up with ``ArgMax`` and ``Gather`` in a constant of the classes; for
+      multilabel ``y`` the indicator matrix, int64 of shape (n_samples, n_labels).
+      ``probabilities`` is what ``predict_proba`` returns, shape (n_samples,
+      n_classes) (softmax; logistic per column for multilabel; an ensemble averages its
+      members' probabilities).
+    - regressors: ``predictions``, shape (n_samples, n_outputs).
+
+    Only operators of the default ONNX domain are used (no ``ai.onnx.ml``).
     Needs the optional extra: ``pip install "sk-weightfree[onnx]"``.
 
     Parameters
@@ -835,13 +849,21 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     estimator : fitted estimator of sk_weightfree
     path : str or path-like
     dtype : {"float32", "float64"}, default="float32"
-        Type of the graph's input, weights and output.
+        Type of the graph's input, weights and probabilities or predictions (not of
+        ``label``, which has the classes' type).
     opset_version : int, optional
         ONNX opset (torch's default when None).
 
     Returns
     -------
     path : str
+
+    Raises
+    ------
+    ValueError
+        For a network that is not a chain of supported layers, or class labels that no
+        ONNX tensor holds (Python objects other than strings; unsigned integers beyond
+        int64; float types wider than float64). Nothing is written then.
     """
     try:
         import onnx
@@ -853,6 +875,9 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
+    if opset_version is not None and (not isinstance(opset_version, (int, np.integer))
+                                      or isinstance(opset_version, bool)):
+        raise TypeError(f"opset_version must be an integer or None; got {opset_version!r}.")
     if not hasattr(estimator, "coefs_"):
         from sklearn.exceptions import NotFittedError
 
@@ -862,11 +887,19 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     from ._tracing import chain_from_estimator, chain_module
 
     chain = chain_from_estimator(estimator)  # refuses what the compact file cannot hold
-    torch_dtype = getattr(torch, dtype)
-    module = chain_module(chain).to(torch_dtype)
-    output = "probabilities" if chain.is_classifier else "predictions"
     path = os.fspath(path)
+    classes = None  # the constant labels are gathered from (not for multilabel)
+    if not chain.is_classifier:
+        outputs = ["predictions"]
+    elif chain.multilabel:
+        outputs = ["label", "probabilities"]
+    else:
+        classes = _onnx_classes(chain.classes)
+        outputs = ["class_index", "probabilities"]
+    torch_dtype = getattr(torch, dtype)
+    module = chain_module(chain, labels=True).to(torch_dtype)
     example = torch.zeros(2, chain.n_features_in, dtype=torch_dtype)
+    exported = BytesIO()
     with warnings.catch_warnings():
         # torch >= 2.9 prefers the dynamo exporter, which needs onnxscript; the TorchScript
         # exporter handles these plain layers and needs nothing beyond torch
@@ -874,9 +907,56 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
                                 category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(
-            module, (example,), path, dynamo=False, input_names=["X"],
-            output_names=[output], dynamic_axes={"X": {0: "n_samples"}, output: {0: "n_samples"}},
-            opset_version=opset_version,
+            module, (example,), exported, dynamo=False, input_names=["X"],
+            output_names=outputs, opset_version=opset_version,
+            dynamic_axes={name: {0: "n_samples"} for name in ["X", *outputs]},
         )
-    onnx.checker.check_model(onnx.load(path))
+    model = onnx.load_from_string(exported.getvalue())
+    if classes is not None:
+        _gather_labels(model, classes)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
     return path
+
+
+def _onnx_classes(classes):
+    """``classes_`` as the constant the ``label`` output is gathered from: integers as
+    int64, strings as objects (an ONNX string tensor), floats and bools as they are."""
+    where = "held by an ONNX tensor"
+    classes = _label_array(classes, where)
+    kind = classes.dtype.kind
+    if kind == "U":
+        return classes.astype(object)
+    if kind in "iu":
+        if classes.size and classes.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"class labels up to {classes.max()} cannot be {where} of "
+                             f"int64, the type of integer labels in the ONNX graph.")
+        return classes.astype(np.int64)
+    if kind == "f" and classes.dtype.itemsize > 8:
+        raise ValueError(f"class labels of type {classes.dtype} cannot be {where}; use "
+                         f"float64 labels.")
+    return classes
+
+
+def _gather_labels(model, classes):
+    """Replace the graph's first output, the predicted class's index, by ``label``: that
+    class looked up (Gather) in a Constant of ``classes``; a node, not an initializer, so
+    that graphs of every opset hold it (IR version 3 lists initializers as inputs)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    index, rest = graph.output[0], list(graph.output[1:])
+    names = {t.name for t in graph.initializer} | {n for node in graph.node
+                                                    for n in node.output}
+    constant = "classes"
+    while constant in names:
+        constant += "_"
+    graph.node.extend([
+        helper.make_node("Constant", [], [constant], name=constant,
+                         value=numpy_helper.from_array(classes, constant)),
+        helper.make_node("Gather", [constant, index.name], ["label"], axis=0, name="label"),
+    ])
+    label = helper.make_tensor_value_info(
+        "label", helper.np_dtype_to_tensor_dtype(classes.dtype), ["n_samples"])
+    del graph.output[:]
+    graph.output.extend([label, *rest])

@@ -450,13 +450,15 @@ def test_onnx_matches_predict_proba(case, digits_small, tmp_path):
     est = fitted(*case, X, y)
     path = skio.to_onnx(est, tmp_path / "model.onnx", dtype="float64")
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    (output,) = session.run(None, {"X": X.astype(np.float64)})
+    # classifiers' graphs output label, then probabilities (tests/test_onnx_labels.py)
+    output_name = "predictions" if "Regressor" in case[0] else "probabilities"
+    (output,) = session.run([output_name], {"X": X.astype(np.float64)})
     expected = est.predict(X) if "Regressor" in case[0] else est.predict_proba(X)
     np.testing.assert_allclose(output.reshape(expected.shape), expected, rtol=1e-6, atol=1e-6)
     skio.to_onnx(est, tmp_path / "model32.onnx")
     session = ort.InferenceSession(str(tmp_path / "model32.onnx"),
                                    providers=["CPUExecutionProvider"])
-    (output32,) = session.run(None, {"X": X.astype(np.float32)})
+    (output32,) = session.run([output_name], {"X": X.astype(np.float32)})
     np.testing.assert_allclose(output32.reshape(expected.shape), expected, rtol=1e-3,
                                atol=1e-4)
 

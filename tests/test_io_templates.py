@@ -413,7 +413,9 @@ def test_onnx_of_a_template_matches_predict(name, params, dtype, images, tmp_pat
     est = fitted(name, params, X, y * 10.0 + 3 if regressor else y)
     path = skio.to_onnx(est, tmp_path / "m.onnx", dtype=dtype)
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    (output,) = session.run(None, {"X": X.astype(dtype)})
+    # classifiers' graphs output label, then probabilities (tests/test_onnx_labels.py)
+    (output,) = session.run(["predictions" if regressor else "probabilities"],
+                            {"X": X.astype(dtype)})
     expected = est.predict(X) if regressor else est.predict_proba(X)
     tolerance = dict(rtol=1e-6, atol=1e-6) if dtype == "float64" else dict(rtol=1e-4,
                                                                            atol=1e-5)

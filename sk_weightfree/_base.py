@@ -27,12 +27,12 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
-from ._training import (CosineLR, DeviceBatchIterator, EpochProgressBar, ResidentClassifierNet,
-                        ResidentData, ResidentRegressorNet)
+from ._training import (CosineLR, DeviceBatchIterator, EpochLog, EpochProgressBar,
+                        ResidentClassifierNet, ResidentData, ResidentRegressorNet, print_line)
 from .nn import ACTIVATIONS
 from .nn._templates import WEIGHT_LAYERS
 
@@ -111,23 +111,33 @@ def _oriented(weight):
     return weight.T if weight.ndim == 2 else weight
 
 
-def _check_sample_weight(sample_weight, n_samples):
+def _check_sample_weight(sample_weight, n_samples, name="sample_weight"):
     """Validated float64 sample weights, or None for unit weights."""
     if sample_weight is None:
         return None
     if np.isscalar(sample_weight):
         sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
-    weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
-                         input_name="sample_weight")
+    weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name=name)
     if weight.ndim != 1 or weight.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},); got {weight.shape}."
-        )
+        raise ValueError(f"{name} must have shape ({n_samples},); got {weight.shape}.")
     if (weight < 0).any():
-        raise ValueError("sample_weight has negative values; weights must be >= 0.")
+        raise ValueError(f"{name} has negative values; weights must be >= 0.")
     if not weight.sum() > 0:
-        raise ValueError("sample_weight sums to zero; at least one weight must be > 0.")
+        raise ValueError(f"{name} sums to zero; at least one weight must be > 0.")
     return weight
+
+
+def _check_feature_range(X, name="X"):
+    """Refuse features too large for float32 training."""
+    largest = max(X.max(), -X.min()) if X.shape[0] * X.shape[1] else 0.0  # no |X| copy
+    if largest > FEATURE_LIMIT:
+        raise ValueError(
+            f"{name} has values up to {largest:.3g}, beyond {FEATURE_LIMIT:.3g}: training "
+            f"runs in float32 and squares values (batch statistics, optimiser moments), "
+            f"which overflows float32's range ({FLOAT32_MAX:.3g}) there and gives "
+            f"non-finite weights or a model at chance; scale the features first (e.g. "
+            f"StandardScaler)."
+        )
 
 
 class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
@@ -147,7 +157,9 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         "activation": [StrOptions(set(ACTIVATIONS))],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "momentum": [Interval(Real, 0, 1, closed="both")],
@@ -171,6 +183,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     # Defaults for models pickled before these parameters existed.
     module = None
     input_shape = None
+    shuffle = True
+    alpha = 0.0
 
     # ------------------------------------------------------------------ family hooks
     @abstractmethod
@@ -201,11 +215,12 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the network to data.
 
         With ``warm_start=True`` and a fitted model, training continues from the fitted
-        network and its optimiser state for ``max_epochs`` more epochs.
+        network and its optimiser state for ``max_epochs`` more epochs (a validation set
+        may be given to a continuing fit too).
 
         Parameters
         ----------
@@ -218,13 +233,50 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             Non-negative weights (zeros allowed). Training minimises the weighted mean of the
             samples' losses: weights are scaled to mean 1 over the data and a batch's loss
             is the mean of weight times loss.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            Validation data for ``early_stopping=True``, as scikit-learn's
+            ``HistGradientBoostingClassifier`` takes it: it replaces the
+            ``validation_fraction`` split, so every sample of ``X`` is trained on. Needs
+            ``y_val``, and ``early_stopping=True`` (``ValueError`` otherwise). In a
+            ``Pipeline`` with metadata routing on, request it with
+            ``set_fit_request(X_val=True, y_val=True)``; ``Pipeline(...,
+            transform_input=["X_val"])`` transforms it by the steps before, as ``X``.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Validation targets, encoded as ``y``: labels must be among ``classes_`` (a
+            multilabel matrix must have as many columns); regression targets are
+            standardised with the statistics of the training targets.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation score (weighted accuracy or R²); ``class_weight``
+            multiplies them as it does the split held out of ``X`` (``HistGradientBoosting``
+            leaves its validation weights without class weights). Needs ``X_val``.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit_keeping_state(X, y, sample_weight, incremental=False)
+        validation = self._check_validation_args(X_val, y_val, sample_weight_val)
+        return self._fit_keeping_state(X, y, sample_weight, incremental=False,
+                                       validation=validation)
+
+    def _check_validation_args(self, X_val, y_val, sample_weight_val):
+        """``(X_val, y_val, sample_weight_val)``, or None without a validation set."""
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val is given without X_val and y_val; pass "
+                                 "the validation data it weighs.")
+            return None
+        if y_val is None:
+            raise ValueError("X_val is given, but y_val is not: pass both.")
+        if X_val is None:
+            raise ValueError("y_val is given, but X_val is not: pass both.")
+        if not self.early_stopping:
+            raise ValueError(
+                "X_val and y_val are the validation data of early stopping, but "
+                "early_stopping=False; set early_stopping=True to stop on them (they "
+                "then replace the validation_fraction split)."
+            )
+        return X_val, y_val, sample_weight_val
 
     def _partial_fit(self, X, y, sample_weight, classes=None):
         if self.early_stopping:
@@ -236,7 +288,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         return self._fit_keeping_state(X, y, sample_weight, incremental=True,
                                        classes=classes)
 
-    def _fit_keeping_state(self, X, y, sample_weight, *, incremental, classes=None):
+    def _fit_keeping_state(self, X, y, sample_weight, *, incremental, classes=None,
+                           validation=None):
         """Fit; a failure restores the previous state (unfitted, or the previous model)."""
         previous_state = self.__dict__.copy()
         continuing = (incremental or self.warm_start) and hasattr(self, "net_")
@@ -244,7 +297,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         try:
             with self._device_errors():
                 return self._fit(X, y, sample_weight, incremental=incremental,
-                                 continuing=continuing, classes=classes)
+                                 continuing=continuing, classes=classes,
+                                 validation=validation)
         except BaseException:
             if snapshot is not None:
                 previous_state["net_"].restore(snapshot)
@@ -256,7 +310,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     # its optimiser, and changing it takes a fresh fit. A family adds its own names, and
     # may accept a change of a structured parameter in _continuable_change.
     _CONTINUABLE_PARAMS = frozenset({
-        "max_epochs", "batch_size", "lr", "lr_schedule", "verbose", "warm_start",
+        "max_epochs", "batch_size", "shuffle", "lr", "alpha", "lr_schedule", "verbose",
+        "warm_start",
         "early_stopping", "validation_fraction", "n_iter_no_change", "tol",
         "torch_compile", "class_weight", "random_state", "device",
     })
@@ -276,7 +331,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     def _update_search(self):
         """Apply a continuing fit's settings to the family's search state (mask rules)."""
 
-    def _fit(self, X, y, sample_weight, *, incremental, continuing, classes):
+    def _fit(self, X, y, sample_weight, *, incremental, continuing, classes, validation):
         if not continuing:
             self._check_hidden_layer_sizes()
             self._check_template_params()
@@ -285,15 +340,16 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         else:
             self._check_continuable()
             device = torch.device(self.net_.device)
-        X, y_encoded, weights = self._validate_training_data(
+        X, y_encoded, weights, validation = self._validate_training_data(
             X, y, sample_weight, first=not continuing, classes=classes,
-            incremental=incremental)
+            incremental=incremental, validation=validation)
         if not continuing:
             rng = check_random_state(self.random_state)
             init_seed, shuffle_seed, sample_seed, split_seed = rng.randint(0, 2**31 - 1, 4)
             self._sample_seed, self._split_seed = int(sample_seed), int(split_seed)
             self.t_ = 0
-        train_data, valid_data = self._make_datasets(X, y_encoded, weights, device)
+        train_data, valid_data = self._make_datasets(X, y_encoded, weights, device,
+                                                     validation)
         if not continuing:
             module = self._build_module(self.n_features_in_, self.n_outputs_,
                                         torch.Generator().manual_seed(int(init_seed)))
@@ -351,6 +407,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         """Apply the parameters a continuing fit may change to the existing net."""
         net = self.net_
         net.lr, net.batch_size, net.max_epochs = self.lr, self.batch_size, self.max_epochs
+        net.alpha, net.iterator_train__shuffle = self.alpha, self.shuffle
         for group in net.optimizer_.param_groups:
             group["lr"] = self.lr
         net.callbacks = self._callbacks()
@@ -376,17 +433,20 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
+            iterator_train__shuffle=self.shuffle,
             device=device,
             train_split=None,
             callbacks=self._callbacks(),
             predict_nonlinearity=self._predict_nonlinearity(),
-            verbose=0,
         )
+        net.alpha = self.alpha
         self._set_forward_options(net)
         return net
 
     def _set_forward_options(self, net):
-        """The net's training forward pass: bf16 autocast and torch.compile."""
+        """The net's training forward pass (bf16 autocast, torch.compile) and its messages."""
+        # skorch's own messages (the stopping rule's, re-initialisations) with the log
+        net.verbose = int(self.verbose >= 2)
         net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
         net.compile_forward = self.torch_compile
 
@@ -547,30 +607,49 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     # others can take single-sample partial_fit updates, as MLPClassifier does.
     _min_batch_samples = 2
 
-    def _validate_training_data(self, X, y, sample_weight, *, first, classes, incremental):
+    def _validate_training_data(self, X, y, sample_weight, *, first, classes, incremental,
+                                validation=None):
+        """Validated ``X``, encoded targets and weights, and the validation set as
+        ``(X_val, encoded y_val, weights)`` (None without one)."""
         X, y = validate_data(
             self, X, y, reset=first, accept_sparse=["csr", "csc"],
             dtype=[np.float32, np.float64], multi_output=True, y_numeric=self._y_numeric,
             ensure_min_samples=self._min_batch_samples if incremental else 2,
         )
-        largest = max(X.max(), -X.min()) if X.shape[0] * X.shape[1] else 0.0  # no |X| copy
-        if largest > FEATURE_LIMIT:
-            raise ValueError(
-                f"X has values up to {largest:.3g}, beyond {FEATURE_LIMIT:.3g}: training "
-                f"runs in float32 and squares values (batch statistics, optimiser moments), "
-                f"which overflows float32's range ({FLOAT32_MAX:.3g}) there and gives "
-                f"non-finite weights or a model at chance; scale the features first (e.g. "
-                f"StandardScaler)."
-            )
+        _check_feature_range(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         weights = _check_sample_weight(sample_weight, X.shape[0])
         y_encoded, weights = self._encode_targets(y, weights, first=first, classes=classes,
                                                   incremental=incremental)
-        return X, y_encoded, weights
+        if validation is not None:
+            validation = self._validate_validation_data(*validation, y)
+        return X, y_encoded, weights, validation
 
-    def _make_datasets(self, X, y_encoded, weights, device):
+    def _validate_validation_data(self, X_val, y_val, sample_weight_val, y):
+        """``fit``'s validation set checked against the model (``y`` is the training
+        targets, which ``class_weight="balanced"`` counts)."""
+        try:
+            X_val = validate_data(self, X_val, reset=False, accept_sparse=["csr", "csc"],
+                                  dtype=[np.float32, np.float64])
+        except ValueError as exc:  # sklearn's message says "X"
+            raise ValueError(f"X_val does not fit the model: {exc}") from None
+        y_val = check_array(y_val, ensure_2d=False, dtype="numeric" if self._y_numeric else None,
+                            input_name="y_val")
+        check_consistent_length(X_val, y_val)
+        _check_feature_range(X_val, "X_val")
+        if y_val.ndim == 2 and y_val.shape[1] == 1 and y.ndim == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        weights = _check_sample_weight(sample_weight_val, X_val.shape[0], "sample_weight_val")
+        y_encoded, weights = self._encode_validation_targets(y_val, weights, y)
+        return X_val, y_encoded, weights
+
+    def _make_datasets(self, X, y_encoded, weights, device, validation=None):
         dtype = torch.float64 if self.precision == "float64" else None
+        if validation is not None:  # the user's validation set: train on all of X
+            X_val, y_val, w_val = validation
+            return (ResidentData(X, y_encoded, device, dtype=dtype, sample_weight=weights),
+                    ResidentData(X_val, y_val, device, dtype=dtype, sample_weight=w_val))
         if not self.early_stopping:
             return ResidentData(X, y_encoded, device, dtype=dtype, sample_weight=weights), None
         arrays = [X, y_encoded] + ([] if weights is None else [weights])
@@ -616,18 +695,19 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                 ResidentData(parts[1], parts[3], device, dtype=dtype, sample_weight=w_valid))
 
     def _callbacks(self):
-        callbacks = [
+        log = self.verbose >= 2  # a line per epoch and the stopping rule's messages
+        callbacks = [("epoch_log", EpochLog())] if log else []
+        callbacks.append(
             ("stopping", EarlyStopping(
                 monitor="valid_score" if self.early_stopping else "train_loss",
                 lower_is_better=not self.early_stopping,
                 patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
-                load_best=self.early_stopping, sink=_no_output,
-            )),
-        ]
+                load_best=self.early_stopping, sink=print_line if log else _no_output,
+            )))
         if self.lr_schedule == "cosine":
             callbacks.append(("lr_schedule", CosineLR()))
         callbacks += self._extra_callbacks()
-        if self.verbose:
+        if self.verbose and not log:
             callbacks.append(("progress", EpochProgressBar(desc=type(self).__name__)))
         return callbacks
 
@@ -685,6 +765,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         ]
         self.n_iter_ = len(self.history_)
         self.loss_curve_ = [row["train_loss"] for row in self.history_]
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         if self.early_stopping:
             self.validation_scores_ = [row.get("valid_score") for row in self.history_]
             self.best_validation_score_ = max(
@@ -811,6 +892,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         net = state.get("net_")
         if isinstance(net, _SerializedNet):
             state = {**state, "net_": net.load()}
+        if "loss_curve_" in state and "loss_" not in state:  # pickled before loss_ (0.2.x)
+            state = {**state, "loss_": (state["loss_curve_"] or [None])[-1]}
         super().__setstate__(state)
 
     def __sklearn_tags__(self):
@@ -881,34 +964,22 @@ class ClassifierHeadMixin(ClassifierMixin):
         return None if self._multilabel else y_encoded
 
     def _encode_targets(self, y, weights, *, first, classes, incremental):
-        multilabel = type_of_target(y) == "multilabel-indicator"
-        if not multilabel:
-            check_classification_targets(y)
+        multilabel = self._check_label_form(y, "y", first=first)
         if first:
             self._set_classes(y, multilabel, classes, incremental)
-        elif multilabel != self._multilabel or (multilabel and y.shape[1] != self.n_outputs_):
-            raise ValueError(
-                f"y must have the form of the data this model was fitted on "
-                f"({'a multilabel indicator matrix with ' + str(self.n_outputs_) + ' columns' if self._multilabel else 'class labels'})."
-            )
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
                 f"classes={classes!r} is not the same as on the first call to partial_fit "
                 f"({self.classes_!r})."
             )
+        if self._multilabel and self.class_weight is not None:
+            raise ValueError("class_weight is not supported with multilabel y.")
+        among = ("partial_fit's classes" if incremental else "the classes of the first fit",
+                 "" if incremental else
+                 "; warm_start continues the fitted model and needs the same classes")
+        y_encoded = self._encode_labels(y, "y", *among)
         if self._multilabel:
-            if self.class_weight is not None:
-                raise ValueError("class_weight is not supported with multilabel y.")
-            if not np.isin(y, (0, 1)).all():
-                raise ValueError("A multilabel y must be an indicator matrix of 0 and 1.")
-            return np.asarray(y, dtype=np.float32), weights
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unseen):
-            what = "partial_fit's classes" if incremental else "the classes of the first fit"
-            raise ValueError(
-                f"y holds label(s) {unseen.tolist()} not among {what} {self.classes_.tolist()}"
-                f"{'; warm_start continues the fitted model and needs the same classes' if not incremental else ''}."
-            )
+            return y_encoded, weights
         missing = [] if first or incremental else np.setdiff1d(self.classes_, y)
         if len(missing):  # as MLPClassifier: a warm start is trained on every class again
             raise ValueError(
@@ -917,9 +988,44 @@ class ClassifierHeadMixin(ClassifierMixin):
                 f"{missing.tolist()}. Refit with warm_start=False, or use partial_fit "
                 f"(batches may hold a subset of its classes)."
             )
-        y_encoded = np.searchsorted(self.classes_, y)
-        return y_encoded.astype(np.int64), self._apply_class_weight(y, y_encoded, weights,
-                                                                    incremental)
+        return y_encoded, self._apply_class_weight(y, y_encoded, weights, incremental)
+
+    def _encode_validation_targets(self, y_val, weights, y):
+        """``y_val`` encoded as the training targets, ``weights`` times the class weights
+        of the training targets ``y``."""
+        self._check_label_form(y_val, "y_val")
+        y_encoded = self._encode_labels(y_val, "y_val", "the classes of y")
+        if self._multilabel:
+            return y_encoded, weights
+        return y_encoded, self._apply_class_weight(y, y_encoded, weights, False,
+                                                   name="sample_weight_val")
+
+    def _check_label_form(self, y, name, first=False):
+        """Whether ``y`` is a multilabel matrix; unless ``first``, it must have the form
+        of the fitted model's targets."""
+        multilabel = type_of_target(y) == "multilabel-indicator"
+        if not multilabel:
+            check_classification_targets(y)
+        if not first and (multilabel != self._multilabel
+                          or (multilabel and y.shape[1] != self.n_outputs_)):
+            raise ValueError(
+                f"{name} must have the form of the data this model was fitted on "
+                f"({'a multilabel indicator matrix with ' + str(self.n_outputs_) + ' columns' if self._multilabel else 'class labels'})."
+            )
+        return multilabel
+
+    def _encode_labels(self, y, name, among, hint=""):
+        """Labels as class codes (a float matrix for multilabel ``y``); a label outside
+        ``classes_`` is an error."""
+        if self._multilabel:
+            if not np.isin(y, (0, 1)).all():
+                raise ValueError(f"A multilabel {name} must be an indicator matrix of 0 and 1.")
+            return np.asarray(y, dtype=np.float32)
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unseen):
+            raise ValueError(f"{name} holds label(s) {unseen.tolist()} not among {among} "
+                             f"{self.classes_.tolist()}{hint}.")
+        return np.searchsorted(self.classes_, y).astype(np.int64)
 
     def _set_classes(self, y, multilabel, classes, incremental):
         self._multilabel = multilabel
@@ -938,7 +1044,9 @@ class ClassifierHeadMixin(ClassifierMixin):
             )
         self.n_outputs_ = len(self.classes_)
 
-    def _apply_class_weight(self, y, y_encoded, weights, incremental):
+    def _apply_class_weight(self, y, y_encoded, weights, incremental, name="sample_weight"):
+        """``weights`` times the class weights of the labels ``y_encoded`` ("balanced"
+        counts the classes in ``y``)."""
         if self.class_weight is None:
             return weights
         if self.class_weight == "balanced" and incremental:
@@ -957,7 +1065,7 @@ class ClassifierHeadMixin(ClassifierMixin):
         class_weights = per_class[y_encoded]
         weights = class_weights if weights is None else weights * class_weights
         if not weights.sum() > 0:
-            raise ValueError("sample_weight times class_weight is zero for every sample.")
+            raise ValueError(f"{name} times class_weight is zero for every sample.")
         return weights
 
     def _valid_score(self, outputs, y, w):
@@ -1058,10 +1166,10 @@ class RegressorHeadMixin(RegressorMixin):
     def _stratify(self, y_encoded):
         return None
 
-    def _encode_targets(self, y, weights, *, first, classes, incremental):
+    def _encode_targets(self, y, weights, *, first, classes, incremental, name="y"):
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         if not np.isfinite(y2).all():
-            raise ValueError("y contains NaN or infinity.")
+            raise ValueError(f"{name} contains NaN or infinity.")
         if first:
             self.out_activation_ = "identity"
             self._single_output = y.ndim == 1
@@ -1080,10 +1188,15 @@ class RegressorHeadMixin(RegressorMixin):
             self._target_scale = np.where(scale > tiny, scale, 1.0)
         elif y2.shape[1] != self.n_outputs_:
             raise ValueError(
-                f"y has {y2.shape[1]} output(s) but this model was fitted on "
+                f"{name} has {y2.shape[1]} output(s) but this model was fitted on "
                 f"{self.n_outputs_}."
             )
         return ((y2 - self._target_mean) / self._target_scale).astype(np.float32), weights
+
+    def _encode_validation_targets(self, y_val, weights, y):
+        """``y_val`` standardised with the training statistics."""
+        return self._encode_targets(y_val, weights, first=False, classes=None,
+                                    incremental=False, name="y_val")
 
     def _combine_members(self, outputs):
         """One output from several networks' (leading axis): their mean."""

@@ -11,8 +11,27 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         Number of passes over the training data (per call to ``fit``).
     batch_size : int, default=128
         Mini-batch size (capped at the number of samples).
+    shuffle : bool, default=True
+        Whether to shuffle the training samples before each epoch, as ``MLPClassifier``'s
+        ``shuffle``. False takes the batches in the order of the training data (with
+        ``early_stopping=True`` and no ``X_val``, the order of the part left after the
+        validation split, which draws its samples at random, as ``MLPClassifier``'s does).
     lr : float, default=1e-3
         Learning rate.
+    alpha : float >= 0, default=0.0
+        Strength of the L2 penalty, as ``MLPClassifier``'s ``alpha`` (whose default is
+        1e-4; 0 here, so that a default fit is unchanged). Each training batch's loss
+        gets ``0.5 * alpha * ||W||² / n_batch``, ``||W||²`` the sum of squares of the
+        trained per-edge values (here the weights, a template's ``nn.Linear`` and
+        ``nn.Conv2d`` weights included; see each family) and ``n_batch`` the
+        samples in the batch, so their gradient gains ``alpha * W / n_batch``: a coupled
+        L2 term added to the loss, not the optimiser's ``weight_decay`` (AdamW's decays
+        decoupled, and an optimiser's decay would be missing from the loss). As in
+        ``MLPClassifier``, biases are not penalised and the penalty is part of the
+        training loss (``loss_``, ``loss_curve_``, the stopping rule on it). With
+        ``sample_weight``, ``MLPClassifier`` divides by the batch's sum of weights,
+        so there the penalty depends on the weights' scale; here by the batch's size
+        (the weights are scaled to mean 1, see ``fit``).
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         Torch optimiser.
     lr_schedule : {"constant", "cosine"}, default="constant"
@@ -28,15 +47,21 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation and shuffling; the same value gives the same model on the CPU.
     verbose : int, default=0
-        ``> 0`` shows a progress bar over epochs.
+        1 shows a progress bar over epochs; ``>= 2`` prints a line per epoch to stdout
+        instead, as ``MLPClassifier(verbose=True)`` does (skorch's ``PrintLog`` table:
+        epoch, training loss, validation loss and score with early stopping, seconds),
+        and the stopping rule's messages.
     warm_start : bool, default=False
         A ``fit`` on a fitted model continues from its network and optimiser state.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when the validation score
         (accuracy, or R² for regressors — as ``MLPClassifier``/``MLPRegressor``) has not
         improved by ``tol`` for ``n_iter_no_change`` epochs, restoring the best epoch.
+        ``fit(X, y, X_val=..., y_val=...)`` stops on a validation set of one's own
+        instead.
     validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping=True``.
+        Share of the training data held out when ``early_stopping=True`` (unused with
+        ``X_val``).
     n_iter_no_change : int, default=10
         Patience, in epochs, of the stopping rule (on the training loss when
         ``early_stopping=False``).
@@ -82,6 +107,10 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
     history_ : list of dict
         Per epoch: ``epoch``, ``train_loss``, ``seconds`` (and ``valid_loss``,
         ``valid_score`` with early stopping).
+    loss_ : float or None
+        The training loss of the last epoch run, ``alpha``'s penalty included
+        (``loss_curve_[-1]``; None when no epoch ran). When early stopping restores the
+        best epoch, ``loss_`` stays the last epoch's, as ``MLPClassifier``'s does.
     loss_curve_ : list of float
     best_loss_ : float or None
     validation_scores_ : list of float or None
@@ -143,9 +172,9 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
                               **ClassifierHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=1e-3, alpha=0.0, optimizer="adam",
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, class_weight=None):
@@ -188,9 +217,9 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
                               **RegressorHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=1e-3, alpha=0.0, optimizer="adam",
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, loss="squared_error"):

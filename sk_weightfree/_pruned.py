@@ -26,11 +26,13 @@ _PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining
     estimator it trains the dense network (with a warning at every call while the network
     is unpruned), which a later ``fit`` with ``warm_start=True`` prunes. A user interrupt during the dense phase skips the pruning (with a warning)."""
 
-_PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
-early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
+_PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
+lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
+warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
+module, input_shape
         As in :class:`DenseClassifier`; ``max_epochs`` counts the retraining after
-        pruning too (see above), so ``n_iter_ <= max_epochs``.
+        pruning too (see above), so ``n_iter_ <= max_epochs``. ``alpha`` penalises the
+        weights as the network uses them: once pruned, only the kept ones.
     density : float in (0, 1], default=0.1
         Fraction of weights kept.
     pruning : {"global", "layer"}, default="global"
@@ -216,9 +218,9 @@ class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
                               **ClassifierHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=1e-3, alpha=0.0, optimizer="adam",
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, density=0.1,
@@ -251,9 +253,9 @@ class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
                               **RegressorHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=1e-3, optimizer="adam", lr_schedule="constant",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=1e-3, alpha=0.0, optimizer="adam",
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, density=0.1,

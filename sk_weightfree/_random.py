@@ -18,11 +18,13 @@ _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_re
     chance-level reference); the normalisation statistics are still estimated from the
     data."""
 
-_RANDOM_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
-early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape, \
-unit_signs
-        As in :class:`WeightFreeClassifier`.
+_RANDOM_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
+lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
+warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
+module, input_shape, unit_signs
+        As in :class:`WeightFreeClassifier`; ``alpha`` penalises the scores of the output
+        layer (the only edge scores trained), and has no effect with
+        ``train_readout=False``.
     density : float in (0, 1], default=0.5
         Probability that each hidden-layer edge (line, when paired) exists.
     train_readout : bool, default=True
@@ -93,9 +95,9 @@ class RandomNetworkClassifier(ClassifierHeadMixin, _RandomBase):
                               **ClassifierHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
+                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, density=0.5,
@@ -127,9 +129,9 @@ class RandomNetworkRegressor(RegressorHeadMixin, _RandomBase):
                               **RegressorHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
+                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, density=0.5,

@@ -9,7 +9,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Callback, EpochTimer
+from skorch.callbacks import Callback, EpochTimer, PrintLog
+
+from .nn import ScoredMask
+from .nn._templates import WEIGHT_LAYERS
 
 from .nn._layers import sample_weighted
 
@@ -121,6 +124,48 @@ class DeviceBatchIterator:
                 yield self.data.rows(index), self.data.targets(index)
 
 
+def edge_tensors(module):
+    """The trained per-edge tensors of a network, the ones ``alpha`` penalises.
+
+    The scores of every {0,1}-masked layer (:class:`~sk_weightfree.nn.ScoredMask`), and the
+    weights of every real-weight ``nn.Linear``/``nn.Conv2d`` as the forward pass used them
+    (for a layer pruned with ``torch.nn.utils.prune``, ``weight_orig * weight_mask``, so
+    that pruned weights get no gradient). Tensors that are not trained (frozen scores) are
+    left out; so are biases and every per-unit parameter (batch norms, output maps).
+    """
+    for layer in module.modules():
+        if isinstance(layer, ScoredMask):
+            if layer.scores.requires_grad:
+                yield layer.scores
+        elif isinstance(layer, WEIGHT_LAYERS):
+            if getattr(layer, "weight_orig", layer.weight).requires_grad:
+                yield layer.weight
+
+
+def print_line(text):
+    """The picklable stdout sink of the ``verbose >= 2`` log."""
+    print(text, flush=True)
+
+
+class EpochLog(Callback):
+    """skorch's :class:`~skorch.callbacks.PrintLog` table, one row per epoch, on stdout.
+
+    A wrapper rather than a ``PrintLog`` itself: skorch moves every ``PrintLog`` after the
+    other callbacks, where the row of the epoch on which ``EarlyStopping`` ends training
+    would never be printed. Put before the stopping rule, this one prints every epoch.
+    """
+
+    def __init__(self, sink=print_line):
+        self.sink = sink
+
+    def initialize(self):
+        self.table_ = PrintLog(sink=self.sink).initialize()
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.table_.on_epoch_end(net, **kwargs)
+
+
 class EpochProgressBar(Callback):
     """A tqdm bar over epochs showing the training loss (only built when verbose > 0)."""
 
@@ -191,10 +236,15 @@ class ResidentNetMixin:
     ``valid_score``. An interrupted epoch (KeyboardInterrupt, which skorch catches) is
     rolled back: module and optimiser return to the last completed epoch and the partial
     history row is dropped. ``shuffle_generator`` (a CPU ``torch.Generator``) makes
-    shuffling reproducible without touching torch's global random state.
+    shuffling reproducible without touching torch's global random state;
+    ``iterator_train__shuffle=False`` (skorch's own parameter) feeds the training batches in
+    data order instead. With ``alpha > 0`` each training batch's loss gets the L2 penalty
+    ``0.5 * alpha * sum(t ** 2) / n_batch`` over :func:`edge_tensors` (as
+    ``MLPClassifier``'s).
     """
 
     shuffle_generator = None
+    alpha = 0.0  # the L2 penalty of edge_tensors; nets pickled before it had none
     autocast_dtype = None  # e.g. torch.bfloat16: training forward passes under autocast
     compile_forward = False  # train through torch.compile(module_)
     valid_score_fn = None  # (outputs, y, w) -> float, set by the estimator
@@ -213,7 +263,8 @@ class ResidentNetMixin:
             return super().get_iterator(dataset, training=training)
         if training:
             self.weight_mean_ = dataset.weight_mean
-        return DeviceBatchIterator(dataset, self.batch_size, shuffle=training,
+        shuffle = training and self.get_params_for("iterator_train").get("shuffle", True)
+        return DeviceBatchIterator(dataset, self.batch_size, shuffle=shuffle,
                                    generator=self.shuffle_generator)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -224,7 +275,12 @@ class ResidentNetMixin:
             losses = torch.stack([self._per_sample(p, y) for p in y_pred]).mean(dim=0)
         else:
             losses = self._per_sample(y_pred, y)
-        return losses.mean() if w is None else (losses * w).mean()
+        loss = losses.mean() if w is None else (losses * w).mean()
+        if training and self.alpha:
+            # MLPClassifier's scaling: the gradient gains alpha * t / n_batch
+            penalty = sum((t ** 2).sum() for t in edge_tensors(self.module_))
+            loss = loss + 0.5 * self.alpha * penalty / len(y)
+        return loss
 
     def _per_sample(self, y_pred, y):
         """The criterion (built with ``reduction="none"``) averaged to one value a row."""

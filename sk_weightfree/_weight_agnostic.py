@@ -25,16 +25,19 @@ _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic network
     trained, except in the regressor: there each value's outputs are standardised and then
     mapped by a learned per-output scale and offset, so that the predictions can spread
     less than ``y`` (shrink towards its mean). After the search, ``shared_weight_`` is the value that scores best on the
-    validation split when ``early_stopping=True`` holds one out, else on the training
-    data. With a ``module`` template, every ``nn.Linear``/``nn.Conv2d`` computes
+    validation data when ``early_stopping=True`` (``X_val``, or the split held out),
+    else on the training data. With a ``module`` template, every ``nn.Linear``/``nn.Conv2d`` computes
     ``w * (layer(x, M₊ - M₋) / sqrt(fan_in) + b)`` on paired inputs ``[h, -h]`` (the
     edge's sign comes from the line it uses, its size is ``w``) and no unit signs are
     drawn."""
 
-_AGNOSTIC_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, lr, optimizer, lr_schedule, \
-momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
-early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
-        As in :class:`WeightFreeClassifier`.
+_AGNOSTIC_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
+lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
+warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
+module, input_shape
+        As in :class:`WeightFreeClassifier`; ``alpha`` penalises every edge score, the
+        bias node's edges included (the bias node is a node of the searched graph); the
+        regressor's output scale and offset are not penalised.
     weight_values : array-like of float, default=(0.5, 1, 2)
         The shared values the architecture is trained to work with (0 is refused: it
         makes every edge zero). Negative values are allowed, but with ReLU, ``w < 0`` makes every unit fire on the other side of its
@@ -188,9 +191,9 @@ class WeightAgnosticClassifier(ClassifierHeadMixin, _WeightAgnosticBase):
                               **ClassifierHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
+                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,
@@ -223,9 +226,9 @@ class WeightAgnosticRegressor(RegressorHeadMixin, _WeightAgnosticBase):
                               **RegressorHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
+                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,

@@ -26,13 +26,19 @@ _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges e
     each line has an inhibitory twin, so the {0,1} mask connects each pair of units with
     +1, -1 or 0 — a sign per edge with no real-valued link."""
 
-_WEIGHT_FREE_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, optimizer, momentum, \
-nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, early_stopping, \
-validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, input_shape
+_WEIGHT_FREE_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, optimizer, \
+momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
+early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, \
+input_shape
         As in :class:`DenseClassifier` (``batch_size`` must be at least 2 for the batch
         normalisation).
     lr : float, default=0.05
         Learning rate of the edge scores (and the per-unit normalisation parameters).
+    alpha : float >= 0, default=0.0
+        L2 penalty as in :class:`DenseClassifier`, on the edge scores: ``||W||²`` is the
+        sum of the squares of every score the masks are chosen from (in the mask rule's
+        layout), which pulls them towards 0. The batch normalisations' scales and shifts
+        are not penalised.
     lr_schedule : {"constant", "cosine"}, default="cosine"
     mask_rule : str or MaskRule, default="threshold"
         How edge scores become the {0,1} mask and get their gradient: a name of
@@ -174,9 +180,9 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
                               **ClassifierHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
+                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, mask_rule="threshold", density=None,
@@ -212,9 +218,9 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
                               **RegressorHeadMixin._head_constraints}
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
-                 batch_size=128, lr=0.05, optimizer="adam", lr_schedule="cosine",
-                 momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
-                 device="auto", random_state=None, verbose=0, warm_start=False,
+                 batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
+                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, mask_rule="threshold", density=None,

@@ -155,3 +155,23 @@ def test_template_batch_norms_are_weighted(cls):
     estimator = cls(module=_NormedTemplate, precision="float64", batch_size=10**6,
                     random_state=0)
     check_sample_weight_equivalence_on_dense_data(cls.__name__, estimator)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("weight", [0.0, 0.5, 3.0], ids=["zero", "below-one", "three"])
+def test_running_update_without_host_reads_is_the_same(momentum, weight):
+    """The update accelerators run (no host read of the count) equals the CPU one."""
+    from sk_weightfree.nn._layers import _update_running_statistics
+
+    gen = torch.Generator().manual_seed(0)
+    mean, var = torch.randn(4, generator=gen), torch.rand(4, generator=gen)
+    norms = [nn.BatchNorm1d(4, momentum=momentum) for _ in range(2)]
+    for norm, read_count in zip(norms, (True, False)):
+        norm.num_batches_tracked.fill_(2)
+        for _ in range(2):
+            _update_running_statistics(norm, mean, var, torch.tensor(weight),
+                                       read_count=read_count)
+    for a, b in zip(norms[0].state_dict().values(), norms[1].state_dict().values()):
+        torch.testing.assert_close(a, b)
+    if weight == 0.0:
+        assert int(norms[0].num_batches_tracked) == 2

@@ -318,28 +318,29 @@ def batch_norm_affine(norm):
     return scale, bias.detach().double() - norm.running_mean.double() * scale
 
 
-def weighted_moments(x, sample_weight, dims):
-    """Mean and (biased) variance of ``x`` over ``dims`` with per-sample weights.
+def weighted_moments(x, sample_weight):
+    """Per-channel mean and (biased) variance of ``x`` with one weight per sample.
 
-    ``sample_weight`` has one value per index of ``x``'s dimension ``dims[0]`` (the batch).
-    Returns ``(mean, var, count)``: ``count`` is the weight of the batch times the values
-    each sample contributes per channel (1 for vectors, ``H * W`` for images). A batch
-    whose weights are all zero has no weighted statistics: its unweighted ones are returned
-    with ``count`` 0, so that nothing is accumulated from it.
+    ``x`` is shaped (batch, channels, *spatial): each channel's statistics run over the
+    batch and the spatial positions, as a batch norm's. Returns ``(mean, var, count,
+    centered)``: ``mean`` and ``var`` of shape (channels,), ``count`` the weight of the
+    batch times the positions per sample (the sample size the weights stand for), and
+    ``centered = x - mean``. A batch whose weights are all zero has no weighted
+    statistics: its unweighted ones are returned with ``count`` 0, so that nothing is
+    accumulated from it. In float32 for half-precision ``x``, as torch's batch norm.
     """
-    if x.dtype in (torch.float16, torch.bfloat16):  # statistics in float32, as torch's own
+    if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    batch_dim = dims[0]
-    shape = [1] * x.dim()
-    shape[batch_dim] = -1
     w = sample_weight.to(x.dtype)
     total = w.sum()
-    w = torch.where(total > 0, w, torch.ones_like(w)).reshape(shape)
-    per_sample = math.prod(x.shape[d] for d in dims[1:])
-    denominator = w.sum() * per_sample
-    mean = (w * x).sum(dims, keepdim=True) / denominator
-    var = (w * (x - mean).square()).sum(dims, keepdim=True) / denominator
-    return mean, var, total * per_sample
+    share = w / total.clamp(min=torch.finfo(x.dtype).tiny)  # all zero: mean 0, variance 0
+    per_sample = math.prod(x.shape[2:])
+    # the weighted sums as matrix-vector products over the batch (one pass each)
+    mean = share @ (x.flatten(2).sum(-1) if x.dim() > 2 else x) / per_sample
+    centered = x - mean.view(1, -1, *([1] * (x.dim() - 2)))
+    squares = centered.square()
+    var = share @ (squares.flatten(2).sum(-1) if x.dim() > 2 else squares) / per_sample
+    return mean, var, total * per_sample, centered
 
 
 class PooledMoments:
@@ -377,28 +378,43 @@ def _weighted_batch_norm(norm, sample_weight, pool, x):
     running statistics are updated as torch does, or gathered into ``pool``."""
     if not norm.training and norm.running_mean is not None:
         return type(norm).forward(norm, x)
-    dims = [0, *range(2, x.dim())]
-    mean, var, count = weighted_moments(x, sample_weight, dims)
+    mean, var, count, centered = weighted_moments(x, sample_weight)
     if pool is not None:
-        pool.add(mean.flatten(), var.flatten(), count)
+        pool.add(mean.detach(), var.detach(), count)
     elif norm.training and norm.track_running_stats:
         with torch.no_grad():
-            counted = count > 0
-            norm.num_batches_tracked.add_(counted.long())
-            dtype = norm.running_mean.dtype
-            momentum = (1.0 / norm.num_batches_tracked.clamp(min=1).to(dtype)
-                        if norm.momentum is None
-                        else torch.full((), norm.momentum, dtype=dtype))
-            momentum = torch.where(counted, momentum, 0)
-            unbiased = var.flatten() * count / torch.where(count > 1, count - 1, count)
-            unbiased = torch.where(count > 1, unbiased, var.flatten())
-            norm.running_mean.lerp_(mean.flatten().to(norm.running_mean.dtype), momentum)
-            norm.running_var.lerp_(unbiased.to(norm.running_var.dtype), momentum)
-    out = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + norm.eps)
-    if norm.affine:
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        out = out * norm.weight.reshape(shape) + norm.bias.reshape(shape)
-    return out
+            _update_running_statistics(norm, mean, var, count)
+    scale = torch.rsqrt(var + norm.eps)
+    shape = (1, -1, *([1] * (x.dim() - 2)))
+    if not norm.affine:
+        return centered * scale.view(shape)
+    return torch.addcmul(norm.bias.view(shape), centered, (scale * norm.weight).view(shape))
+
+
+def _update_running_statistics(norm, mean, var, count, read_count=None):
+    """torch's running-statistics update from weighted moments: the unbiased variance
+    counts ``count`` samples (``n / (n - 1)``; no correction for a count of 1 or less),
+    and a batch of count 0 changes nothing. ``read_count`` (default: on the CPU) reads the
+    count on the host, so that a few large kernels run and no chain of tiny ones."""
+    dtype = norm.running_mean.dtype
+    if count.device.type == "cpu" if read_count is None else read_count:
+        n = float(count)
+        if n <= 0:
+            return
+        norm.num_batches_tracked.add_(1)
+        momentum = (1.0 / float(norm.num_batches_tracked) if norm.momentum is None
+                    else norm.momentum)
+        factor = n / (n - 1) if n > 1 else 1.0
+    else:  # no host synchronisation on accelerators
+        counted = count > 0
+        norm.num_batches_tracked.add_(counted.long())
+        momentum = (1.0 / norm.num_batches_tracked.clamp(min=1).to(dtype)
+                    if norm.momentum is None else torch.full((), norm.momentum, dtype=dtype,
+                                                             device=count.device))
+        momentum = torch.where(counted, momentum, 0)
+        factor = torch.where(count > 1, count / (count - 1).clamp(min=1e-30), 1.0)
+    norm.running_mean.lerp_(mean.to(dtype), momentum)
+    norm.running_var.lerp_((var * factor).to(dtype), momentum)
 
 
 @contextlib.contextmanager

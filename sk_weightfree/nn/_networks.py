@@ -276,8 +276,10 @@ class SharedValueNetwork(nn.Module):
             if self.batch_sample_weight is None:
                 mean, var, count = h.mean(dim=1), h.var(dim=1, unbiased=False), None
             else:
-                mean, var, count = weighted_moments(h, self.batch_sample_weight, [1])
-                mean, var = mean.squeeze(1), var.squeeze(1)
+                # (values, batch, outputs): every value and output is a channel
+                mean, var, count, _ = weighted_moments(
+                    h.transpose(0, 1).flatten(1), self.batch_sample_weight)
+                mean, var = mean.view(h.shape[0], h.shape[2]), var.view(h.shape[0], h.shape[2])
             with torch.no_grad():
                 self._track_output_statistics(mean.detach(), var.detach(), count)
         else:

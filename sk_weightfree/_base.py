@@ -974,10 +974,10 @@ class ClassifierHeadMixin(ClassifierMixin):
             )
         if self._multilabel and self.class_weight is not None:
             raise ValueError("class_weight is not supported with multilabel y.")
-        among = ("partial_fit's classes" if incremental else "the classes of the first fit",
-                 "" if incremental else
-                 "; warm_start continues the fitted model and needs the same classes")
-        y_encoded = self._encode_labels(y, "y", *among)
+        among, hint = (("partial_fit's classes", "") if incremental else (
+            "the classes of the first fit",
+            "; warm_start continues the fitted model and needs the same classes"))
+        y_encoded = self._encode_labels(y, "y", among, hint)
         if self._multilabel:
             return y_encoded, weights
         missing = [] if first or incremental else np.setdiff1d(self.classes_, y)
@@ -997,7 +997,7 @@ class ClassifierHeadMixin(ClassifierMixin):
         y_encoded = self._encode_labels(y_val, "y_val", "the classes of y")
         if self._multilabel:
             return y_encoded, weights
-        return y_encoded, self._apply_class_weight(y, y_encoded, weights, False,
+        return y_encoded, self._apply_class_weight(y, y_encoded, weights, incremental=False,
                                                    name="sample_weight_val")
 
     def _check_label_form(self, y, name, first=False):

@@ -344,7 +344,7 @@ class ResidentNetMixin:
         if iterator is None:
             return
         self._set_training(training)
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum = 0.0  # a tensor after the first batch, in the loss's dtype
         n_samples = n_batches = 0
         scoring = not training and self.valid_score_fn is not None
         outputs, targets = [], []
@@ -357,7 +357,7 @@ class ResidentNetMixin:
             if scoring:
                 outputs.append(step["y_pred"].detach())
                 targets.append(batch[1])
-        self.history.record(prefix + "_loss", (loss_sum / max(n_samples, 1)).item())
+        self.history.record(prefix + "_loss", float(loss_sum / max(n_samples, 1)))
         self.history.record(prefix + "_batch_count", n_batches)
         if scoring:
             w = [t[1] for t in targets]

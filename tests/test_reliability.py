@@ -514,7 +514,9 @@ SPECIFIC_INVALID = [
 ]
 # Options that newer versions add to every estimator (checked where they exist).
 SHARED_INVALID += [("precision", "float16"), ("precision", "fp64"), ("precision", None),
-                   ("torch_compile", "yes"), ("torch_compile", None)]
+                   ("torch_compile", "yes"), ("torch_compile", None),
+                   ("alpha", -1e-4), ("alpha", np.nan), ("alpha", "0.1"), ("alpha", None),
+                   ("shuffle", "yes"), ("shuffle", None)]
 INVALID = [(cls, p, v) for cls in ESTIMATORS for p, v in SHARED_INVALID] + SPECIFIC_INVALID
 
 

@@ -175,3 +175,11 @@ def test_running_update_without_host_reads_is_the_same(momentum, weight):
         torch.testing.assert_close(a, b)
     if weight == 0.0:
         assert int(norms[0].num_batches_tracked) == 2
+
+
+def test_float64_epoch_losses_are_not_rounded_to_float32(small_data):
+    X, y = small_data
+    est = sk_weightfree.DenseClassifier(hidden_layer_sizes=(8,), max_epochs=2,
+                                        precision="float64", random_state=0).fit(X, y)
+    losses = np.array(est.loss_curve_)
+    assert (losses.astype(np.float32).astype(np.float64) != losses).any()

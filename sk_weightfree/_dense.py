@@ -33,7 +33,9 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         so there the penalty depends on the weights' scale; here by the batch's size
         (the weights are scaled to mean 1, see ``fit``).
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
-        Torch optimiser.
+        Torch optimiser. ``"adamw"`` is ``torch.optim.AdamW`` with torch's default
+        decoupled ``weight_decay=0.01`` on every trained tensor (biases, batch norms and
+        scores included), in addition to ``alpha``.
     lr_schedule : {"constant", "cosine"}, default="constant"
         Learning-rate schedule over the epochs of each ``fit``.
     momentum : float in [0, 1], default=0.9

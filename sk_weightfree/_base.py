@@ -11,7 +11,7 @@ import inspect
 import io
 import warnings
 from abc import ABCMeta, abstractmethod
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -34,6 +34,7 @@ from sklearn_compat.utils.validation import validate_data
 from ._training import (CosineLR, DeviceBatchIterator, EpochLog, EpochProgressBar,
                         ResidentClassifierNet, ResidentData, ResidentRegressorNet, print_line)
 from .nn import ACTIVATIONS
+from .nn._layers import weightable_norms
 from .nn._templates import WEIGHT_LAYERS
 
 OPTIMIZERS = {
@@ -378,7 +379,10 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         devices = [] if device.type != "cuda" else [
             torch.cuda.current_device() if device.index is None else device.index]
         try:
-            with torch.random.fork_rng(devices=devices):
+            # weighted batch norms keep one forward pass over the fit (torch.compile)
+            weighting = (nullcontext() if train_data.w is None
+                         else weightable_norms(net.module_))
+            with torch.random.fork_rng(devices=devices), weighting:
                 torch.manual_seed(self._sample_seed + n_epochs_before)
                 self._train(train_data, 1 if incremental else self.max_epochs, incremental)
                 self._finish_training(train_data, valid_data)
@@ -622,6 +626,12 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         weights = _check_sample_weight(sample_weight, X.shape[0])
         y_encoded, weights = self._encode_targets(y, weights, first=first, classes=classes,
                                                   incremental=incremental)
+        needed = self._min_batch_samples if incremental else 2
+        if weights is not None and (weights > 0).sum() < needed:
+            raise ValueError(
+                f"{int((weights > 0).sum())} sample(s) have non-zero weight (sample_weight "
+                f"times class_weight); samples of weight 0 are left out of training, which "
+                f"needs at least {needed}.")
         if validation is not None:
             validation = self._validate_validation_data(*validation, y)
         return X, y_encoded, weights, validation
@@ -680,14 +690,15 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                     f"data, a larger validation_fraction, or early_stopping=False."
                 ) from None
         w_train, w_valid = (None, None) if weights is None else parts[4:6]
-        for part, w in (("training", w_train), ("validation", w_valid)):
-            if w is not None and not w.sum() > 0:
+        for part, w, needed in (("training", w_train, 2), ("validation", w_valid, 1)):
+            if w is not None and (w > 0).sum() < needed:
                 weighted = weights > 0
                 classes = "" if stratify is None else (
                     f", of {len(np.unique(y_encoded[weighted]))} class(es)")
                 raise ValueError(
-                    f"Every sample_weight (times class_weight) of the {part} part of the "
-                    f"early-stopping split is zero: {int(weighted.sum())} of "
+                    f"The {part} part of the early-stopping split has "
+                    f"{int((w > 0).sum())} sample(s) of non-zero sample_weight (times "
+                    f"class_weight), fewer than {needed}: {int(weighted.sum())} of "
                     f"{len(weights)} samples have non-zero weight{classes}; give weight "
                     f"to more samples or use early_stopping=False."
                 )

@@ -31,7 +31,9 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         training loss (``loss_``, ``loss_curve_``, the stopping rule on it). With
         ``sample_weight``, ``MLPClassifier`` divides by the batch's sum of weights,
         so there the penalty depends on the weights' scale; here by the batch's size
-        (the weights are scaled to mean 1, see ``fit``).
+        (the weights are scaled to mean 1, see ``fit``). The regressors' loss is the
+        mean squared error of the standardised targets, without ``MLPRegressor``'s
+        factor ½ and in other units, so an ``alpha`` does not weigh the same there.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         Torch optimiser. ``"adamw"`` is ``torch.optim.AdamW`` with torch's default
         decoupled ``weight_decay=0.01`` on every trained tensor (biases, batch norms and

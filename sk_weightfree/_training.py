@@ -26,10 +26,16 @@ class ResidentData(torch.utils.data.Dataset):
     densified and moved. ``y`` keeps its kind: integer class codes become a long tensor,
     anything else (multilabel indicators, regression targets) float32, as does
     ``sample_weight`` (None for unit weights); float64 with ``dtype=torch.float64``.
+    Samples of weight 0 are left out: training on the rest is the same fit as on the data
+    without them.
     """
 
     def __init__(self, X, y, device, dtype=None, sample_weight=None):
         self.device = torch.device(device)
+        if sample_weight is not None and not (sample_weight > 0).all():
+            kept = np.flatnonzero(sample_weight > 0)
+            X, sample_weight = X[kept], sample_weight[kept]
+            y = None if y is None else y[kept]
         numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
         if sp.issparse(X):
             self.X_sparse = sp.csr_matrix(X, dtype=numpy_dtype)

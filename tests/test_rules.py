@@ -263,7 +263,9 @@ def test_rules_on_a_convolution():
 
 # ============================================================================ the estimators
 def test_default_rule_reproduces_the_code_before_the_seam():
-    """The ten estimators with default parameters fit and predict as at 9dc8063."""
+    """The ten estimators with default parameters fit and predict as the reference: their
+    masks (coefs_) as at 9dc8063; predictions as since the recalibration pass pools its
+    batches (the batch-normalised and weight-agnostic regressor's output statistics)."""
     sys.path.insert(0, str(DATA))
     try:
         from make_default_reference import NAMES, fitted, outputs, reference_data

@@ -57,8 +57,7 @@ def test_zero_weight_batch_changes_no_running_statistic():
     norm = nn.BatchNorm1d(3)
     before = {k: v.clone() for k, v in norm.state_dict().items()}
     with sample_weighted(norm, torch.zeros(6)):
-        out = norm(torch.randn(6, 3))
-    assert torch.isfinite(out).all()
+        norm(torch.randn(6, 3))
     for name, value in norm.state_dict().items():
         assert torch.equal(value, before[name]), name
 
@@ -160,21 +159,21 @@ def test_template_batch_norms_are_weighted(cls):
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("weight", [0.0, 0.5, 3.0], ids=["zero", "below-one", "three"])
 def test_running_update_without_host_reads_is_the_same(momentum, weight):
-    """The update accelerators run (no host read of the count) equals the CPU one."""
-    from sk_weightfree.nn._layers import _update_running_statistics
+    """The update accelerators run (no host read of the weight) equals the CPU one."""
+    from sk_weightfree.nn._layers import Moments, _update_running_statistics
 
     gen = torch.Generator().manual_seed(0)
     mean, var = torch.randn(4, generator=gen), torch.rand(4, generator=gen)
+    moments = Moments(mean, var, torch.tensor(weight), torch.tensor(max(weight, 2.0) * (
+        weight > 0)), None)
     norms = [nn.BatchNorm1d(4, momentum=momentum) for _ in range(2)]
-    for norm, read_count in zip(norms, (True, False)):
+    for norm, read_on_host in zip(norms, (True, False)):
         norm.num_batches_tracked.fill_(2)
         for _ in range(2):
-            _update_running_statistics(norm, mean, var, torch.tensor(weight),
-                                       read_count=read_count)
+            _update_running_statistics(norm, moments, read_on_host=read_on_host)
     for a, b in zip(norms[0].state_dict().values(), norms[1].state_dict().values()):
         torch.testing.assert_close(a, b)
-    if weight == 0.0:
-        assert int(norms[0].num_batches_tracked) == 2
+    assert int(norms[0].num_batches_tracked) == (2 if weight == 0.0 else 4)
 
 
 def test_float64_epoch_losses_are_not_rounded_to_float32(small_data):
@@ -183,3 +182,60 @@ def test_float64_epoch_losses_are_not_rounded_to_float32(small_data):
                                         precision="float64", random_state=0).fit(X, y)
     losses = np.array(est.loss_curve_)
     assert (losses.astype(np.float32).astype(np.float64) != losses).any()
+
+
+@pytest.mark.parametrize("total", [1.01, 1.2, 2.0, 0.5], ids=str)
+def test_small_fractional_weights_count_as_the_samples_they_are(total):
+    """Weights summing to about 1 do not blow up the running variance: the n - 1 counts
+    at least the weighted samples (an integer weight k still counts as k)."""
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weights = torch.rand(32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    weighted, unweighted = nn.BatchNorm1d(3, momentum=1.0).double(), nn.BatchNorm1d(
+        3, momentum=1.0).double()
+    with sample_weighted(weighted, weights * total / weights.sum()):
+        weighted(x)
+    with sample_weighted(unweighted, torch.ones(32, dtype=torch.float64)):
+        unweighted(x)
+    assert (weighted.running_var < 2 * unweighted.running_var).all()
+    recalibrate_batch_norms(weighted, [(x, weights * total / weights.sum())])
+    assert (weighted.running_var < 2 * unweighted.running_var).all()
+
+
+@pytest.mark.parametrize("cls", [sk_weightfree.WeightFreeClassifier,
+                                 sk_weightfree.WeightAgnosticRegressor,
+                                 sk_weightfree.DenseClassifier])
+def test_zero_weight_rows_are_absent_even_in_mini_batches(cls, small_data):
+    """Weight 0 is the sample removed: the same fit, mini-batches and float32 included."""
+    X, y = small_data
+    y = y if sklearn.base.is_classifier(cls()) else X[:, 0]
+    weights = np.ones(len(y))
+    weights[:32] = 0.0  # a whole first batch of weight 0 with shuffle=False
+    params = dict(hidden_layer_sizes=(8, 8, 8, 8, 8, 8, 8, 8), max_epochs=2, batch_size=32,
+                  shuffle=False, random_state=0)
+    weighted = cls(**params).fit(X, y, sample_weight=weights)
+    removed = cls(**params).fit(X[32:], y[32:])
+    assert np.isfinite(weighted.loss_curve_).all()
+    for a, b in zip(weighted.coefs_ + weighted.intercepts_, removed.coefs_ + removed.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(weighted.predict(X), removed.predict(X))
+
+
+def test_nearly_equal_weights_give_nearly_the_unweighted_model(small_data):
+    """Equal weights take the unweighted path; weights a hair apart end close to it (the
+    recalibration pools the pass either way)."""
+    X, y = small_data
+    weights = np.ones(len(y))
+    weights[0] = 1 + 1e-9
+    params = dict(hidden_layer_sizes=(16,), max_epochs=2, batch_size=50,
+                  precision="float64", random_state=0)
+    a = sk_weightfree.WeightFreeClassifier(**params).fit(X, y)
+    b = sk_weightfree.WeightFreeClassifier(**params).fit(X, y, sample_weight=weights)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
+
+
+def test_one_weighted_sample_is_a_clear_error(small_data):
+    X, y = small_data
+    weights = np.zeros(len(y))
+    weights[3] = 2.0
+    with pytest.raises(ValueError, match="1 sample.* non-zero weight"):
+        sk_weightfree.WeightFreeClassifier(max_epochs=1).fit(X, y, sample_weight=weights)

@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -318,103 +319,153 @@ def batch_norm_affine(norm):
     return scale, bias.detach().double() - norm.running_mean.double() * scale
 
 
+class Moments(NamedTuple):
+    """One batch's weighted statistics per channel (:func:`weighted_moments`)."""
+
+    mean: torch.Tensor
+    var: torch.Tensor  # biased: the weighted mean of the squared deviations
+    weight: torch.Tensor  # the batch's weight times the positions per sample
+    size: torch.Tensor  # the sample size it stands for (see weighted_moments)
+    centered: torch.Tensor  # x - mean
+
+
 def weighted_moments(x, sample_weight):
     """Per-channel mean and (biased) variance of ``x`` with one weight per sample.
 
     ``x`` is shaped (batch, channels, *spatial): each channel's statistics run over the
-    batch and the spatial positions, as a batch norm's. Returns ``(mean, var, count,
-    centered)``: ``mean`` and ``var`` of shape (channels,), ``count`` the weight of the
-    batch times the positions per sample (the sample size the weights stand for), and
-    ``centered = x - mean``. A batch whose weights are all zero has no weighted
-    statistics: its unweighted ones are returned with ``count`` 0, so that nothing is
-    accumulated from it. In float32 for half-precision ``x``, as torch's batch norm.
+    batch and the spatial positions, as a batch norm's. ``size``, what the unbiased
+    variance's ``n - 1`` counts, is the weights' sum — an integer weight ``k`` is ``k``
+    copies — but never less than the number of samples of non-zero weight, so that small
+    fractional weights (summing to 1, say) count as the samples they are; both are times
+    the positions per sample. A batch whose weights are all zero has weight and size 0
+    (and mean and variance 0): nothing is accumulated from it. In float32 for
+    half-precision ``x``, as torch's batch norm.
     """
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    w = sample_weight.to(x.dtype)
+    w = sample_weight.to(device=x.device, dtype=x.dtype)
     total = w.sum()
-    share = w / total.clamp(min=torch.finfo(x.dtype).tiny)  # all zero: mean 0, variance 0
+    share = w / total.clamp(min=torch.finfo(x.dtype).tiny)
     per_sample = math.prod(x.shape[2:])
     # the weighted sums as matrix-vector products over the batch (one pass each)
     mean = share @ (x.flatten(2).sum(-1) if x.dim() > 2 else x) / per_sample
     centered = x - mean.view(1, -1, *([1] * (x.dim() - 2)))
     squares = centered.square()
     var = share @ (squares.flatten(2).sum(-1) if x.dim() > 2 else squares) / per_sample
-    return mean, var, total * per_sample, centered
+    size = torch.maximum(total, (w > 0).sum().to(x.dtype))
+    return Moments(mean, var, total * per_sample, size * per_sample, centered)
+
+
+def _bessel(size):
+    """``n / (n - 1)`` for a sample size ``n`` above 1, else 1 (a tensor)."""
+    return torch.where(size > 1, size / (size - 1).clamp(min=1e-30), 1.0)
 
 
 class PooledMoments:
-    """Mean and variance pooled over batches of weighted moments (Chan's merge).
-
-    ``add(mean, var, count)`` takes one batch's weighted mean, biased variance and count
-    (:func:`weighted_moments`); ``mean``, ``var(unbiased)`` give the statistics of all
-    batches at once, as if they were one batch.
-    """
+    """Mean and variance pooled over batches of weighted moments (Chan's merge): the
+    statistics of all the batches taken as one."""
 
     def __init__(self):
-        self.count = self.mean = self.m2 = None
+        self.weight = self.size = self.mean = self.m2 = None
 
-    def add(self, mean, var, count):
-        if self.count is None:
-            self.count, self.mean, self.m2 = count, mean * (count > 0), var * count
+    def add(self, moments):
+        """Take one batch's :class:`Moments`."""
+        mean, var, weight = moments.mean.detach(), moments.var.detach(), moments.weight
+        if self.weight is None:
+            self.weight, self.size = weight, moments.size
+            self.mean, self.m2 = mean * (weight > 0), var * weight
             return
-        total = self.count + count
-        share = torch.where(total > 0, count / torch.where(total > 0, total, 1), 0)
+        total = self.weight + weight
+        share = torch.where(total > 0, weight / total.clamp(min=1e-30), 0)
         delta = mean - self.mean
         self.mean = self.mean + delta * share
-        self.m2 = self.m2 + var * count + delta.square() * self.count * share
-        self.count = total
+        self.m2 = self.m2 + var * weight + delta.square() * self.weight * share
+        self.weight, self.size = total, self.size + moments.size
 
     def var(self, unbiased):
-        n = self.count
-        if unbiased:  # as torch's running_var; a total weight of 1 or less: the biased one
-            n = torch.where(n > 1, n - 1, n)
-        return self.m2 / torch.where(n > 0, n, 1)
+        """The pooled variance; ``unbiased``: times ``n / (n - 1)`` of the pooled size,
+        as torch's running variance."""
+        var = self.m2 / self.weight.clamp(min=1e-30)
+        return var * _bessel(self.size) if unbiased else var
 
 
-def _weighted_batch_norm(norm, sample_weight, pool, x):
-    """``norm``'s forward pass with batch statistics weighted by ``sample_weight``
-    (frequency weights: a weight k counts a sample k times, 0 leaves it out); the
-    running statistics are updated as torch does, or gathered into ``pool``."""
-    if not norm.training and norm.running_mean is not None:
+def _weighted_batch_norm(norm, x):
+    """``norm``'s forward pass with batch statistics weighted by its ``_sample_weight``
+    (frequency weights: a weight k counts a sample k times, 0 leaves it out; None: torch's
+    own forward); the running statistics are updated as torch does, or gathered into its
+    ``_pool``."""
+    sample_weight = norm._sample_weight
+    if sample_weight is None or (not norm.training and norm.running_mean is not None):
         return type(norm).forward(norm, x)
-    mean, var, count, centered = weighted_moments(x, sample_weight)
-    if pool is not None:
-        pool.add(mean.detach(), var.detach(), count)
+    moments = weighted_moments(x, sample_weight)
+    if norm._pool is not None:
+        norm._pool.add(moments)
     elif norm.training and norm.track_running_stats:
         with torch.no_grad():
-            _update_running_statistics(norm, mean, var, count)
-    scale = torch.rsqrt(var + norm.eps)
+            _update_running_statistics(norm, moments)
+    scale = torch.rsqrt(moments.var + norm.eps)
     shape = (1, -1, *([1] * (x.dim() - 2)))
     if not norm.affine:
-        return centered * scale.view(shape)
-    return torch.addcmul(norm.bias.view(shape), centered, (scale * norm.weight).view(shape))
+        return moments.centered * scale.view(shape)
+    return torch.addcmul(norm.bias.view(shape), moments.centered,
+                         (scale * norm.weight).view(shape))
 
 
-def _update_running_statistics(norm, mean, var, count, read_count=None):
-    """torch's running-statistics update from weighted moments: the unbiased variance
-    counts ``count`` samples (``n / (n - 1)``; no correction for a count of 1 or less),
-    and a batch of count 0 changes nothing. ``read_count`` (default: on the CPU) reads the
-    count on the host, so that a few large kernels run and no chain of tiny ones."""
+def _batch_norms(module):
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextlib.contextmanager
+def weightable_norms(module):
+    """Give every batch norm in ``module`` the weighted forward pass of
+    :func:`sample_weighted` for the block, unweighted until a weight is set.
+
+    Installed once around a whole fit, the forward passes keep one identity, so that
+    ``torch.compile`` does not recompile the network for every batch's weights.
+    """
+    installed = []
+    for norm in _batch_norms(module):
+        if "forward" not in norm.__dict__:
+            norm.forward = functools.partial(_weighted_batch_norm, norm)
+            norm._sample_weight = norm._pool = None
+            installed.append(norm)
+    try:
+        yield
+    finally:
+        for norm in installed:
+            for name in ("forward", "_sample_weight", "_pool"):
+                norm.__dict__.pop(name, None)
+
+
+def _update_running_statistics(norm, moments, read_on_host=None):
+    """torch's running-statistics update from weighted moments (the unbiased variance
+    with :func:`_bessel` of the batch's size); a batch of weight 0 changes nothing.
+
+    ``read_on_host`` (default: on the CPU, outside ``torch.compile``) reads the weight and
+    size as Python numbers, so that a few large kernels run and no chain of tiny ones;
+    otherwise the update stays on the device, without a host synchronisation.
+    """
     dtype = norm.running_mean.dtype
-    if count.device.type == "cpu" if read_count is None else read_count:
-        n = float(count)
-        if n <= 0:
+    if read_on_host is None:
+        read_on_host = moments.weight.device.type == "cpu" and not torch.compiler.is_compiling()
+    if read_on_host:
+        if not float(moments.weight) > 0:
             return
         norm.num_batches_tracked.add_(1)
         momentum = (1.0 / float(norm.num_batches_tracked) if norm.momentum is None
                     else norm.momentum)
+        n = float(moments.size)
         factor = n / (n - 1) if n > 1 else 1.0
-    else:  # no host synchronisation on accelerators
-        counted = count > 0
+    else:
+        counted = moments.weight > 0
         norm.num_batches_tracked.add_(counted.long())
         momentum = (1.0 / norm.num_batches_tracked.clamp(min=1).to(dtype)
-                    if norm.momentum is None else torch.full((), norm.momentum, dtype=dtype,
-                                                             device=count.device))
+                    if norm.momentum is None
+                    else torch.full((), norm.momentum, dtype=dtype, device=counted.device))
         momentum = torch.where(counted, momentum, 0)
-        factor = torch.where(count > 1, count / (count - 1).clamp(min=1e-30), 1.0)
-    norm.running_mean.lerp_(mean.to(dtype), momentum)
-    norm.running_var.lerp_((var * factor).to(dtype), momentum)
+        factor = _bessel(moments.size)
+    norm.running_mean.lerp_(moments.mean.to(dtype), momentum)
+    norm.running_var.lerp_((moments.var * factor).to(dtype), momentum)
 
 
 @contextlib.contextmanager
@@ -424,59 +475,63 @@ def sample_weighted(module, sample_weight, *, pools=None):
 
     Every batch norm in training mode (and every
     :class:`~sk_weightfree.nn.SharedValueNetwork` output standardisation) computes its
-    batch mean and variance as weighted moments and updates its running statistics with
-    them, so that a sample of weight 0 changes nothing and an integer weight ``k`` equals
-    repeating the sample ``k`` times (the unbiased running variance counts the weights).
-    ``pools`` (a dict, used by :func:`recalibrate_batch_norms`) gathers each norm's pooled
-    moments instead of updating its running statistics.
+    batch mean and variance as weighted moments (:func:`weighted_moments`) and updates its
+    running statistics with them, so that a sample of weight 0 changes no statistic and
+    an integer weight ``k`` equals repeating the sample ``k`` times. ``pools`` (a dict,
+    used by :func:`recalibrate_batch_norms`) gathers each norm's
+    :class:`PooledMoments` instead of updating its running statistics.
     """
     if sample_weight is None:
         yield
         return
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = _batch_norms(module)
     weighted = [m for m in module.modules() if hasattr(m, "batch_sample_weight")]
-    for norm in norms:
-        pool = None if pools is None else pools.setdefault(norm, PooledMoments())
-        norm.forward = functools.partial(_weighted_batch_norm, norm, sample_weight, pool)
-    for m in weighted:
-        m.batch_sample_weight = sample_weight
-    try:
-        yield
-    finally:
+    with weightable_norms(module):
         for norm in norms:
-            del norm.forward
+            norm._sample_weight = sample_weight
+            norm._pool = None if pools is None else pools.setdefault(norm, PooledMoments())
         for m in weighted:
-            del m.batch_sample_weight
+            m.batch_sample_weight = sample_weight
+        try:
+            yield
+        finally:
+            for norm in norms:
+                norm._sample_weight = norm._pool = None
+            for m in weighted:
+                del m.batch_sample_weight
+
+
+def weighted_batches(batches):
+    """``(input, sample_weight)`` for each item of ``batches`` (inputs, or such pairs):
+    unit weights where none are given."""
+    for batch in batches:
+        X, sample_weight = batch if isinstance(batch, tuple) else (batch, None)
+        if sample_weight is None:
+            sample_weight = torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
+        yield X, sample_weight
 
 
 @torch.no_grad()
 def recalibrate_batch_norms(module, batches):
     """Re-estimate every batch norm's statistics inside ``module`` with one pass over
-    ``batches``.
-
-    ``batches`` holds inputs, or ``(input, sample_weight)`` pairs. Unweighted, each
-    statistic is the average of the batches' statistics (torch's cumulative average);
-    weighted, the pooled weighted moments of the whole pass (:func:`sample_weighted`).
-    """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    ``batches`` (inputs, or ``(input, sample_weight)`` pairs): the pooled (weighted)
+    moments of the whole pass, as if it were one batch (:class:`PooledMoments`)."""
+    norms = _batch_norms(module)
     was_training = module.training
-    momenta = [norm.momentum for norm in norms]
     module.eval()  # hard masks, no dropout: only the batch norms gather statistics
     for norm in norms:
         norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the pass
         norm.train()
-    pools = {}
-    for batch in batches:
-        X, sample_weight = batch if isinstance(batch, tuple) else (batch, None)
+    pools, n_batches = {}, 0
+    for X, sample_weight in weighted_batches(batches):
         with sample_weighted(module, sample_weight, pools=pools):
             module(X)
+        n_batches += 1
     for norm, pool in pools.items():
-        if pool.count is not None and pool.count > 0:
+        if pool.weight is not None and pool.weight > 0:
             norm.running_mean.copy_(pool.mean)
             norm.running_var.copy_(pool.var(unbiased=True))
-    for norm, momentum in zip(norms, momenta):
-        norm.momentum = momentum
+            norm.num_batches_tracked.fill_(n_batches)
     module.train(was_training)
 
 

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from ._layers import (OutputAffine, PairedInput, PooledMoments, ScoredMaskLinear, UnitSigns,
                       batch_norm_affine, dense_connection, random_signs,
-                      recalibrate_batch_norms, weighted_moments)
+                      recalibrate_batch_norms, weighted_batches, weighted_moments)
 from ._rules import ThresholdRule
 
 ACTIVATIONS = {
@@ -274,33 +274,30 @@ class SharedValueNetwork(nn.Module):
     def _normalize(self, h, index):
         if self.training and index is None:
             if self.batch_sample_weight is None:
-                mean, var, count = h.mean(dim=1), h.var(dim=1, unbiased=False), None
+                mean, var, moments = h.mean(dim=1), h.var(dim=1, unbiased=False), None
             else:
                 # (values, batch, outputs): every value and output is a channel
-                mean, var, count, _ = weighted_moments(
-                    h.transpose(0, 1).flatten(1), self.batch_sample_weight)
-                mean, var = mean.view(h.shape[0], h.shape[2]), var.view(h.shape[0], h.shape[2])
+                moments = weighted_moments(h.transpose(0, 1).flatten(1),
+                                           self.batch_sample_weight)
+                mean = moments.mean.view(h.shape[0], h.shape[2])
+                var = moments.var.view(h.shape[0], h.shape[2])
             with torch.no_grad():
-                self._track_output_statistics(mean.detach(), var.detach(), count)
+                self._track_output_statistics(mean.detach(), var.detach(), moments)
         else:
             mean, var = self.output_mean[self._rows(index)], self.output_var[self._rows(index)]
         h = (h - mean.unsqueeze(1)) / torch.sqrt(var.unsqueeze(1) + 1e-5)
         scale, offset = self._output_affine(index)
         return h * scale.to(h.dtype).unsqueeze(1) + offset.to(h.dtype).unsqueeze(1)
 
-    def _track_output_statistics(self, mean, var, count):
-        """Running output statistics: a moving average while training, the average over
-        the batches of a recalibration pass (pooled moments when weighted); a batch
-        without weight (``count`` 0) changes nothing."""
+    def _track_output_statistics(self, mean, var, moments):
+        """Running output statistics: a moving average while training (a batch of weight
+        0 changes nothing), pooled moments in a recalibration pass."""
         if self._output_pool is not None:
-            self._output_pool.add(mean, var, count)
+            self._output_pool.add(moments)
             return
         momentum = self.output_momentum
-        if momentum is None:  # cumulative average (recalibration pass)
-            self._n_batches += 1
-            momentum = 1.0 / self._n_batches
-        if count is not None:
-            momentum = momentum * (count > 0).to(mean.dtype)
+        if moments is not None:
+            momentum = momentum * (moments.weight > 0).to(mean.dtype)
         self.output_mean.lerp_(mean.to(self.output_mean.dtype), momentum)
         self.output_var.lerp_(var.to(self.output_var.dtype), momentum)
 
@@ -319,27 +316,24 @@ class SharedValueNetwork(nn.Module):
 
     @torch.no_grad()
     def recalibrate_norms(self, batches):
-        """Re-estimate the output statistics with the final hard masks (one pass over
-        ``batches``: inputs, or ``(input, sample_weight)`` pairs)."""
+        """Re-estimate the output statistics with the final hard masks: the pooled
+        (weighted) moments of one pass over ``batches`` (inputs, or ``(input,
+        sample_weight)`` pairs)."""
         if not self.normalize_output:
             return
-        was_training, self.output_momentum, self._n_batches = self.training, None, 0
-        self.output_mean.zero_()
-        self.output_var.fill_(1.0)
+        was_training, self._output_pool = self.training, PooledMoments()
         self.train()
         try:
-            for batch in batches:
-                X, sample_weight = batch if isinstance(batch, tuple) else (batch, None)
-                if sample_weight is not None and self._output_pool is None:
-                    self._output_pool = PooledMoments()
+            for X, sample_weight in weighted_batches(batches):
                 self.batch_sample_weight = sample_weight
                 self.forward_values(X)
             pool = self._output_pool
-            if pool is not None and pool.count.min() > 0:
-                self.output_mean.copy_(pool.mean)
-                self.output_var.copy_(pool.var(unbiased=False))
+            if pool.weight is not None and pool.weight > 0:
+                shape = self.output_mean.shape
+                self.output_mean.copy_(pool.mean.view(shape))
+                self.output_var.copy_(pool.var(unbiased=False).view(shape))
         finally:
-            self.output_momentum, self._output_pool = 0.1, None
+            self._output_pool = None
             self.__dict__.pop("batch_sample_weight", None)
             self.train(was_training)
 

@@ -1049,9 +1049,11 @@ class ClassifierHeadMixin(ClassifierMixin):
             raise ValueError("classes must be passed on the first call to partial_fit.")
         self.classes_ = LabelEncoder().fit(y if classes is None else classes).classes_
         if len(self.classes_) < 2:
+            label = self.classes_[0]
+            label = label.item() if isinstance(label, np.generic) else label  # not np.int64(0)
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                f"got 1 class ({self.classes_[0]!r})."
+                f"got 1 class ({label!r})."
             )
         self.n_outputs_ = len(self.classes_)
 

@@ -324,8 +324,9 @@ def test_feature_count_must_match_for_sparse_at_predict(cls, fitted):
 def test_single_class_is_rejected(cls, label, small_data):
     X, _ = small_data
     est = fresh(cls)
-    with clear_error("class"):
+    with clear_error("class") as info:
         est.fit(X, np.full(N, label))
+    assert f"got 1 class ({label!r})" in str(info.value)  # the label, not np.int64(0)
     assert_usable_or_unfitted(est)
 
 

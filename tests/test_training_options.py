@@ -380,6 +380,9 @@ def test_warm_start_may_change_alpha_and_shuffle(small_data):
     assert clone(est).get_params()["alpha"] == 1.0
 
 
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
+                    reason="the stored pickle holds numpy 2 arrays (numpy._core), which "
+                           "numpy 1.x cannot unpickle")
 def test_a_model_pickled_by_0_2_0_has_the_new_defaults_and_loss():
     from pathlib import Path
 

@@ -32,9 +32,10 @@ from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
 from ._training import (CosineLR, DeviceBatchIterator, EpochLog, EpochProgressBar,
-                        ResidentClassifierNet, ResidentData, ResidentRegressorNet, print_line)
+                        ResidentClassifierNet, ResidentData, ResidentRegressorNet, print_line,
+                        weighted_rows)
 from .nn import ACTIVATIONS
-from .nn._layers import weightable_norms
+from .nn._layers import remove_weighting, weightable_norms
 from .nn._templates import WEIGHT_LAYERS
 
 OPTIMIZERS = {
@@ -662,8 +663,16 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                     ResidentData(X_val, y_val, device, dtype=dtype, sample_weight=w_val))
         if not self.early_stopping:
             return ResidentData(X, y_encoded, device, dtype=dtype, sample_weight=weights), None
+        n_given = X.shape[0]
+        X, y_encoded, weights = weighted_rows(X, y_encoded, weights)  # split what is trained on
         arrays = [X, y_encoded] + ([] if weights is None else [weights])
         stratify = self._stratify(y_encoded)
+        if stratify is not None and len(np.unique(stratify)) < 2:
+            raise ValueError(
+                f"early_stopping=True needs weighted samples of at least 2 classes to score "
+                f"the held-out part; {X.shape[0]} of {n_given} samples have non-zero "
+                f"sample_weight (times class_weight), of 1 class. Give weight to more "
+                f"classes or use early_stopping=False.")
         try:
             parts = train_test_split(
                 *arrays, test_size=self.validation_fraction,
@@ -820,7 +829,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         module = self.net_.module_
         dtype = next((t.dtype for t in module.state_dict().values()
                       if t.is_floating_point()), torch.float32)
-        return module.to_module().to(device=self._module_device(), dtype=dtype).eval()
+        plain = remove_weighting(module.to_module())  # a copy made during a weighted fit
+        return plain.to(device=self._module_device(), dtype=dtype).eval()
 
     # ------------------------------------------------------------------ predict
     def _module_device(self):

@@ -17,6 +17,15 @@ from .nn._templates import WEIGHT_LAYERS
 from .nn._layers import sample_weighted
 
 
+def weighted_rows(X, y, sample_weight):
+    """``X``, ``y`` and ``sample_weight`` without the samples of weight 0 (as they are when
+    every weight is positive or there are none)."""
+    if sample_weight is None or (sample_weight > 0).all():
+        return X, y, sample_weight
+    kept = np.flatnonzero(sample_weight > 0)
+    return X[kept], None if y is None else y[kept], sample_weight[kept]
+
+
 class ResidentData(torch.utils.data.Dataset):
     """Features, targets and sample weights converted once and held on the device.
 
@@ -32,10 +41,7 @@ class ResidentData(torch.utils.data.Dataset):
 
     def __init__(self, X, y, device, dtype=None, sample_weight=None):
         self.device = torch.device(device)
-        if sample_weight is not None and not (sample_weight > 0).all():
-            kept = np.flatnonzero(sample_weight > 0)
-            X, sample_weight = X[kept], sample_weight[kept]
-            y = None if y is None else y[kept]
+        X, y, sample_weight = weighted_rows(X, y, sample_weight)
         numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
         if sp.issparse(X):
             self.X_sparse = sp.csr_matrix(X, dtype=numpy_dtype)

@@ -177,9 +177,8 @@ def test_early_stopping_split_without_weighted_validation_rows_names_the_classes
     X = np.random.RandomState(0).uniform(size=(10, 10))
     y = np.arange(10) % 2
     est = small(PrunedClassifier, early_stopping=True)
-    with pytest.warns(UserWarning, match="not stratified"), \
-            pytest.raises(ValueError, match=r"5 of 10 samples have non-zero weight, of 1 "
-                                            r"class\(es\)"):
+    with pytest.raises(ValueError, match=r"5 of 10 samples have non-zero sample_weight "
+                                         r"\(times class_weight\), of 1 class"):
         est.fit(X, y, sample_weight=y.astype(float))
 
 

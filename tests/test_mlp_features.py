@@ -317,7 +317,7 @@ def test_bad_class_weight_values_are_a_clear_error(class_weight, small_data):
         small(DenseClassifier, class_weight=class_weight).fit(X, y)
 
 
-def test_zero_weight_in_a_split_is_a_clear_error(small_data):
+def test_zero_weights_are_left_out_before_the_early_stopping_split(small_data):
     from sklearn.model_selection import train_test_split
 
     X, y = small_data
@@ -325,9 +325,11 @@ def test_zero_weight_in_a_split_is_a_clear_error(small_data):
     _, valid = train_test_split(np.arange(len(y)), test_size=0.1, stratify=y,
                                 random_state=seed)
     weights = np.ones(len(y))
-    weights[valid] = 0.0  # the same split again: nothing weighs in the validation part
-    with pytest.raises(ValueError, match="early-stopping split"):
-        small(DenseClassifier, early_stopping=True).fit(X, y, sample_weight=weights)
+    weights[valid] = 0.0  # the split of all rows would hold no weighted validation row
+    weighted = small(DenseClassifier, early_stopping=True).fit(X, y, sample_weight=weights)
+    removed = small(DenseClassifier, early_stopping=True).fit(X[weights > 0], y[weights > 0])
+    assert weighted.validation_scores_ == removed.validation_scores_
+    np.testing.assert_array_equal(weighted.predict_proba(X), removed.predict_proba(X))
 
 
 def test_multilabel_y_must_be_zero_one(small_data):

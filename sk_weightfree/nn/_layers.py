@@ -415,17 +415,43 @@ def _batch_norms(module):
     return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+_WEIGHTING = ("forward", "_sample_weight", "_pool")
+
+
+def _weighting_installed(norm):
+    forward = norm.__dict__.get("forward")
+    if forward is None:
+        return False
+    if not (isinstance(forward, functools.partial) and forward.func is _weighted_batch_norm
+            and forward.args[0] is norm):
+        raise ValueError(
+            f"A {type(norm).__name__} with a forward method of its own (set on the instance) "
+            f"cannot have its batch statistics weighted by sample_weight; remove it, or fit "
+            f"without sample_weight and class_weight.")
+    return True
+
+
+def remove_weighting(module):
+    """Strip the weighted forward passes of :func:`weightable_norms` from ``module``'s
+    batch norms (a copy of a module made while they were installed); returns it."""
+    for norm in _batch_norms(module):
+        for name in _WEIGHTING:
+            norm.__dict__.pop(name, None)
+    return module
+
+
 @contextlib.contextmanager
 def weightable_norms(module):
     """Give every batch norm in ``module`` the weighted forward pass of
     :func:`sample_weighted` for the block, unweighted until a weight is set.
 
     Installed once around a whole fit, the forward passes keep one identity, so that
-    ``torch.compile`` does not recompile the network for every batch's weights.
+    ``torch.compile`` does not recompile the network for every batch's weights. Nested
+    blocks leave the outer one's in place.
     """
     installed = []
     for norm in _batch_norms(module):
-        if "forward" not in norm.__dict__:
+        if not _weighting_installed(norm):
             norm.forward = functools.partial(_weighted_batch_norm, norm)
             norm._sample_weight = norm._pool = None
             installed.append(norm)
@@ -433,7 +459,7 @@ def weightable_norms(module):
         yield
     finally:
         for norm in installed:
-            for name in ("forward", "_sample_weight", "_pool"):
+            for name in _WEIGHTING:
                 norm.__dict__.pop(name, None)
 
 
@@ -487,6 +513,8 @@ def sample_weighted(module, sample_weight, *, pools=None):
     norms = _batch_norms(module)
     weighted = [m for m in module.modules() if hasattr(m, "batch_sample_weight")]
     with weightable_norms(module):
+        outer = [(norm._sample_weight, norm._pool) for norm in norms]  # nested blocks
+        outer_weighted = [m.__dict__.get("batch_sample_weight") for m in weighted]
         for norm in norms:
             norm._sample_weight = sample_weight
             norm._pool = None if pools is None else pools.setdefault(norm, PooledMoments())
@@ -495,10 +523,13 @@ def sample_weighted(module, sample_weight, *, pools=None):
         try:
             yield
         finally:
-            for norm in norms:
-                norm._sample_weight = norm._pool = None
-            for m in weighted:
-                del m.batch_sample_weight
+            for norm, (weight, pool) in zip(norms, outer):
+                norm._sample_weight, norm._pool = weight, pool
+            for m, weight in zip(weighted, outer_weighted):
+                if weight is None:
+                    m.__dict__.pop("batch_sample_weight", None)
+                else:
+                    m.batch_sample_weight = weight
 
 
 def weighted_batches(batches):
@@ -528,6 +559,8 @@ def recalibrate_batch_norms(module, batches):
             module(X)
         n_batches += 1
     for norm, pool in pools.items():
+        if norm.running_mean is None:  # track_running_stats=False: batch statistics only
+            continue
         if pool.weight is not None and pool.weight > 0:
             norm.running_mean.copy_(pool.mean)
             norm.running_var.copy_(pool.var(unbiased=True))

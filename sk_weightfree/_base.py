@@ -699,18 +699,15 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                     f"data, a larger validation_fraction, or early_stopping=False."
                 ) from None
         w_train, w_valid = (None, None) if weights is None else parts[4:6]
-        for part, w, needed in (("training", w_train, 2), ("validation", w_valid, 1)):
-            if w is not None and (w > 0).sum() < needed:
-                weighted = weights > 0
-                classes = "" if stratify is None else (
-                    f", of {len(np.unique(y_encoded[weighted]))} class(es)")
-                raise ValueError(
-                    f"The {part} part of the early-stopping split has "
-                    f"{int((w > 0).sum())} sample(s) of non-zero sample_weight (times "
-                    f"class_weight), fewer than {needed}: {int(weighted.sum())} of "
-                    f"{len(weights)} samples have non-zero weight{classes}; give weight "
-                    f"to more samples or use early_stopping=False."
-                )
+        # every weight is positive here; the split holds out at least one sample
+        if w_train is not None and len(w_train) < 2:
+            classes = "" if stratify is None else f", of {len(np.unique(stratify))} class(es)"
+            raise ValueError(
+                f"The training part of the early-stopping split has {len(w_train)} "
+                f"sample(s) of non-zero sample_weight (times class_weight), fewer than 2: "
+                f"{X.shape[0]} of {n_given} samples have non-zero weight{classes}; give "
+                f"weight to more samples or use early_stopping=False."
+            )
         return (ResidentData(parts[0], parts[2], device, dtype=dtype, sample_weight=w_train),
                 ResidentData(parts[1], parts[3], device, dtype=dtype, sample_weight=w_valid))
 

@@ -360,11 +360,17 @@ class SharedValueNetwork(nn.Module):
                   for scale, n_out in self.layer_scales()]
         intercepts = [b.double() * w for b in self.bias_masks()]
         if self.normalize_output:
-            gain, offset = (t[0].detach().double() for t in self._output_affine(index))
-            gain = gain / torch.sqrt(self.output_var[index].double() + 1e-5)
+            gain, mean, offset = self._output_map(index)
             scales[-1] = scales[-1] * gain
-            intercepts[-1] = (intercepts[-1] - self.output_mean[index].double()) * gain + offset
+            intercepts[-1] = (intercepts[-1] - mean) * gain + offset
         return {"unit_scales": scales, "intercepts": intercepts}
+
+    def _output_map(self, index):
+        """What ``normalize_output`` does to value ``index``'s outputs, as ``(h - mean) *
+        gain + offset`` in float64: the standardisation and the learned scale and offset."""
+        gain, offset = (t[0].detach().double() for t in self._output_affine(index))
+        return (gain / torch.sqrt(self.output_var[index].double() + 1e-5),
+                self.output_mean[index].double(), offset)
 
     def unit_arrays(self):
         """Per-unit tensors of the export for ``shared_weight``: :meth:`member_arrays`."""
@@ -388,9 +394,9 @@ class SharedValueNetwork(nn.Module):
         """The network at value ``weight_values[index]`` as a plain ``nn.Sequential``."""
         parts = self._plain_layers(float(self.weight_values[index]))
         if self.normalize_output:
-            gain, offset = (t[0].detach() for t in self._output_affine(index))
-            gain = gain / torch.sqrt(self.output_var[index] + 1e-5)
-            parts.append(OutputAffine(gain, offset - self.output_mean[index] * gain))
+            gain, mean, offset = self._output_map(index)
+            dtype = self.output_mean.dtype
+            parts.append(OutputAffine(gain.to(dtype), (offset - mean * gain).to(dtype)))
         return nn.Sequential(*parts).eval()
 
     def _plain_layers(self, value):

@@ -12,9 +12,8 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
 from .nn import ScoredMask
-from .nn._templates import WEIGHT_LAYERS
-
 from .nn._layers import sample_weighted
+from .nn._templates import WEIGHT_LAYERS
 
 
 def weighted_rows(X, y, sample_weight):

@@ -77,6 +77,11 @@ def case_id(case):
     return name + "".join(f"-{k}={v}" for k, v in params.items())
 
 
+def data_for(cls, classification, regression):
+    """The data set of ``cls``'s kind: ``regression`` for the regressors."""
+    return regression if cls in REGRESSORS else classification
+
+
 def small(cls, **kwargs):
     """An estimator with a tiny network, for fast behavioural tests."""
     params = {**SMALL, "random_state": 0, **kwargs}

@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import check_classifiers_train
 import sk_weightfree
 from sk_weightfree import (DenseClassifier, DenseRegressor, PrunedClassifier,
                            WeightAgnosticClassifier, WeightFreeClassifier, WeightFreeRegressor)
-from conftest import ALL_ESTIMATORS, ESTIMATORS, REGRESSORS, small
+from conftest import ALL_ESTIMATORS, ESTIMATORS, REGRESSORS, data_for, small
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,10 @@ def regression_data():
     return X, y
 
 
-def _data_for(cls, small_data, regression_data):
-    return regression_data if cls in REGRESSORS else small_data
-
-
 # ------------------------------------------------------------------ sample_weight
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS)
 def test_unit_sample_weight_gives_the_unweighted_model(cls, small_data, regression_data):
-    X, y = _data_for(cls, small_data, regression_data)
+    X, y = data_for(cls, small_data, regression_data)
     a = small(cls).fit(X, y)
     b = small(cls).fit(X, y, sample_weight=np.ones(len(y)))
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
@@ -227,7 +223,7 @@ def test_regression_losses(loss, regression_data):
 # ------------------------------------------------------------------ attributes
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS)
 def test_mlp_style_attributes(cls, small_data, regression_data):
-    X, y = _data_for(cls, small_data, regression_data)
+    X, y = data_for(cls, small_data, regression_data)
     est = small(cls).fit(X, y)
     assert est.n_layers_ == len(est.coefs_) + 1 == 3
     assert len(est.loss_curve_) == est.n_iter_ and est.best_loss_ == min(est.loss_curve_)
@@ -242,7 +238,7 @@ def test_mlp_style_attributes(cls, small_data, regression_data):
 
 @pytest.mark.parametrize("cls", [DenseClassifier, WeightFreeClassifier, DenseRegressor])
 def test_early_stopping_watches_the_validation_score(cls, small_data, regression_data):
-    X, y = _data_for(cls, small_data, regression_data)
+    X, y = data_for(cls, small_data, regression_data)
     est = small(cls, early_stopping=True, max_epochs=60, n_iter_no_change=3,
                 validation_fraction=0.3).fit(X, y)
     scores = est.validation_scores_

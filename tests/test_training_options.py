@@ -18,17 +18,13 @@ from sklearn.preprocessing import StandardScaler
 
 from sk_weightfree import (DenseClassifier, DenseRegressor, PrunedClassifier,
                            WeightAgnosticRegressor, WeightFreeClassifier, WeightFreeRegressor)
-from conftest import ALL_ESTIMATORS, REGRESSORS, small
+from conftest import ALL_ESTIMATORS, REGRESSORS, data_for, small
 
 
 @pytest.fixture(scope="module")
 def regression_data():
     X, y = make_friedman1(n_samples=120, noise=0.5, random_state=0)
     return X, y
-
-
-def _data_for(cls, small_data, regression_data):
-    return regression_data if cls in REGRESSORS else small_data
 
 
 def _names(cls):
@@ -72,7 +68,7 @@ def _penalised(cls):
 
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=_names)
 def test_alpha_is_mlp_l2_on_the_edge_parameters_only(cls, small_data, regression_data):
-    X, y = _data_for(cls, small_data, regression_data)
+    X, y = data_for(cls, small_data, regression_data)
     X = X[:60]
     y = y[:60]
     lr, alpha = 1e-6, 100.0 * len(X)  # lr * alpha / n = 1e-4
@@ -157,7 +153,7 @@ def test_shuffle_false_feeds_the_batches_in_data_order(shuffle, small_data):
 def test_shuffle_false_ignores_the_shuffling_stream(cls, small_data, regression_data):
     """A continued fit with another shuffling generator gives the same model when
     shuffle=False, another one when shuffle=True."""
-    X, y = _data_for(cls, small_data, regression_data)
+    X, y = data_for(cls, small_data, regression_data)
     for shuffle in (False, True):
         fitted = small(cls, shuffle=shuffle, max_epochs=1, warm_start=True).fit(X, y)
         models = []
@@ -172,7 +168,7 @@ def test_shuffle_false_ignores_the_shuffling_stream(cls, small_data, regression_
 # ------------------------------------------------------------------ loss_
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=_names)
 def test_loss_is_the_last_epochs_training_loss(cls, small_data, regression_data):
-    X, y = _data_for(cls, small_data, regression_data)
+    X, y = data_for(cls, small_data, regression_data)
     est = small(cls).fit(X, y)
     assert est.loss_ == est.loss_curve_[-1] == est.history_[-1]["train_loss"]
     est.partial_fit(X, y, **({} if cls in REGRESSORS else {"classes": np.unique(y)}))
@@ -233,7 +229,7 @@ def _split(X, y, n_val=40):
 
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=_names)
 def test_validation_set_replaces_the_split(cls, small_data, regression_data):
-    X, y, X_val, y_val = _split(*_data_for(cls, small_data, regression_data))
+    X, y, X_val, y_val = _split(*data_for(cls, small_data, regression_data))
     est = small(cls, early_stopping=True, max_epochs=4).fit(X, y, X_val=X_val, y_val=y_val)
     assert est.t_ == est.n_iter_ * len(X)  # every training sample was trained on
     assert len(est.validation_scores_) == est.n_iter_
@@ -242,7 +238,7 @@ def test_validation_set_replaces_the_split(cls, small_data, regression_data):
 
 @pytest.mark.parametrize("cls", [DenseClassifier, DenseRegressor], ids=_names)
 def test_validation_scores_are_scores_on_the_validation_set(cls, small_data, regression_data):
-    X, y = _data_for(cls, small_data, regression_data)
+    X, y = data_for(cls, small_data, regression_data)
     if cls is DenseRegressor:  # validation targets far from the training mean
         order = np.argsort(y)[::-1]
         X, y = X[order], y[order]

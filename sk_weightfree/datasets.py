@@ -357,7 +357,9 @@ def load_csv(path, target, *, categorical=(), return_X_y=True):
         :func:`numpy.loadtxt`); an empty field of a numeric column is an error.
 
         ``y``, of shape (n_samples,), is the target column: float64 when every
-        value is a number, else the strings as written (class labels).
+        value is a number, else the strings as written (class labels). An empty
+        target field is an error (as ``nan`` in a target is for the estimators):
+        it would otherwise turn a numeric target into text or add a class ``""``.
 
     Raises
     ------
@@ -368,8 +370,8 @@ def load_csv(path, target, *, categorical=(), return_X_y=True):
         ``categorical`` (or has one twice), names the target in
         ``categorical``, has a line whose number of fields differs from the
         header, a feature column that is empty on every line, an empty field in
-        a numeric column or a column that mixes numbers and text; the message
-        names the file, and the line where there is one.
+        a numeric column or in the target, or a column that mixes numbers and
+        text; the message names the file, and the line where there is one.
 
     Examples
     --------
@@ -418,6 +420,13 @@ def load_csv(path, target, *, categorical=(), return_X_y=True):
     for c, values in enumerate(columns):
         X[:, c] = values
     labels = [row[column].strip() for _, row in body]
+    if not all(labels):
+        # an empty cell would silently make a numeric target text (a classification)
+        # or add a class "" of its own: refused like a NaN
+        line = lines[labels.index("")]
+        raise ValueError(
+            f"{path}: line {line}, target column {target!r} is empty; fill it in or "
+            "drop the line (missing targets are not allowed)")
     try:
         y = np.array([float(v) for v in labels])
     except ValueError:

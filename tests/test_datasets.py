@@ -337,6 +337,37 @@ def test_load_csv_errors_name_the_file_and_line(tmp_path, text, target, message)
     assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
+@pytest.mark.parametrize("values", [
+    [f"{1.5 + 0.37 * i:.2f}" for i in range(300)],          # a continuous target
+    ["yes" if i % 2 else "no" for i in range(300)],         # class labels
+])
+def test_load_csv_refuses_an_empty_target_cell(tmp_path, values):
+    # An empty target cell once made a regression target text (299 classes) and a text
+    # target gained a class '' of one row; it is refused like NaN, naming the line.
+    values = list(values)
+    values[41] = " "
+    f = tmp_path / "shop.csv"
+    f.write_text("x,price\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    with pytest.raises(ValueError, match=r"shop.csv: line 43, target column 'price' "
+                                         r"is empty") as exc:
+        load_csv(f, "price")
+    assert "\n" not in str(exc.value)
+
+
+def test_compare_refuses_an_empty_target_cell_before_any_fit(tmp_path, capsys):
+    from sk_weightfree.cli import main
+
+    f = tmp_path / "shop.csv"
+    f.write_text("x,price\n" + "".join(f"{i},{'' if i == 7 else 2.5 * i}\n"
+                                      for i in range(300)))
+    out = tmp_path / "out"
+    code = main(["compare", "--dataset", str(f), "--target", "price",
+                 "--estimators", "dense", "--epochs", "1", "--out", str(out)])
+    assert code == 2
+    assert "line 9, target column 'price' is empty" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_load_npz(tmp_path):
     X, y = np.arange(6.0).reshape(3, 2), np.array(["a", "b", "a"])
     np.savez(tmp_path / "d.npz", X=X, y=y, extra=np.zeros(1))

@@ -57,13 +57,37 @@ _HEADER_KEY = "header"
 
 
 # ---------------------------------------------------------------------------- dump
+def _check_network(estimator, function):
+    """TypeError for what is not a network :func:`dump`/:func:`to_onnx` write (a pipeline,
+    another kind of model), NotFittedError for a network not fitted yet."""
+    if hasattr(estimator, "steps") and hasattr(estimator, "named_steps"):
+        raise TypeError(
+            f"{function} writes one network, not a {type(estimator).__name__}: pass its last "
+            f"step ({function}(pipeline[-1], ...)); the steps before it are not stored, so "
+            "apply them to X yourself before predicting with what is read back.")
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    from ._base import BaseNetwork
+
+    if not isinstance(estimator, (BaseNetwork, MLPClassifier, MLPRegressor)):
+        raise TypeError(
+            f"{function} writes the networks of sk_weightfree's estimators and scikit-learn's "
+            f"MLPClassifier/MLPRegressor; got a {type(estimator).__name__}.")
+    if not hasattr(estimator, "coefs_"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet; call fit first.")
+
+
 def dump(estimator, path, *, precision="float32"):
     """Write a fitted estimator to a compact, pickle-free ``.npz`` file.
 
     Parameters
     ----------
-    estimator : fitted estimator of sk_weightfree
-        Any of the package's classifiers or regressors. With a ``module`` template: the
+    estimator : fitted estimator of sk_weightfree, or MLPClassifier/MLPRegressor
+        Any of the package's classifiers or regressors, or a fitted scikit-learn
+        ``MLPClassifier``/``MLPRegressor``. With a ``module`` template: the
         dense, pruned, weight-free and random families, when the template is a chain of
         supported layers (``ValueError`` names the piece that is not).
     path : str, path-like or writable binary file
@@ -79,15 +103,18 @@ def dump(estimator, path, *, precision="float32"):
     -------
     size : int
         Bytes written.
+
+    Raises
+    ------
+    TypeError
+        For what is not such a network: a pipeline (pass its last step; the
+        preprocessing is not stored) or another kind of model.
+    NotFittedError
+        For an estimator not fitted yet.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}; got {precision!r}.")
-    if not hasattr(estimator, "coefs_"):
-        from sklearn.exceptions import NotFittedError  # the estimator is here: sklearn is too
-
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet; call fit first."
-        )
+    _check_network(estimator, "dump")
     from ._tracing import chain_from_estimator  # torch: the estimator is here, so is torch
 
     chain = chain_from_estimator(estimator)
@@ -846,7 +873,8 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
 
     Parameters
     ----------
-    estimator : fitted estimator of sk_weightfree
+    estimator : fitted estimator of sk_weightfree, or MLPClassifier/MLPRegressor
+        What :func:`dump` accepts (not a pipeline: pass its last step).
     path : str or path-like
     dtype : {"float32", "float64"}, default="float32"
         Type of the graph's input, weights and probabilities or predictions (not of
@@ -860,6 +888,10 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
 
     Raises
     ------
+    TypeError
+        For what is not such a network (a pipeline, another kind of model).
+    NotFittedError
+        For an estimator not fitted yet.
     ValueError
         For a network that is not a chain of supported layers, or class labels that no
         ONNX tensor holds (Python objects other than strings; unsigned integers beyond
@@ -878,12 +910,7 @@ def to_onnx(estimator, path, *, dtype="float32", opset_version=None):
     if opset_version is not None and (not isinstance(opset_version, (int, np.integer))
                                       or isinstance(opset_version, bool)):
         raise TypeError(f"opset_version must be an integer or None; got {opset_version!r}.")
-    if not hasattr(estimator, "coefs_"):
-        from sklearn.exceptions import NotFittedError
-
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet; call fit first."
-        )
+    _check_network(estimator, "to_onnx")
     from ._tracing import chain_from_estimator, chain_module
 
     chain = chain_from_estimator(estimator)  # refuses what the compact file cannot hold

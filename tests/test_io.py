@@ -478,3 +478,32 @@ def test_repr_gives_the_networks_own_widths(digits_small, tmp_path):
     text = repr(skio.load(tmp_path / "wf.npz"))
     assert "64 -> 32 -> 10" in text and "128" not in text and "paired" in text
     assert "64 -> 12 -> 10 (relu, paired)" in repr(skio.load(LAYERS_FILE))  # 0.2.0's file
+
+
+@pytest.mark.parametrize("write", ["dump", "to_onnx"])
+def test_dump_and_onnx_say_what_they_write(tmp_path, write):
+    # A fitted pipeline or LogisticRegression was called "not fitted yet" (#33 item 3).
+    from sklearn.exceptions import NotFittedError
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sk_weightfree import DenseClassifier
+    from sk_weightfree.io import dump, to_onnx
+
+    writer = {"dump": dump, "to_onnx": to_onnx}[write]
+    if write == "to_onnx":
+        pytest.importorskip("onnx")
+    X, y = np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 2
+    pipe = make_pipeline(StandardScaler(), DenseClassifier(hidden_layer_sizes=(4,),
+                                                           max_epochs=1)).fit(X, y)
+    path = tmp_path / "model"
+    with pytest.raises(TypeError, match=rf"{write}\(pipeline\[-1\], \.\.\.\).*not stored"):
+        writer(pipe, path)
+    with pytest.raises(TypeError, match="MLPClassifier/MLPRegressor; got a LogisticRegression"):
+        writer(LogisticRegression().fit(X, y), path)
+    with pytest.raises(NotFittedError, match="DenseClassifier instance is not fitted"):
+        writer(DenseClassifier(), path)
+    assert not list(tmp_path.iterdir())
+    writer(pipe[-1], path)  # the last step is what they write
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

@@ -20,6 +20,7 @@ from scipy.special import expit, logit, logsumexp, softmax
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
@@ -390,9 +391,35 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         finally:
             net.train_split = net.valid_score_fn = None
             net.__dict__.pop("_last_epoch_state", None)
-        self.t_ += len(train_data) * (len(net.history) - n_epochs_before)
+        n_epochs = len(net.history) - n_epochs_before
+        self.t_ += len(train_data) * n_epochs
+        if not incremental:
+            self._warn_if_not_converged(n_epochs)
         self._export_fitted_attributes()
         return self
+
+    def _last_phase_epochs(self, n_epochs):
+        """How many of a fit's last ``n_epochs`` trained the network it ends with (the
+        stopping rule starts again after each pruning)."""
+        return n_epochs
+
+    def _warn_if_not_converged(self, n_epochs):
+        """``ConvergenceWarning`` when ``max_epochs`` ended a fit whose last epoch still
+        improved the stopping rule's quantity by more than ``tol`` (MLPClassifier's rule)."""
+        if n_epochs < self.max_epochs or self.net_.interrupted_:
+            return
+        key = "valid_score" if self.early_stopping else "train_loss"
+        values = self.net_.history[-self._last_phase_epochs(n_epochs):, key]
+        if self.early_stopping:
+            values = [-value for value in values]
+        if len(values) > 1 and min(values[:-1]) - values[-1] <= self.tol:
+            return
+        quantity = "validation score" if self.early_stopping else "training loss"
+        warnings.warn(
+            f"{type(self).__name__}: max_epochs={self.max_epochs} reached while the "
+            f"{quantity} was still improving by more than tol={self.tol}; the fit has not "
+            "converged yet (raise max_epochs for one that has).",
+            ConvergenceWarning, stacklevel=6)  # the caller of fit
 
     def _check_continuable(self):
         changed = sorted(

@@ -112,6 +112,9 @@ class _PrunedBase(_DenseBase):
             if finetune:
                 self.net_.partial_fit(train_data, epochs=finetune)
 
+    def _last_phase_epochs(self, n_epochs):
+        return self._finetune_epochs(self.max_epochs) or n_epochs
+
     def _finetune_epochs(self, epochs):
         """Retraining epochs per round within a budget of ``epochs`` in all: at most
         ``finetune_epochs``, and few enough to leave one epoch of dense training."""

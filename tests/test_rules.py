@@ -338,7 +338,8 @@ def test_old_spellings_warn_and_map_onto_the_rule(digits_small):
         temperature=2.0, final_temperature=None, init_density=0.4)).fit(X, y)
     np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
         small(WeightFreeClassifier, max_epochs=1).fit(X, y)  # defaults do not warn
 
 

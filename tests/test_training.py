@@ -1,6 +1,7 @@
 """The shared base: data path, labels, seeding, devices, persistence, progress, stopping."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -13,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 from sk_weightfree import DenseClassifier, WeightFreeClassifier
 from sk_weightfree._base import resolve_device
 from sk_weightfree._training import DeviceBatchIterator, ResidentData
-from conftest import ESTIMATORS, small
+from conftest import ESTIMATORS, REGRESSORS, data_for, small
 
 
 @pytest.mark.parametrize("n, batch_size", [(10, 3), (10, 5), (7, 10), (9, 4), (1, 4)])
@@ -261,3 +262,29 @@ def test_sparse_prediction_is_batched_and_batch_invariant(cls, small_data):
     np.testing.assert_allclose(clf.predict_proba(X_sparse[:5]), whole[:5], rtol=1e-12,
                                atol=1e-15)
     np.testing.assert_array_equal(clf.predict(X_sparse), whole.argmax(1))
+
+
+# ------------------------------------------------------------------ ConvergenceWarning
+@pytest.mark.parametrize("cls", ESTIMATORS + REGRESSORS, ids=lambda c: c.__name__)
+def test_convergence_warning_when_max_epochs_ends_an_improving_fit(cls, small_data):
+    # MLPClassifier's rule: ending at max_iter while still improving by more than tol warns.
+    from sklearn.datasets import make_regression
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = data_for(cls, small_data, make_regression(n_samples=120, n_features=8,
+                                                     random_state=0))
+    with pytest.warns(ConvergenceWarning, match=r"max_epochs=2 .*tol=0\.0001") as record:
+        small(cls, max_epochs=2).fit(X, y)
+    assert record[0].filename == __file__  # it points at the caller of fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        # stopped by the rule (patience 1) long before max_epochs
+        est = small(cls, max_epochs=20, tol=1e9, n_iter_no_change=1).fit(X, y)
+        assert est.n_iter_ < 20
+        # max_epochs reached, but the last epochs no longer improved by more than tol
+        # (pruned: the epochs after the pruning are the ones judged, here 2)
+        last_phase = {"finetune_epochs": 2} if "Pruned" in cls.__name__ else {}
+        small(cls, max_epochs=3, tol=1e9, n_iter_no_change=5, **last_phase).fit(X, y)
+        # partial_fit runs one epoch a call and never warns, as in MLPClassifier
+        extra = {"classes": np.unique(y)} if cls in ESTIMATORS else {}
+        small(cls).partial_fit(X, y, **extra)

@@ -19,6 +19,8 @@ _ESTIMATOR_MODULES = {
     "WeightAgnosticRegressor": "._weight_agnostic",
     "WeightFreeClassifier": "._weight_free",
     "WeightFreeRegressor": "._weight_free",
+    "architecture_of": "._architecture",
+    "random_architecture": "._architecture",
     "pairwise_spectral_similarity": "._spectral",
     "rewire": "._spectral",
     "spectral_density": "._spectral",

@@ -714,10 +714,16 @@ def rewire(net, random_state=None, *, n_swaps=_N_SWAPS, paired=None):
 
     Returns
     -------
-    layers : list of scipy.sparse.csr_matrix
+    layers : list of scipy.sparse.csr_matrix, or list of ndarray of bool
         The network as the spectral functions read it (paired twins folded
         into signed edges, convolutions as channel graphs), rewired, shaped
-        ``(n_in, n_out)``. Edge values move with their edges.
+        ``(n_in, n_out)``. Edge values move with their edges. Given an
+        *architecture* (a list of boolean numpy arrays, as
+        :func:`~sk_weightfree.architecture_of` returns), the rewired
+        architecture in the same form and shapes: each layer rewired as a
+        bipartite graph of its inputs and outputs (a convolution's inputs
+        are its ``(in_channel, tap)`` pairs), every input and output keeping
+        its number of edges; ``paired`` does not apply to it.
 
     Examples
     --------
@@ -731,6 +737,10 @@ def rewire(net, random_state=None, *, n_swaps=_N_SWAPS, paired=None):
     _check_int(n_swaps, "n_swaps", 1)
     _check_paired(paired)
     rng = check_random_state(random_state)
+    from ._architecture import is_architecture, rewire_architecture
+
+    if is_architecture(net):
+        return rewire_architecture(net, rng, n_swaps)
     return [_rewire_layer(w, rng, n_swaps) for w in _as_layers(net, paired)]
 
 

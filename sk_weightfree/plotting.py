@@ -309,7 +309,7 @@ class ReceptiveFieldDisplay:
             colours = plt.get_cmap(cmap or "RdBu_r").copy()
             top = float(np.nanmax(np.abs(self.fields))) if n else 0.0
             limits = {"vmin": -(top or 1.0), "vmax": top or 1.0}
-        colours.set_bad("white")  # the gap between channels
+        colours = colours.with_extremes(bad="white")  # the gap between channels
         self.images_ = []
         for panel, field, unit, degree in zip(axes.flat, self.fields, self.units,
                                               self.degrees):
@@ -485,10 +485,8 @@ class DegreeDisplay:
             for panel, learned, null, what, of in (
                     (axes[row, 0], d_in, n_in, "in-degree", "units"),
                     (axes[row, 1], d_out, n_out, "out-degree", "inputs")):
-                top = int(max(np.max(learned), np.max(null)))
-                bins = (np.arange(top + 2) - 0.5 if top <= 40
-                        else np.linspace(-0.5, top + 0.5, 31))
-                panel.hist([np.asarray(learned), np.asarray(null)], bins=bins,
+                panel.hist([np.asarray(learned), np.asarray(null)],
+                           bins=_degree_bins(learned, null),
                            color=[LEARNED, NULL],
                            label=["learned", "random, same density"])
                 panel.set_xlabel(what, fontsize=8)
@@ -499,6 +497,12 @@ class DegreeDisplay:
         axes[0, 0].legend(fontsize=7, frameon=False, loc="best")
         self.figure_, self.ax_, self.axes_ = figure, bounding, axes
         return self
+
+
+def _degree_bins(*degrees):
+    """One bin per degree up to 40, else 30 equal bins from 0."""
+    top = int(max(np.max(d, initial=0) for d in degrees))
+    return np.arange(top + 2) - 0.5 if top <= 40 else np.linspace(-0.5, top + 0.5, 31)
 
 
 # --------------------------------------------------------------------------

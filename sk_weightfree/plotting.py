@@ -474,8 +474,8 @@ class DegreeDisplay:
             The display, with ``figure_``, ``ax_`` and ``axes_``.
         """
         n_layers = len(self.layer_names)
-        figure, bounding, axes, _ = _panel_axes(ax, 2 * n_layers, 2, (3.4, 2.2),
-                                                "DegreeDisplay.plot")
+        figure, bounding, axes, legend_ax = _panel_axes(
+            ax, 2 * n_layers, 2, (3.4, 2.2), "DegreeDisplay.plot", legend_row=True)
         from matplotlib.ticker import MaxNLocator
 
         axes = axes.reshape(n_layers, 2)
@@ -493,16 +493,25 @@ class DegreeDisplay:
                 panel.set_ylabel(of, fontsize=8)
                 panel.set_title(name, fontsize=8)
                 panel.tick_params(labelsize=7)
+                panel.xaxis.set_major_locator(MaxNLocator(integer=True))
                 panel.yaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0, 0].legend(fontsize=7, frameon=False, loc="best")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        where = legend_ax if legend_ax is not None else figure
+        where.legend(handles, labels, loc="center" if legend_ax else "lower center",
+                     ncol=2, fontsize=8, frameon=False)
         self.figure_, self.ax_, self.axes_ = figure, bounding, axes
         return self
 
 
 def _degree_bins(*degrees):
-    """One bin per degree up to 40, else 30 equal bins from 0."""
-    top = int(max(np.max(d, initial=0) for d in degrees))
-    return np.arange(top + 2) - 0.5 if top <= 40 else np.linspace(-0.5, top + 0.5, 31)
+    """One bin per degree over the range seen (up to 40 of them), else 30 equal bins."""
+    low = int(min(np.min(d) for d in degrees))
+    top = int(max(np.max(d) for d in degrees))
+    if top - low < 2:  # a single degree: show its neighbours, for integer ticks
+        low, top = max(low - 1, 0), top + 1
+    if top - low <= 40:
+        return np.arange(low, top + 2) - 0.5
+    return np.linspace(low - 0.5, top + 0.5, 31)
 
 
 # --------------------------------------------------------------------------

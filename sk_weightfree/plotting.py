@@ -298,7 +298,7 @@ class ReceptiveFieldDisplay:
         n_cols = n_cols or math.ceil(math.sqrt(n))
         figure, bounding, axes, legend_ax = _panel_axes(
             ax, n, n_cols, (1.5, 1.6), "ReceptiveFieldDisplay.plot", legend_row=self.signs)
-        import matplotlib.pyplot as plt
+        import matplotlib
         from matplotlib.colors import ListedColormap
         from matplotlib.patches import Patch
 
@@ -306,7 +306,7 @@ class ReceptiveFieldDisplay:
             colours = ListedColormap([NEGATIVE, ABSENT, POSITIVE])
             limits = {"vmin": -1.5, "vmax": 1.5}  # -1, 0, +1 at the three colours' centres
         else:
-            colours = plt.get_cmap(cmap or "RdBu_r").copy()
+            colours = matplotlib.colormaps.get_cmap(cmap or "RdBu_r")
             top = float(np.nanmax(np.abs(self.fields))) if n else 0.0
             limits = {"vmin": -(top or 1.0), "vmax": top or 1.0}
         colours = colours.with_extremes(bad="white")  # the gap between channels
@@ -342,8 +342,8 @@ def _check_image_shape(estimator, image_shape, required):
         if required:
             raise ValueError(
                 "image_shape is required: the shape of one input row as an image, "
-                f"e.g. (8, 8) for the {estimator.n_features_in_} features of digits "
-                "(its product must be n_features_in_).")
+                "e.g. (8, 8) for the 64 pixels of digits; its product must be the "
+                f"network's {estimator.n_features_in_} input features (n_features_in_).")
         return None
     shape = tuple(int(s) for s in np.atleast_1d(image_shape))
     if len(shape) not in (2, 3) or min(shape) < 1:

@@ -116,6 +116,22 @@ def test_signs_use_three_colours_and_weights_a_diverging_map(nets):
     assert image.norm.vmax == pytest.approx(np.abs(weights.fields).max())
 
 
+def test_cmap_of_real_weights(nets):
+    display = ReceptiveFieldDisplay.from_estimator(nets["dense"], image_shape=(8, 8),
+                                                   n_units=1, cmap="PuOr")
+    assert display.images_[0].cmap.name.startswith("PuOr")
+
+
+def test_a_regressor_is_drawn(digits_small):
+    from sk_weightfree import WeightFreeRegressor
+
+    X, y = digits_small
+    est = WeightFreeRegressor(**FAST).fit(X, y.astype(float))
+    display = DegreeDisplay.from_estimator(est)
+    np.testing.assert_array_equal(display.in_degrees[1], (signed(est, 1) != 0).sum(axis=0))
+    assert ReceptiveFieldDisplay.from_estimator(est, image_shape=(8, 8)).signs
+
+
 def test_units_chosen_by_the_user(nets):
     est = nets["wf-paired"]
     display = ReceptiveFieldDisplay.from_estimator(est, image_shape=(8, 8), units=[3, 0])

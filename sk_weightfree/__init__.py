@@ -35,10 +35,10 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_ESTIMATOR_MODULES[name], __name__), name)
         globals()[name] = value
         return value
-    if name in ("datasets", "io", "nn"):
+    if name in ("datasets", "io", "nn", "plotting"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__) | {"datasets", "io", "nn"})
+    return sorted(set(globals()) | set(__all__) | {"datasets", "io", "nn", "plotting"})

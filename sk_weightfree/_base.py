@@ -16,7 +16,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from scipy.special import expit, logit, logsumexp, softmax
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
@@ -31,6 +30,8 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
+from ._inference import (decision, labels, log_probabilities, predictions,
+                         probabilities)
 from ._training import (CosineLR, DeviceBatchIterator, EpochLog, EpochProgressBar,
                         ResidentClassifierNet, ResidentData, ResidentRegressorNet, print_line,
                         weighted_rows)
@@ -111,6 +112,11 @@ def _same_param(a, b):
 def _oriented(weight):
     """A layer's (out, in) weight as (in, out); convolution kernels stay as they are."""
     return weight.T if weight.ndim == 2 else weight
+
+
+def _numpy(tensors):
+    """Tensors as float64 arrays of their own."""
+    return [t.detach().cpu().double().numpy().copy() for t in tensors]
 
 
 def _check_sample_weight(sample_weight, n_samples, name="sample_weight"):
@@ -749,22 +755,16 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                    if t.is_floating_point()):
             raise ValueError(NON_FINITE_TRAINING)
 
-        def numpy(tensors):
-            return [t.detach().cpu().double().numpy().copy() for t in tensors]
-
-        connections = module.connections()
         # linear layers in MLPClassifier's (n_in, n_out) orientation, convolutions in
         # torch's (out, in, kh, kw) layout
-        self.coefs_ = [_oriented(w) for w in numpy(w for w, _ in connections)]
+        coefs, intercepts, scales = BaseNetwork._network_members(self)[0]
         self.masks_ = [_oriented(m.detach().cpu().numpy().astype(bool))
-                       for _, m in connections]
+                       for _, m in module.connections()]
         units = module.unit_arrays()
         if "unit_signs" in units:
-            self.unit_signs_ = numpy(units["unit_signs"])
+            self.unit_signs_ = _numpy(units["unit_signs"])
         self.paired_inputs_ = bool(getattr(module, "paired", False))
-        scales = numpy(units["unit_scales"]) if "unit_scales" in units else None
-        self.coefs_, self.intercepts_, scales = self._fold_outputs(
-            self.coefs_, numpy(units["intercepts"]), scales)
+        self.coefs_, self.intercepts_, scales = self._fold_outputs(coefs, intercepts, scales)
         if scales is not None:
             self.unit_scales_ = scales
         self.n_connections_ = int(sum(m.sum() for m in self.masks_))
@@ -791,42 +791,90 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         else:
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = min(self.loss_curve_, default=None)
+        self._chain = self._export_chain()
+
+    def _network_members(self):
+        """The networks whose outputs prediction combines, as exported from the torch
+        module: ``(coefs, intercepts, unit_scales)`` each, before the head's target map
+        (None: no per-unit scales). One for every estimator but weight-agnostic
+        ensembles."""
+        module = self.net_.module_
+        units = module.unit_arrays()
+        coefs = [_oriented(w) for w in _numpy(w for w, _ in module.connections())]
+        scales = _numpy(units["unit_scales"]) if "unit_scales" in units else None
+        return [(coefs, _numpy(units["intercepts"]), scales)]
+
+    def _prediction_members(self):
+        """The members in the form of the public arrays (the head's target map folded
+        into the last layer): each reproduces its network's outputs by the user guide's
+        formula."""
+        return [self._fold_outputs(*member) for member in self._network_members()]
+
+    def _export_chain(self):
+        """The fitted network as one :class:`~sk_weightfree._inference.Chain` with its
+        head: what CPU prediction, ``io.dump``, ``to_onnx`` and ``to_module()`` read.
+
+        A multilayer network's from the module's exported arrays; a template's traced
+        with ``torch.fx``. None for a template whose forward is not a chain of supported
+        layers (a residual connection, a weight-agnostic template): such a network
+        predicts with its torch module, through the same head, and
+        ``io.dump``/``to_onnx`` say why they refuse it.
+        """
+        from ._inference import perceptron_chain
+        from ._tracing import NotAChainError, chain_from_template, target_affine
+
+        if self.module is not None:
+            try:
+                # building plain layers draws initial weights: leave the caller's rng
+                with torch.random.fork_rng(devices=[]):
+                    return chain_from_template(self)
+            except NotAChainError:
+                return None
+        is_classifier = hasattr(self, "classes_")
+        return perceptron_chain(
+            self._network_members(), activation=self.activation,
+            unit_signs=getattr(self, "unit_signs_", None), paired=self.paired_inputs_,
+            target=target_affine(self), n_features_in=int(self.n_features_in_),
+            out_activation=self.out_activation_,
+            classes=np.asarray(self.classes_) if is_classifier else None,
+            n_outputs=int(self.n_outputs_), estimator=type(self).__name__)
 
     def _fold_outputs(self, coefs, intercepts, unit_scales):
         """Heads whose outputs are mapped after the network fold the map into the last
         layer here, so that the exported arrays give the predictions directly."""
         return coefs, intercepts, unit_scales
 
-    def _prediction_members(self):
-        """The networks whose outputs prediction combines: ``(coefs, intercepts,
-        unit_scales)`` each; one for every estimator but weight-agnostic ensembles."""
-        scales = getattr(self, "unit_scales_", [np.ones(c.shape[1]) for c in self.coefs_])
-        return [(self.coefs_, self.intercepts_, scales)]
-
     def to_module(self):
-        """The fitted network as plain torch layers, in eval mode: no scores, masks or
-        pruning hooks, only what predicts.
+        """The fitted network as plain torch layers, in eval mode, whose output is what
+        ``decision_function`` and ``predict`` are computed from.
 
-        Dense and pruned networks: ``nn.Linear`` layers (the pruned weights as they are)
-        and activations, or the template with its layers. {0,1} networks: each layer as
-        ``nn.Linear(bias=False)`` (or ``Conv2d``) holding its mask, after a
-        :class:`~sk_weightfree.nn.PairedInput` when paired, then the fitted batch norm,
-        activation and unit signs. Weight-agnostic networks: the layers at the fitted
-        ``shared_weight_`` (an ensemble: every value's outputs stacked, shape (n_values,
-        n_samples, n_outputs)). The module returns the raw outputs: logits in
+        The module returns the network's output ``z``: for classifiers the logits in
         ``classes_`` order (``predict_proba`` is their softmax, or sigmoid for multilabel
-        targets), or for regressors the standardised outputs (the estimator maps them to
-        ``y``'s units). It is on the training device, in the training dtype.
+        targets; a weight-agnostic ensemble's are the log of its mean probability), for
+        regressors the predictions in ``y``'s units, shape (n_samples, n_outputs). It is
+        built from the fitted chain (the layers of ``coefs_``, ``intercepts_`` and the
+        per-unit arrays: ``nn.Linear``/``nn.Conv2d`` weights, a
+        :class:`~sk_weightfree.nn.PairedInput` where inputs are paired, per-unit affine
+        maps and activations), followed by the head; a template that is not a chain keeps
+        its own plain layers before the head. It is on the training device, in the
+        training dtype.
 
         Returns
         -------
         module : torch.nn.Module
         """
+        from ._tracing import Head, chain_module, target_affine
+
         check_is_fitted(self)
         module = self.net_.module_
         dtype = next((t.dtype for t in module.state_dict().values()
                       if t.is_floating_point()), torch.float32)
-        plain = remove_weighting(module.to_module())  # a copy made during a weighted fit
+        chain = getattr(self, "_chain", None)  # None too while a fit is under way
+        if chain is not None:
+            plain = chain_module(chain)
+        else:  # remove_weighting: a copy made during a weighted fit
+            plain = torch.nn.Sequential(remove_weighting(module.to_module()),
+                                        Head(self.out_activation_, target_affine(self)))
         return plain.to(device=self._module_device(), dtype=dtype).eval()
 
     # ------------------------------------------------------------------ predict
@@ -856,30 +904,44 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         return cache[1], torch.float64
 
     def _forward_outputs(self, X):
-        """What the exported arrays compute: logits for classifiers (an ensemble's: the log
-        of its mean probability), predictions in ``y``'s units for regressors.
+        """The network's output ``z``, what the head turns into answers: logits for
+        classifiers (an ensemble's: the log of its mean probability), predictions in
+        ``y``'s units for regressors.
 
         In ``X``'s floating type: float32 stays float32, anything else is float64. On the
-        CPU through the numpy chain of :mod:`sk_weightfree._inference` (what
-        ``io.load`` predicts with), else through the torch module.
+        CPU through the fitted chain (what ``io.load`` predicts with), else through the
+        torch module and the same head rules.
         """
-        from ._inference import compute_dtype, forward
-        from ._tracing import prediction_chain
+        from ._inference import compute_dtype
 
         check_is_fitted(self)
         X = validate_data(
             self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32]
         )
-        if self._module_device().type == "cpu":
-            chain = prediction_chain(self)
-            if chain is not None:
-                try:
-                    return forward(chain, X)
-                except MemoryError as exc:
-                    raise MemoryError(
-                        f"{type(self).__name__} ran out of memory predicting {X.shape[0]} "
-                        f"rows on the cpu ({exc}). Predict fewer rows at a time."
-                    ) from None
+        if self._chain is not None and self._module_device().type == "cpu":
+            outputs = self._chain_outputs(X)
+        else:
+            outputs = self._module_outputs(X)
+        return outputs.astype(compute_dtype(X.dtype), copy=False)
+
+    def _chain_outputs(self, X):
+        """``z`` from the fitted chain (numpy, CPU)."""
+        from ._inference import forward
+
+        try:
+            return forward(self._chain, X)
+        except MemoryError as exc:
+            raise MemoryError(
+                f"{type(self).__name__} ran out of memory predicting {X.shape[0]} "
+                f"rows on the cpu ({exc}). Predict fewer rows at a time."
+            ) from None
+
+    def _module_outputs(self, X):
+        """``z`` from the torch module (another device, or a template that is not a
+        chain), through the head rules: members combined, targets un-scaled."""
+        from ._inference import combine_members
+        from ._tracing import target_affine
+
         module, dtype = self._prediction_module()
         data = ResidentData(X, None, self._module_device(), dtype=dtype)
         rows = self._prediction_rows(X.shape[1])
@@ -890,16 +952,16 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
             ]
         outputs = torch.cat(outputs, dim=-2).numpy()
         if outputs.ndim == 3:
-            outputs = self._combine_members(outputs)
-        if hasattr(self, "_target_scale"):  # regressors: folded into the exported arrays
-            outputs = outputs * self._target_scale + self._target_mean
-        return outputs.astype(compute_dtype(X.dtype), copy=False)
+            outputs = combine_members(outputs, self.out_activation_)
+        target = target_affine(self)
+        return outputs if target is None else target(outputs)
 
     def __getstate__(self):
         # The net goes through torch's own serialisation, so that every tensor in it (in
         # the module and optimiser, but also in callbacks) can be mapped to the CPU when
         # the pickle is loaded where the training device is missing.
         state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        state.pop("_chain", None)  # derived from the fitted state: rebuilt on loading
         if "net_" in state:
             buffer = io.BytesIO()
             torch.save(state["net_"], buffer)
@@ -913,6 +975,8 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         if "loss_curve_" in state and "loss_" not in state:  # pickled before loss_ (0.2.x)
             state = {**state, "loss_": (state["loss_curve_"] or [None])[-1]}
         super().__setstate__(state)
+        if "net_" in state and "coefs_" in state:
+            self._chain = self._export_chain()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1099,44 +1163,24 @@ class ClassifierHeadMixin(ClassifierMixin):
         correct = correct.double().cpu().numpy()
         return float(np.average(correct, weights=None if w is None else w.cpu().numpy()))
 
-    def _combine_members(self, outputs):
-        """One output from several networks' (leading axis): the log of the mean
-        probability."""
-        if self._multilabel:
-            return logit(expit(outputs).mean(axis=0))
-        log_proba = outputs - logsumexp(outputs, axis=-1, keepdims=True)
-        return logsumexp(log_proba, axis=0) - np.log(len(outputs))
-
     def decision_function(self, X):
         """Raw network outputs: shape (n_samples,) for two classes (the second logit minus
         the first), else (n_samples, ``n_outputs_``)."""
-        outputs = self._forward_outputs(X)
-        if not self._multilabel and outputs.shape[1] == 2:
-            return outputs[:, 1] - outputs[:, 0]
-        return outputs
+        return decision(self._forward_outputs(X), self.out_activation_)
 
     def predict_log_proba(self, X):
         """Log class probabilities, shape (n_samples, ``n_outputs_``), in ``classes_`` order."""
-        outputs = self._forward_outputs(X)
-        if self._multilabel:
-            return -np.logaddexp(0.0, -outputs)
-        return outputs - logsumexp(outputs, axis=1, keepdims=True)
+        return log_probabilities(self._forward_outputs(X), self.out_activation_)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, ``n_outputs_``), columns in ``classes_``
         order; for multilabel ``y``, one independent probability per label."""
-        outputs = self._forward_outputs(X)
-        if self._multilabel:
-            return expit(outputs)
-        return softmax(outputs, axis=1)
+        return probabilities(self._forward_outputs(X), self.out_activation_)
 
     def predict(self, X):
         """Predicted class labels (shape (n_samples,)), or the indicator matrix for
         multilabel ``y``."""
-        outputs = self._forward_outputs(X)
-        if self._multilabel:
-            return (outputs > 0).astype(int)
-        return self.classes_[np.argmax(outputs, axis=1)]
+        return labels(self._forward_outputs(X), self.out_activation_, self.classes_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1218,10 +1262,6 @@ class RegressorHeadMixin(RegressorMixin):
         return self._encode_targets(y_val, weights, first=False, classes=None,
                                     incremental=False, name="y_val")
 
-    def _combine_members(self, outputs):
-        """One output from several networks' (leading axis): their mean."""
-        return outputs.mean(axis=0)
-
     def _valid_score(self, outputs, y, w):
         """Validation R² (uniform average over outputs), weighted."""
         if outputs.dim() == 3:
@@ -1243,8 +1283,7 @@ class RegressorHeadMixin(RegressorMixin):
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, ``n_outputs_``)."""
-        outputs = self._forward_outputs(X)
-        return outputs.ravel() if self._single_output else outputs
+        return predictions(self._forward_outputs(X), self._single_output)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

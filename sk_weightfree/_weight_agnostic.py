@@ -153,16 +153,16 @@ class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
         module.searching = False
         module.ensemble = self.ensemble
 
-    def _prediction_members(self):
+    def _network_members(self):
         module = self.net_.module_
         if not module.ensemble:
-            return super()._prediction_members()
+            return super()._network_members()
         members = []
         for index, value in enumerate(self.weight_values_):
             arrays = {k: [t.cpu().numpy() for t in v]
                       for k, v in module.member_arrays(index).items()}
-            members.append(self._fold_outputs([m * value for m in self.masks_],
-                                              arrays["intercepts"], arrays["unit_scales"]))
+            members.append(([m * value for m in self.masks_], arrays["intercepts"],
+                             arrays["unit_scales"]))
         return members
 
 

@@ -243,7 +243,6 @@ def test_skorch_net_predicts_on_plain_arrays(small_data):
 @pytest.mark.parametrize("cls", [DenseClassifier, WeightFreeClassifier])
 def test_sparse_prediction_is_batched_and_batch_invariant(cls, small_data):
     from sk_weightfree._inference import forward
-    from sk_weightfree._tracing import prediction_chain
     from conftest import small
 
     X, y = small_data
@@ -253,7 +252,7 @@ def test_sparse_prediction_is_batched_and_batch_invariant(cls, small_data):
     np.testing.assert_allclose(whole, clf.predict_proba(X_sparse.toarray()), rtol=1e-12,
                                atol=1e-15)
     # the CPU formula the estimator predicts with, 7 rows a batch
-    batched = forward(prediction_chain(clf), X_sparse, batch_size=7)
+    batched = forward(clf._chain, X_sparse, batch_size=7)
     batched = np.exp(batched - batched.max(1, keepdims=True))
     # float64 BLAS sums in a shape-dependent order: equal up to rounding
     np.testing.assert_allclose(batched / batched.sum(1, keepdims=True), whole, rtol=1e-12,

@@ -32,6 +32,7 @@ from sklearn_compat.utils.validation import validate_data
 
 from ._inference import (decision, labels, log_probabilities, predictions,
                          probabilities)
+from ._params import DeviceString, PositiveInts, parse_device, positive_ints
 from ._training import (CosineLR, DeviceBatchIterator, EpochLog, EpochProgressBar,
                         ResidentClassifierNet, ResidentData, ResidentRegressorNet, print_line,
                         weighted_rows)
@@ -60,15 +61,10 @@ _FUSED_ADAM = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:
 
 def resolve_device(device):
     """Turn the ``device`` hyper-parameter into a ``torch.device`` or raise ``ValueError``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        resolved = None
-    if resolved is None or resolved.type not in ("cpu", "cuda", "mps"):
+    resolved = parse_device(device)
+    if resolved is None:
         raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}."
+            f"device must be {DeviceString()}; got {device!r}."
         )
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
@@ -161,7 +157,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
     """
 
     _parameter_constraints = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [PositiveInts()],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -174,7 +170,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         "nesterovs_momentum": ["boolean"],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "device": [str],
+        "device": [DeviceString()],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -185,7 +181,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         "precision": [StrOptions({"float32", "bfloat16", "float64"})],
         "torch_compile": ["boolean"],
         "module": [None, callable],
-        "input_shape": [None, "array-like"],
+        "input_shape": [None, PositiveInts(allow_empty=False)],
     }
 
     # Defaults for models pickled before these parameters existed.
@@ -203,7 +199,35 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         return []
 
     def _check_params(self):
-        """Cross-parameter checks that constraints cannot express."""
+        """Cross-parameter checks that constraints cannot express; returns the private
+        state the parameters imply, which ``fit`` sets (validation alone sets nothing).
+        A family adds its own checks and state to the base's."""
+        if self.input_shape is not None and self.module is None:
+            raise ValueError("input_shape is the shape of one sample for module; it needs "
+                             "module to be set.")
+        return {"_hidden_sizes": positive_ints(self.hidden_layer_sizes),
+                "_input_shape": (None if self.input_shape is None
+                                 else positive_ints(np.ravel(self.input_shape)))}
+
+    def validate_params(self):
+        """Check the hyper-parameters as ``fit`` does before it reads any data, without
+        fitting: the constraints of ``_parameter_constraints``, the checks across
+        parameters and the availability of ``device``. The estimator is left unchanged
+        (an unfitted one stays unfitted).
+
+        Returns
+        -------
+        self : object
+
+        Raises
+        ------
+        ValueError or TypeError
+            Naming the parameter, as ``fit`` would.
+        """
+        self._validate_params()
+        self._check_params()
+        resolve_device(self.device)
+        return self
 
     def _train(self, train_data, epochs, incremental):
         """Run the training; the default is plain skorch training for ``epochs``."""
@@ -341,9 +365,7 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
 
     def _fit(self, X, y, sample_weight, *, incremental, continuing, classes, validation):
         if not continuing:
-            self._check_hidden_layer_sizes()
-            self._check_template_params()
-            self._check_params()
+            self.__dict__.update(self._check_params())
             device = resolve_device(self.device)
         else:
             self._check_continuable()
@@ -460,24 +482,6 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
         net.verbose = int(self.verbose >= 2)
         net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
         net.compile_forward = self.torch_compile
-
-    def _check_template_params(self):
-        """Validate ``module``/``input_shape`` (before any data is seen)."""
-        shape = self.input_shape
-        if shape is not None:
-            if self.module is None:
-                raise ValueError("input_shape is the shape of one sample for module; it "
-                                 "needs module to be set.")
-            try:
-                shape = np.asarray(shape).ravel()
-            except (TypeError, ValueError):
-                shape = np.asarray([])
-            if not (shape.size and np.issubdtype(shape.dtype, np.integer)
-                    and (shape > 0).all()):
-                raise ValueError(f"input_shape must be a tuple of positive integers; got "
-                                 f"{self.input_shape!r}.")
-            shape = tuple(int(s) for s in shape)
-        self._input_shape = shape
 
     def _template(self, n_features, n_outputs, generator):
         """The ``module`` template, built, checked on a dry run and initialised from
@@ -604,15 +608,6 @@ class BaseNetwork(BaseEstimator, metaclass=ABCMeta):
                                        for m in module.modules()):
             raise ValueError("The network has batch normalisation, which needs "
                              "batch_size >= 2.")
-
-    def _check_hidden_layer_sizes(self):
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
-        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
-            raise ValueError(
-                f"hidden_layer_sizes must be positive integers; got {self.hidden_layer_sizes!r}."
-            )
-        self._hidden_sizes = tuple(int(s) for s in sizes)
 
     # Networks that estimate batch statistics (batch norm) need two samples a batch; the
     # others can take single-sample partial_fit updates, as MLPClassifier does.

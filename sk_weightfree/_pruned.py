@@ -79,6 +79,7 @@ class _PrunedBase(_DenseBase):
                 f"rounds, but max_epochs={self.max_epochs} (the whole budget, retraining "
                 f"included) leaves none; use max_epochs >= {self.n_rounds + 1}."
             )
+        return super()._check_params()
 
     def _train(self, train_data, epochs, incremental):
         if incremental:  # training continues under the current mask

@@ -44,6 +44,7 @@ class _RandomBase(BaseNetwork):
 
     def _check_params(self):
         _check_template_signs(self)
+        return super()._check_params()
 
     def _build_module(self, n_features, n_outputs, generator):
         hidden_rule = FrozenRule(density=self.density)

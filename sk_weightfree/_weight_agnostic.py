@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import (NON_FINITE_TRAINING, BaseNetwork, ClassifierHeadMixin,
                     RegressorHeadMixin, store_params)
 from ._dense import _SHARED_ATTRIBUTES
+from ._params import WeightValues
 from ._search import MaskSearchMixin
 from ._training import DeviceBatchIterator
 from .nn import (SAMPLING_RULES, SharedWeightMLP, SharedWeightTemplate,
@@ -76,7 +77,7 @@ _AGNOSTIC_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
 class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
-        "weight_values": ["array-like"],
+        "weight_values": [WeightValues()],
         "ensemble": ["boolean"],
         "sampling": [StrOptions(set(SAMPLING_RULES))],
         "temperature": [Interval(Real, 0, None, closed="neither")],
@@ -90,22 +91,8 @@ class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
                           final_temperature=self.final_temperature, init_density=0.5)
 
     def _check_params(self):
-        try:
-            values = np.asarray(self.weight_values, dtype=float).ravel()
-        except (TypeError, ValueError):
-            values = np.array([np.nan])
-        if values.size == 0 or not np.isfinite(values).all():
-            raise ValueError(
-                f"weight_values must be a non-empty sequence of finite numbers; "
-                f"got {self.weight_values!r}."
-            )
-        if (values == 0).any():
-            raise ValueError(
-                f"weight_values must not contain 0: with w = 0 every edge (bias-node edges "
-                f"too) is zero, so that network outputs a constant and its mask cannot be "
-                f"searched; got {self.weight_values!r}."
-            )
-        self._weight_values = values
+        return {**super()._check_params(),
+                "_weight_values": np.asarray(self.weight_values, dtype=float).ravel()}
 
     def _build_module(self, n_features, n_outputs, generator):
         rule = self._make_mask_rule()

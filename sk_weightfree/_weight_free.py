@@ -130,7 +130,7 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
 
     def _check_params(self):
         _check_template_signs(self)
-        self.mask_rule_ = self._make_mask_rule()
+        return {**super()._check_params(), "mask_rule_": self._make_mask_rule()}
 
     def _build_module(self, n_features, n_outputs, generator):
         rule = make_rule(self.mask_rule_)  # the network's own copy, with run-time state

@@ -302,8 +302,8 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
                 self._row_values = self._dry_run(module)
             if self.precision == "float64":
                 module = module.double()
-            self.net_ = self._make_net(module, device)
-            self.net_.shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
+            self.net_ = self._make_net(
+                module, device, torch.Generator().manual_seed(int(shuffle_seed)))
             self.net_.initialize()
             self._fit_params = self._params_snapshot()
         else:

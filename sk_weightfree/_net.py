@@ -27,17 +27,18 @@ class NetMixin:
     def _update_net(self):
         """Apply the parameters a continuing fit may change to the existing net."""
         net = self.net_
-        net.lr, net.batch_size, net.max_epochs = self.lr, self.batch_size, self.max_epochs
-        net.alpha, net.iterator_train__shuffle = self.alpha, self.shuffle
+        net.set_params(lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
+                       callbacks=self._callbacks(), **self._net_options())
+        net.initialize_callbacks()  # set_params initialises them before it sets the list
+        # skorch's set_params re-initialises a component for a "__" parameter, and has no
+        # component to re-initialise for the iterator's: set as __init__ stores it
+        net.iterator_train__shuffle = self.shuffle
         for group in net.optimizer_.param_groups:
             group["lr"] = self.lr
-        net.callbacks = self._callbacks()
-        net.initialize_callbacks()
         self._update_search()
-        self._set_forward_options(net)
         self._fit_params = self._params_snapshot()
 
-    def _make_net(self, module, device):
+    def _make_net(self, module, device, shuffle_generator):
         if self.optimizer == "sgd":
             optimizer_params = {"momentum": self.momentum,
                                 "nesterov": self.nesterovs_momentum and self.momentum > 0}
@@ -45,7 +46,7 @@ class NetMixin:
             optimizer_params = {"betas": (self.beta_1, self.beta_2)}
             if _FUSED_ADAM and device.type in ("cpu", "cuda"):
                 optimizer_params["fused"] = True  # one kernel for the whole update
-        net = self._net_class(
+        return self._net_class(
             module=module,
             criterion=self._criterion(),
             criterion__reduction="none",
@@ -59,17 +60,18 @@ class NetMixin:
             train_split=None,
             callbacks=self._callbacks(),
             predict_nonlinearity=self._predict_nonlinearity(),
+            shuffle_generator=shuffle_generator,
+            **self._net_options(),
         )
-        net.alpha = self.alpha
-        self._set_forward_options(net)
-        return net
 
-    def _set_forward_options(self, net):
-        """The net's training forward pass (bf16 autocast, torch.compile) and its messages."""
-        # skorch's own messages (the stopping rule's, re-initialisations) with the log
-        net.verbose = int(self.verbose >= 2)
-        net.autocast_dtype = torch.bfloat16 if self.precision == "bfloat16" else None
-        net.compile_forward = self.torch_compile
+    def _net_options(self):
+        """The net's parameters that follow the estimator's: the L2 penalty, the training
+        forward pass (bf16 autocast, torch.compile) and skorch's messages."""
+        return {"alpha": self.alpha,
+                "autocast_dtype": torch.bfloat16 if self.precision == "bfloat16" else None,
+                "use_torch_compile": self.torch_compile,
+                # skorch's own messages (the stopping rule's, re-initialisations) with the log
+                "verbose": int(self.verbose >= 2)}
 
     def _callbacks(self):
         log = self.verbose >= 2  # a line per epoch and the stopping rule's messages

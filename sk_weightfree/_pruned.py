@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch.nn.utils import prune
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from ._dense import _SHARED_ATTRIBUTES, _DenseBase
+from ._dense import _DenseBase, shared_attributes
 
 _PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining included: training runs
     ``max_epochs - n_rounds * finetune_epochs`` epochs on the dense network; then
@@ -49,10 +49,9 @@ module, input_shape
         Reset surviving weights to their values at the start of ``fit`` before each
         retraining."""
 
-_PRUNED_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
-    "Per layer, the weights the network predicts with (see the user guide's formula).",
-    "Per layer, the weights the network predicts with; zero exactly where ``masks_`` is "
-    "False.")
+_PRUNED_ATTRIBUTES = shared_attributes("""coefs_ : list of ndarray of shape (n_in, n_out)
+        Per layer, the weights the network predicts with; zero exactly where ``masks_`` is
+        False.""")
 
 
 class _PrunedBase(_DenseBase):

@@ -205,9 +205,9 @@ class EpochProgressBar(Callback):
 class ScheduledCallback(Callback):
     """Base of the per-epoch schedules: the position within the current training call.
 
-    ``fraction(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase) and
-    approaches 1 at its last; during an estimator's ``partial_fit`` schedules are off
-    (``net.scheduled_`` is False) and the value at fraction 0 applies.
+    ``epoch_in_call(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase)
+    and counts the epochs of that call; ``active(net)`` is False during an estimator's
+    ``partial_fit`` (``net.scheduled_``), where a schedule keeps its starting value.
     """
 
     @staticmethod

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (NON_FINITE_TRAINING, BaseNetwork, ClassifierHeadMixin,
                     RegressorHeadMixin, store_params)
-from ._dense import _SHARED_ATTRIBUTES
+from ._dense import shared_attributes
 from ._params import WeightValues
 from ._search import MaskSearchMixin
 from ._training import DeviceBatchIterator
@@ -51,9 +51,7 @@ module, input_shape
     sampling, temperature, final_temperature
         As in :class:`WeightFreeClassifier`."""
 
-_AGNOSTIC_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
-    """coefs_ : list of ndarray of shape (n_in, n_out)
-        Per layer, the weights the network predicts with (see the user guide's formula).""",
+_AGNOSTIC_ATTRIBUTES = shared_attributes(
     """coefs_ : list of ndarray of shape (n_in, n_out)
         ``shared_weight_`` where ``masks_`` is True, else 0.
     shared_weight_ : float

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from ._dense import _SHARED_ATTRIBUTES
+from ._dense import shared_attributes
 from ._search import DEPRECATED, MaskRuleMixin
 from .nn import (SAMPLING_RULES, UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs,
                  make_rule, unit_sign_mode, weight_free_from_template)
@@ -69,21 +69,23 @@ input_shape
         paired (channels, for a convolution) unless "none"; "random" is for the
         multilayer network only. The ``"signed-supermask"`` rule needs "paired"."""
 
-_WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
-    """coefs_ : list of ndarray of shape (n_in, n_out)
-        Per layer, the weights the network predicts with (see the user guide's formula).""",
-    """coefs_ : list of ndarray of shape (n_in, n_out), or (2 * n_in, n_out) when paired
+_ZERO_ONE_COEFS = """coefs_ : list of ndarray of shape (n_in, n_out), or (2 * n_in, n_out) when paired
         Exactly 0.0 or 1.0.
     paired_inputs_ : bool
-        Whether each layer saw ``[h, -h]`` (``unit_signs`` "paired" or "fixed").
-    mask_rule_ : MaskRule
-        The rule the network was fitted with (``mask_rule`` with ``density`` applied).
-    unit_scales_ : list of ndarray of shape (n_out,)
+        Whether each layer saw ``[h, -h]`` (``unit_signs`` "paired" or "fixed")."""
+_UNIT_ARRAYS = """unit_scales_ : list of ndarray of shape (n_out,)
         Per layer, the fitted batch norm's scale: layer ``i`` computes
         ``(a @ coefs_[i]) * unit_scales_[i] + intercepts_[i]`` (``a`` doubled to ``[a, -a]``
         when paired); hidden layers then apply the activation (and ``unit_signs_``).
     unit_signs_ : list of ndarray of shape (n_units,)
-        Only with ``unit_signs="random"``: the fixed ±1 of each hidden unit.""")
+        Only with ``unit_signs="random"``: the fixed ±1 of each hidden unit."""
+_WEIGHT_FREE_ATTRIBUTES = shared_attributes(f"""{_ZERO_ONE_COEFS}
+    mask_rule_ : MaskRule
+        The rule the network was fitted with (``mask_rule`` with ``density`` applied).
+    {_UNIT_ARRAYS}""")
+#: A {0,1} network without a mask search (RandomNetwork*): no ``mask_rule_``.
+_ZERO_ONE_ATTRIBUTES = shared_attributes(f"""{_ZERO_ONE_COEFS}
+    {_UNIT_ARRAYS}""")
 
 
 def _check_template_signs(estimator):
@@ -104,7 +106,8 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
         "density": [Interval(Real, 0, 1, closed="right"), None],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
     }
-    # density shapes the rule (its top-k): changing it takes a fresh fit
+    # the deprecated spellings of the rule's temperatures may change in a warm start, as
+    # the rule's own (density, the rule's target, takes a fresh fit)
     _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {
         "temperature", "final_temperature"}
 

@@ -425,6 +425,13 @@ MASK_RULES = {rule.name: rule for rule in (
 SAMPLING_RULES = {"threshold": ThresholdRule, "bernoulli": SupermaskRule}
 
 
+def default_rule():
+    """The rule of a network given none (templates, shared-weight networks, a random
+    network's trained readout): :class:`ThresholdRule` with ``init_density=0.5``, each
+    edge's score starting as likely on as off."""
+    return ThresholdRule(init_density=0.5)
+
+
 def make_rule(rule):
     """A fresh, validated copy of ``rule``: a :class:`MaskRule` instance (cloned, so the
     caller's object is never changed) or the name of one in :data:`MASK_RULES`."""

@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import shared_attributes
 from ._search import DEPRECATED, MaskRuleMixin
-from .nn import (SAMPLING_RULES, UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs,
+from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs,
                  make_rule, unit_sign_mode, weight_free_from_template)
 
 _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
@@ -110,26 +110,6 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
     # the rule's own (density, the rule's target, takes a fresh fit)
     _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {
         "temperature", "final_temperature"}
-
-    def __setstate__(self, state):
-        if "mask_rule" not in state:  # pickled before mask rules (0.2.0)
-            rule = SAMPLING_RULES[state.get("sampling", "threshold")]
-            state["mask_rule"] = rule(
-                temperature=state.get("temperature", 1.0),
-                final_temperature=state.get("final_temperature"),
-                init_density=state.get("init_density", 0.25))
-            for name in MaskRuleMixin._DEPRECATED_RULE_PARAMS:
-                state[name] = DEPRECATED
-            if "_fit_params" in state:
-                state["_fit_params"] = {**state["_fit_params"],
-                                        "mask_rule": state["mask_rule"],
-                                        **dict.fromkeys(MaskRuleMixin._DEPRECATED_RULE_PARAMS,
-                                                        DEPRECATED)}
-            if "net_" in state:
-                state["mask_rule_"] = make_rule(state["mask_rule"])
-                if state.get("density") is not None:
-                    state["mask_rule_"].set_params(density=state["density"])
-        super().__setstate__(state)
 
     def _check_params(self):
         _check_template_signs(self)

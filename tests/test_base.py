@@ -174,3 +174,18 @@ def test_unknown_option_is_rejected(cls):
         cls(bogus=1)
     with clear_error("bogus"):
         cls().set_params(bogus=1)
+
+
+@pytest.mark.parametrize("cls", [PrunedClassifier, RandomNetworkClassifier])
+@pytest.mark.parametrize("density", [0.0, -0.1, 1.01])
+def test_invalid_density_is_rejected(cls, density, small_data):
+    X, y = small_data
+    with pytest.raises(ValueError, match="density"):
+        small(cls, density=density).fit(X, y)
+
+
+def test_the_base_class_is_abstract():
+    from sk_weightfree._base import BaseNetwork
+
+    with pytest.raises(TypeError, match="abstract"):
+        BaseNetwork()

@@ -121,3 +121,10 @@ def oom():
     return torch.OutOfMemoryError(
         "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.10 GiB total capacity)"
     )
+
+
+def fit_through_interrupt(est, X, y):
+    """Fit ``est`` where a ``KeyboardInterrupt`` stops training; the model must be usable."""
+    with contextlib.suppress(KeyboardInterrupt):
+        est.fit(X, y)
+    assert_fully_fitted(est, X)

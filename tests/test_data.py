@@ -324,8 +324,7 @@ def test_dtype_and_memory_layout_do_not_change_the_model(cls, dtype, int_data):
     est = fresh(cls).fit(Xd, y)
     np.testing.assert_allclose(est.predict_proba(Xd), reference.predict_proba(X), atol=1e-6)
     np.testing.assert_array_equal(reference.predict(Xd), reference.predict(X))
-    for a, b in zip(est.masks_, reference.masks_):
-        np.testing.assert_array_equal(a, b)
+    assert all(np.array_equal(a, b) for a, b in zip(est.masks_, reference.masks_))
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

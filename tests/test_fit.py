@@ -19,7 +19,8 @@ from sk_weightfree import (DenseClassifier, PrunedClassifier, RandomNetworkClass
                            WeightAgnosticClassifier, WeightFreeClassifier)
 from conftest import ESTIMATORS, small
 from error_checks import (BATCHES_PER_EPOCH, CLEAR, TRAINED, assert_fully_fitted,
-                          assert_valid_proba, call, clear_error, fresh, oom, step_raiser)
+                          assert_valid_proba, call, clear_error, fit_through_interrupt, fresh,
+                          oom, step_raiser)
 
 
 # ============================================================================ batch sizes
@@ -154,16 +155,7 @@ def test_interrupt_with_early_stopping_restores_the_best_epoch(small_data, monke
     # lr 0.05: the validation score fluctuates, so the best epoch is not the last one
     params = dict(early_stopping=True, n_iter_no_change=50, lr=0.05)
     clf = small(DenseClassifier, max_epochs=20, **params)
-    steps = {"n": 0}
-    original = torch.optim.Adam.step
-
-    def step(self, *args, **kwargs):
-        steps["n"] += 1
-        if steps["n"] == 17 * 4 + 2:  # 4 batches of 32 per epoch: inside epoch 18
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    step_raiser(monkeypatch, KeyboardInterrupt, 17 * 4 + 2)  # 4 batches of 32 per epoch: inside epoch 18
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
     monkeypatch.undo()
@@ -180,16 +172,7 @@ def test_interrupt_with_early_stopping_restores_the_best_epoch(small_data, monke
 def test_interrupt_restores_the_optimizer_state(small_data, monkeypatch):
     X, y = small_data
     clf = small(DenseClassifier, max_epochs=5)
-    steps = {"n": 0}
-    original = torch.optim.Adam.step
-
-    def step(self, *args, **kwargs):
-        steps["n"] += 1
-        if steps["n"] == 2 * 4 + 2:  # inside epoch 3
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    step_raiser(monkeypatch, KeyboardInterrupt, 2 * 4 + 2)  # inside epoch 3
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
     monkeypatch.undo()
@@ -227,14 +210,9 @@ def test_keyboard_interrupt_keeps_completed_epochs(cls, monkeypatch, small_data)
 
 @pytest.mark.parametrize("cls", TRAINED)
 def test_keyboard_interrupt_in_first_batch_still_usable(cls, monkeypatch, small_data):
-    X, y = small_data
-    step_raiser(monkeypatch, KeyboardInterrupt, 1)
     est = fresh(cls)
-    try:
-        est.fit(X, y)
-    except KeyboardInterrupt:
-        pass
-    assert_fully_fitted(est, X)
+    step_raiser(monkeypatch, KeyboardInterrupt, 1)  # the first training step
+    fit_through_interrupt(est, *small_data)
     assert est.n_iter_ == 0 and est.history_ == []
 
 
@@ -244,11 +222,7 @@ def test_keyboard_interrupt_during_pruning_finetune(n_rounds, monkeypatch, small
     # 3 training epochs (12 steps), then interrupt in the 2nd batch of the first finetune.
     step_raiser(monkeypatch, KeyboardInterrupt, 3 * BATCHES_PER_EPOCH + 2)
     est = fresh(PrunedClassifier, finetune_epochs=3, n_rounds=n_rounds)
-    try:
-        est.fit(X, y)
-    except KeyboardInterrupt:
-        pass
-    assert_fully_fitted(est, X)
+    fit_through_interrupt(est, X, y)
     assert est.n_iter_ == 3  # training stops: no further rounds or finetune epochs
 
 
@@ -275,11 +249,7 @@ def test_keyboard_interrupt_from_module_forward(cls, monkeypatch, small_data):
 
     monkeypatch.setattr(module_cls, "forward", forward)
     est = fresh(cls, max_epochs=4)
-    try:
-        est.fit(X, y)
-    except KeyboardInterrupt:
-        pass
-    assert_fully_fitted(est, X)
+    fit_through_interrupt(est, X, y)
     assert est.n_iter_ == 1
 
 

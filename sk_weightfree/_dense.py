@@ -1,5 +1,7 @@
 """The fully connected, real-weight reference: DenseClassifier and DenseRegressor."""
 
+from string import Template
+
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from .nn import DenseMLP, TemplateNetwork
 
@@ -91,13 +93,16 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         Shape of one sample for ``module`` (e.g. ``(1, 28, 28)``): each row of ``X`` is
         reshaped to it. None passes the rows as they are."""
 
-_SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
+_COEFS = """coefs_ : list of ndarray of shape (n_in, n_out)
+        Per layer, the weights the network predicts with (see the user guide's formula)."""
+
+# ${coefs}: a family's coefs_ entry and the attributes of its own that follow it
+_SHARED_ATTRIBUTES = Template("""classes_ : ndarray of shape (n_classes,)
         Class labels (classifiers; ``arange(n_labels)`` for multilabel ``y``).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when ``X`` has string feature names.
-    coefs_ : list of ndarray of shape (n_in, n_out)
-        Per layer, the weights the network predicts with (see the user guide's formula).
+    ${coefs}
     intercepts_ : list of ndarray of shape (n_out,)
     masks_ : list of ndarray of bool, same shapes as ``coefs_``
         With a ``module`` template, ``coefs_`` and ``masks_`` list its weight layers in
@@ -124,7 +129,13 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
     t_ : int
         Training samples seen (over all calls).
     net_ : skorch.NeuralNet
-        The underlying skorch net."""
+        The underlying skorch net.""")
+
+
+def shared_attributes(coefs=_COEFS):
+    """The Attributes section every estimator shares, with the family's ``coefs``
+    entry (and the attributes of its own that follow it) in its place."""
+    return _SHARED_ATTRIBUTES.substitute(coefs=coefs)
 
 
 class _DenseBase(BaseNetwork):
@@ -154,7 +165,7 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
 
     Attributes
     ----------
-    {_SHARED_ATTRIBUTES}
+    {shared_attributes()}
 
     See Also
     --------
@@ -201,7 +212,7 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
 
     Attributes
     ----------
-    {_SHARED_ATTRIBUTES}
+    {shared_attributes()}
 
     See Also
     --------

@@ -651,15 +651,63 @@ def _forward_batch(chain, plans, X, method):
         return _run(plans[0], X, method, None)
     first_products = {}
     stacked = np.stack([_run(steps, X, method, first_products) for steps in plans])
-    if chain.out_activation == "softmax":
-        log_proba = stacked - logsumexp(stacked, axis=2, keepdims=True)
-        combined = logsumexp(log_proba, axis=0) - np.log(len(plans))
-    elif chain.out_activation == "logistic":
+    return combine_members(stacked, chain.out_activation)
+
+
+# ---------------------------------------------------------------------------- the head
+# What turns a network's output ``z`` into answers, written once: the estimators, the
+# numpy-only predictor of io.load and (mirrored in torch by _tracing.Head, pinned by its
+# tests) to_module() and the ONNX graph all follow these rules.
+def combine_members(stacked, out_activation):
+    """One output from several networks' outputs stacked on the leading axis: the log of
+    the mean probability (softmax: log-probabilities; logistic: the logit of the mean
+    probability), or for regressors (identity) the mean. In ``stacked``'s dtype."""
+    if out_activation == "softmax":
+        log_proba = stacked - logsumexp(stacked, axis=-1, keepdims=True)
+        combined = logsumexp(log_proba, axis=0) - np.log(len(stacked))
+    elif out_activation == "logistic":
         proba = expit(stacked).mean(axis=0)
         combined = np.log(proba) - np.log1p(-proba)
     else:
         combined = stacked.mean(axis=0)
     return combined.astype(stacked.dtype, copy=False)  # np.log(n) is a float64 scalar
+
+
+def decision(z, out_activation):
+    """``decision_function``: two softmax classes as one column (the second logit minus
+    the first, shape (n_samples,)); else ``z`` itself."""
+    if out_activation == "softmax" and z.shape[1] == 2:
+        return z[:, 1] - z[:, 0]
+    return z
+
+
+def probabilities(z, out_activation):
+    """Class probabilities: softmax of the logits, or one logistic per column
+    (multilabel)."""
+    if out_activation == "logistic":
+        return expit(z)
+    return softmax(z)
+
+
+def log_probabilities(z, out_activation):
+    """The log of :func:`probabilities`, computed without rounding through the exp."""
+    if out_activation == "logistic":
+        return -np.logaddexp(0.0, -z)
+    return z - logsumexp(z, axis=1, keepdims=True)
+
+
+def labels(z, out_activation, classes):
+    """Predicted labels: the class of the largest logit, or (multilabel) the indicator
+    matrix of positive logits."""
+    if out_activation == "logistic":
+        return (z > 0).astype(int)
+    return np.asarray(classes)[np.argmax(z, axis=1)]
+
+
+def predictions(z, single_output):
+    """A regressor's predictions: one column as shape (n_samples,) when it was fitted on
+    a 1-D target."""
+    return z.ravel() if single_output else z
 
 
 def softmax(z):
@@ -702,35 +750,33 @@ def perceptron_ops(layers, activation, paired):
     return ops
 
 
-def chain_from_attributes(est):
-    """The :class:`Chain` of a fitted multilayer estimator, from its public attributes.
+def perceptron_chain(members, *, activation, unit_signs=None, paired=False, target=None,
+                     **head):
+    """The :class:`Chain` of a multilayer perceptron, or of an ensemble of them.
 
-    Reads ``coefs_``, ``intercepts_``, ``unit_scales_``, ``unit_signs_``,
-    ``paired_inputs_``, ``activation``, ``out_activation_``, ``classes_``,
-    ``n_features_in_`` and, where the estimator has it, ``_prediction_members()`` (the
-    members of a weight-agnostic ensemble). Missing optional attributes take their
-    documented defaults (unit scales and signs of ones, no paired inputs, no intercepts,
-    softmax output for classifiers and identity for regressors). Also reads the older
-    names ``unit_offsets_`` (as intercepts) and ``layer_scales_`` (one scale per layer).
-    Layers whose nonzero weights all equal one value are stored as that value times a
-    {0,1} mask, one mask array shared by the members that have it.
+    Parameters
+    ----------
+    members : list of (coefs, intercepts, unit_scales)
+        Per network: weights shaped (n_in, n_out) per layer (``MLPClassifier``'s
+        orientation), and per-unit arrays per layer, or None (zeros, ones). Layers whose
+        nonzero weights all equal one value are stored as that value times a {0,1} mask,
+        one mask array shared by the members that have it.
+    activation : {"relu", "tanh", "logistic", "identity"}
+    unit_signs : list of ndarray or None
+        Per hidden layer.
+    paired : bool
+        Every layer sees its input as ``[a, -a]``.
+    target : Affine or None
+        A regressor's map to ``y``'s units, after every member's last layer.
+    **head
+        The chain's other fields (``n_features_in``, ``out_activation``, ``classes``,
+        ``n_outputs``, ``estimator``).
     """
-    if not hasattr(est, "coefs_"):
-        raise ValueError(f"{type(est).__name__} is not fitted (it has no coefs_).")
-    coefs = [np.asarray(c, dtype=np.float64) for c in est.coefs_]
-    n_layers = len(coefs)
-    is_classifier = hasattr(est, "classes_")
-    if hasattr(est, "_prediction_members"):
-        raw_members = list(est._prediction_members())
-    else:
-        raw_members = _legacy_members(est, coefs)
-    signs = getattr(est, "unit_signs_", None)
-    signs = [None] * n_layers if signs is None else [*signs, None]
+    n_layers = len(members[0][0])
+    signs = [None] * n_layers if unit_signs is None else [*unit_signs, None]
     if len(signs) != n_layers:
-        raise ValueError(
-            f"{type(est).__name__} has {len(signs) - 1} unit_signs_ arrays for "
-            f"{n_layers - 1} hidden layers."
-        )
+        raise ValueError(f"{len(signs) - 1} unit_signs arrays for {n_layers - 1} hidden "
+                         f"layers.")
     masks = {}  # members with the same mask share one array
 
     def weight_entry(weights):
@@ -745,36 +791,22 @@ def chain_from_attributes(est):
     def per_layer(values):
         return [None] * n_layers if values is None else list(values)
 
-    activation = est.activation
-    members = []
-    for member_coefs, member_intercepts, member_scales in raw_members:
+    chains = []
+    for coefs, intercepts, scales in members:
         layers = [{**weight_entry(c), "intercepts": b, "unit_scales": s, "unit_signs": g}
-                  for c, b, s, g in zip(member_coefs, per_layer(member_intercepts),
-                                        per_layer(member_scales), signs)]
-        members.append(perceptron_ops(layers, activation,
-                                      bool(getattr(est, "paired_inputs_", False))))
-    default_out = "softmax" if is_classifier else "identity"
-    return Chain(
-        members=members,
-        n_features_in=int(est.n_features_in_),
-        out_activation=getattr(est, "out_activation_", default_out),
-        classes=np.asarray(est.classes_) if is_classifier else None,
-        n_outputs=int(getattr(est, "n_outputs_", coefs[-1].shape[1])),
-        estimator=type(est).__name__,
-    )
+                  for c, b, s, g in zip(coefs, per_layer(intercepts), per_layer(scales),
+                                        signs)]
+        ops = perceptron_ops(layers, activation, paired)
+        chains.append(ops if target is None else merge_affines(ops + [target]))
+    return Chain(members=chains, **head)
 
 
-def _legacy_members(est, coefs):
-    """Members of an estimator without ``_prediction_members`` (releases before 0.2)."""
-    intercepts = getattr(est, "intercepts_", None)
-    if intercepts is None:
-        intercepts = getattr(est, "unit_offsets_", None)
-    scales = getattr(est, "unit_scales_", None)
-    layer_scales = getattr(est, "layer_scales_", None)
-    if scales is None and layer_scales is not None:
-        scales = [np.full(c.shape[1], s) for c, s in zip(coefs, layer_scales)]
-    if getattr(est, "ensemble", False) and hasattr(est, "masks_"):
-        values = np.asarray(est.weight_values, dtype=np.float64).ravel()
-        return [([w * np.asarray(m, dtype=np.float64) for m in est.masks_], intercepts, scales)
-                for w in values]
-    return [(coefs, intercepts, scales)]
+def merge_affines(ops):
+    """``ops`` with consecutive affine maps merged into one, identity maps left out."""
+    merged = []
+    for op in ops:
+        if isinstance(op, Affine) and merged and isinstance(merged[-1], Affine):
+            merged[-1] = merged[-1].then(op)
+        elif not (isinstance(op, Affine) and op.scale is None and op.offset is None):
+            merged.append(op)
+    return merged

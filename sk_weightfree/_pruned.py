@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch.nn.utils import prune
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from ._dense import _SHARED_ATTRIBUTES, _DenseBase
+from ._dense import _DenseBase, shared_attributes
 
 _PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining included: training runs
     ``max_epochs - n_rounds * finetune_epochs`` epochs on the dense network; then
@@ -49,10 +49,9 @@ module, input_shape
         Reset surviving weights to their values at the start of ``fit`` before each
         retraining."""
 
-_PRUNED_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
-    "Per layer, the weights the network predicts with (see the user guide's formula).",
-    "Per layer, the weights the network predicts with; zero exactly where ``masks_`` is "
-    "False.")
+_PRUNED_ATTRIBUTES = shared_attributes("""coefs_ : list of ndarray of shape (n_in, n_out)
+        Per layer, the weights the network predicts with; zero exactly where ``masks_`` is
+        False.""")
 
 
 class _PrunedBase(_DenseBase):
@@ -79,6 +78,7 @@ class _PrunedBase(_DenseBase):
                 f"rounds, but max_epochs={self.max_epochs} (the whole budget, retraining "
                 f"included) leaves none; use max_epochs >= {self.n_rounds + 1}."
             )
+        return super()._check_params()
 
     def _train(self, train_data, epochs, incremental):
         if incremental:  # training continues under the current mask

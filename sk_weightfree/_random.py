@@ -6,9 +6,10 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from ._weight_free import _WEIGHT_FREE_ATTRIBUTES, _check_template_signs
-from .nn import (UNIT_SIGN_MODES, FrozenRule, TemplateNetwork, ThresholdRule, WeightFreeMLP,
-                 layer_signs, unit_sign_mode, weight_free_from_template)
+from ._weight_free import _ZERO_ONE_ATTRIBUTES, _check_template_signs
+from .nn import (UNIT_SIGN_MODES, FrozenRule, TemplateNetwork, WeightFreeMLP, layer_signs,
+                 unit_sign_mode, weight_free_from_template)
+from .nn._rules import default_rule
 
 _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_readout=True`` the output layer's
     {0,1} mask is searched with the surrogate method of :class:`WeightFreeClassifier` and the
@@ -44,6 +45,7 @@ class _RandomBase(BaseNetwork):
 
     def _check_params(self):
         _check_template_signs(self)
+        return super()._check_params()
 
     def _build_module(self, n_features, n_outputs, generator):
         hidden_rule = FrozenRule(density=self.density)
@@ -58,7 +60,7 @@ class _RandomBase(BaseNetwork):
                                    unit_signs=self.unit_signs, generator=generator)
         if self.train_readout:  # the output layer is searched as in WeightFreeClassifier
             readout = module.scored_layers()[-1]
-            readout.rule = ThresholdRule(init_density=0.5)
+            readout.rule = default_rule()
             readout.rule.init_scores(readout.scores.data, generator)
             readout.scores.requires_grad_(True)
         else:
@@ -83,7 +85,7 @@ class RandomNetworkClassifier(ClassifierHeadMixin, _RandomBase):
 
     Attributes
     ----------
-    {_WEIGHT_FREE_ATTRIBUTES}
+    {_ZERO_ONE_ATTRIBUTES}
 
     See Also
     --------
@@ -118,7 +120,7 @@ class RandomNetworkRegressor(RegressorHeadMixin, _RandomBase):
 
     Attributes
     ----------
-    {_WEIGHT_FREE_ATTRIBUTES}
+    {_ZERO_ONE_ATTRIBUTES}
 
     See Also
     --------

@@ -35,10 +35,17 @@ def changed_rule_params(old, new):
     return {name for name in new_params if old_params[name] != new_params[name]}
 
 
-class MaskSearchMixin:
-    """What the estimators that search masks share: the per-epoch rule schedule and
-    the warm-start update of the fitted rules. A subclass implements
-    ``_make_mask_rule()``, the fitted rule built from its parameters."""
+class MaskRuleMixin:
+    """The mask search's estimator side: the ``mask_rule`` parameter, the per-epoch rule
+    schedule and the warm-start update of the fitted rules.
+
+    ``mask_rule`` is a rule name (:data:`~sk_weightfree.nn.MASK_RULES`), a
+    :class:`~sk_weightfree.nn.MaskRule`, or (weight-agnostic family) None for its default
+    rule; the estimator's ``density`` sets the rule's target density. The spellings of
+    earlier versions (``sampling``, ``temperature``, ``final_temperature``, ``init_density``
+    on the estimator) still work with a ``FutureWarning`` and set the rule's parameter of
+    the same name (``sampling="bernoulli"`` selects the ``"supermask"`` rule).
+    """
 
     def _extra_callbacks(self):
         return [("mask_rule_schedule", MaskRuleSchedule())]
@@ -53,22 +60,32 @@ class MaskSearchMixin:
                 rule.set_params(**{name: getattr(fresh, name)
                                    for name in fresh.continuable_params})
 
-
-class MaskRuleMixin(MaskSearchMixin):
-    """The search's own parameters for the estimators that take a ``mask_rule``.
-
-    ``mask_rule`` is a rule name (:data:`~sk_weightfree.nn.MASK_RULES`) or a
-    :class:`~sk_weightfree.nn.MaskRule`; the estimator's ``density`` sets the rule's target
-    density. The spellings of earlier versions (``sampling``, ``temperature``,
-    ``final_temperature``, ``init_density`` on the estimator) still work with a
-    ``FutureWarning`` and set the rule's parameter of the same name (``sampling="bernoulli"``
-    selects the ``"supermask"`` rule).
-    """
-
     _DEPRECATED_RULE_PARAMS = ("sampling", "temperature", "final_temperature", "init_density")
+    # the rule's starting density before mask rules were a parameter (weight-agnostic: 0.5)
+    _OLD_INIT_DENSITY = 0.25
+
+    def __setstate__(self, state):
+        if "mask_rule" not in state:  # pickled before mask rules (weight-free 0.2.0; 0.3)
+            rule = SAMPLING_RULES[state.get("sampling", "threshold")]
+            state["mask_rule"] = rule(
+                temperature=state.get("temperature", 1.0),
+                final_temperature=state.get("final_temperature"),
+                init_density=state.get("init_density", self._OLD_INIT_DENSITY))
+            deprecated = dict.fromkeys(set(self._DEPRECATED_RULE_PARAMS)
+                                       & set(self._get_param_names()), DEPRECATED)
+            state.update(deprecated)
+            if "_fit_params" in state:
+                state["_fit_params"] = {**state["_fit_params"], "mask_rule": state["mask_rule"],
+                                        **deprecated}
+            if "net_" in state:
+                state["mask_rule_"] = make_rule(state["mask_rule"])
+                if state.get("density") is not None:
+                    state["mask_rule_"].set_params(density=state["density"])
+        super().__setstate__(state)
 
     _surrogate_constraints = {
         "mask_rule": [StrOptions(set(MASK_RULES) - {"frozen"}), MaskRule],
+        # (the weight-agnostic family adds None: its default rule)
         "sampling": [StrOptions(set(SAMPLING_RULES)), Hidden(StrOptions({DEPRECATED}))],
         "temperature": [Interval(Real, 0, None, closed="neither"),
                         Hidden(StrOptions({DEPRECATED}))],

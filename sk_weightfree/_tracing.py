@@ -8,8 +8,8 @@ torch network with ``torch.fx``. :func:`chain_module` is the torch form of a cha
 dumps or exports, never at :func:`sk_weightfree.io.load`.
 """
 
+import math
 import operator
-import weakref
 
 import numpy as np
 import torch
@@ -17,47 +17,26 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from ._inference import (Activation, Affine, Chain, Conv2d, Linear, Paired, Pool2d, Reshape,
-                         _prod, chain_from_attributes, forward)
+                         _prod, merge_affines)
+from .nn import ACTIVATIONS
 
 
-# fitted net -> (the coefs_ list its chain was built from, the chain or None)
-_PREDICTION_CHAINS = weakref.WeakKeyDictionary()
-
-
-def prediction_chain(est):
-    """The chain a fitted estimator predicts with on the CPU, or None when its network is
-    not a chain of supported operations (torch predicts then).
-
-    Built once per fitted network: again only when a fit, ``partial_fit`` or warm start
-    has exported the network anew (a new ``coefs_`` list). Kept outside the estimator, so
-    that predicting leaves its ``__dict__`` unchanged and its pickle does not grow.
-    """
-    cached = _PREDICTION_CHAINS.get(est.net_)
-    if cached is None or cached[0] is not est.coefs_:
-        try:
-            chain = chain_from_estimator(est)
-        except ValueError:  # a template that is not a chain, a weight-agnostic template
-            chain = None
-        cached = (est.coefs_, chain)
-        _PREDICTION_CHAINS[est.net_] = cached
-    return cached[1]
+class NotAChainError(ValueError):
+    """A fitted network that a :class:`Chain` cannot hold (the message names the piece)."""
 
 
 def chain_from_estimator(est):
-    """The :class:`Chain` a fitted estimator predicts with.
-
-    A multilayer network's from its public arrays
-    (:func:`~sk_weightfree._inference.chain_from_attributes`); a network fitted from a
-    ``module`` template's by tracing it (:func:`chain_from_template`), which raises
-    ValueError naming the piece a chain cannot hold.
-    """
-    if getattr(est, "module", None) is not None:
-        return chain_from_template(est)
-    return chain_from_attributes(est)
+    """The :class:`Chain` a fitted estimator predicts with, or :class:`NotAChainError`
+    naming the piece of its network a chain cannot hold (a template that is not a
+    chain)."""
+    chain = getattr(est, "_chain", None)
+    if chain is None:
+        chain = chain_from_template(est)  # raises why
+    return chain
 
 
 def _refuse(est, piece, why):
-    raise ValueError(
+    raise NotAChainError(
         f"This {type(est).__name__}'s network (module={_module_name(est.module)}) cannot be "
         f"written as a chain of supported layers: {piece} {why}. The compact file and the "
         f"ONNX export handle templates whose forward is a chain of Linear, Conv2d "
@@ -81,7 +60,7 @@ def plain_template_module(est):
 
     module = est.net_.module_
     if isinstance(module, SharedWeightTemplate):
-        raise ValueError(
+        raise NotAChainError(
             f"This {type(est).__name__} was fitted with a module template "
             f"(module={_module_name(est.module)}); weight-agnostic template networks "
             f"(SharedWeightUnit layers evaluated at a shared weight value, with bias nodes) "
@@ -89,7 +68,7 @@ def plain_template_module(est):
             f"estimator instead."
         )
     if not isinstance(module, TemplateNetwork):
-        raise ValueError(f"This {type(est).__name__} has a {type(module).__name__} network, "
+        raise NotAChainError(f"This {type(est).__name__} has a {type(module).__name__} network, "
                          f"not a TemplateNetwork; it cannot be exported.")
     plain = module.to_module().to(device="cpu", dtype=torch.float64).eval()
     return plain
@@ -101,48 +80,36 @@ def chain_from_template(est):
 
     The plain torch network (:func:`plain_template_module`) is traced with
     ``torch.fx``; its graph must be a chain (each operation takes the previous one's
-    output alone) of supported layers. Anything else raises ValueError naming the piece.
-    The chain is checked against the torch network on a few random rows before it is
-    returned.
+    output alone) of supported layers. Anything else raises :class:`NotAChainError`
+    naming the piece. ``tests/test_tracing.py`` checks the reading of every supported
+    layer against torch.
     """
     plain = plain_template_module(est)
     ops = _trace_chain(est, plain)
     n_features = int(est.n_features_in_)
+    n_last = Chain(members=[ops], n_features_in=n_features,
+                   out_activation="identity").shapes()[-1][0]
     is_classifier = hasattr(est, "classes_")
-    default_out = "softmax" if is_classifier else "identity"
-    out_activation = getattr(est, "out_activation_", default_out)
-    chain = Chain(members=[_merge_affines(ops)], n_features_in=n_features,
-                  out_activation=out_activation, estimator=type(est).__name__)
-    # the chain must compute what torch computes (a guard against a misread layer)
-    rows = np.random.default_rng(0).normal(size=(3, n_features))
-    with torch.inference_mode():
-        expected = plain(torch.as_tensor(rows)).double().numpy()
-    got = forward(chain, rows)
-    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-6, atol=1e-6):
-        _refuse(est, "the traced network", "does not reproduce the torch network's outputs")
-    n_last = chain.shapes()[-1][0]
-    ops = chain.ops
-    if is_classifier:
-        if n_last != len(est.classes_):
-            _refuse(est, "the output", f"has {n_last} values for {len(est.classes_)} classes")
-    elif hasattr(est, "_target_scale"):  # regressors: outputs are mapped back to y's scale
-        ops = _merge_affines(ops + [Affine(
-            np.broadcast_to(np.asarray(est._target_scale, dtype=np.float64), (n_last,)),
-            np.broadcast_to(np.asarray(est._target_mean, dtype=np.float64), (n_last,)))])
-    return Chain(members=[ops], n_features_in=n_features, out_activation=out_activation,
+    if is_classifier and n_last != len(est.classes_):
+        _refuse(est, "the output", f"has {n_last} values for {len(est.classes_)} classes")
+    target = target_affine(est)
+    if target is not None:  # regressors: outputs are mapped back to y's scale
+        ops = ops + [target]
+    return Chain(members=[merge_affines(ops)], n_features_in=n_features,
+                 out_activation=est.out_activation_,
                  classes=np.asarray(est.classes_) if is_classifier else None,
                  n_outputs=int(getattr(est, "n_outputs_", n_last)),
                  estimator=type(est).__name__)
 
 
-def _merge_affines(ops):
-    merged = []
-    for op in ops:
-        if isinstance(op, Affine) and merged and isinstance(merged[-1], Affine):
-            merged[-1] = merged[-1].then(op)
-        elif not (isinstance(op, Affine) and op.scale is None and op.offset is None):
-            merged.append(op)
-    return merged
+def target_affine(est):
+    """A regressor's map from the network's standardised outputs to ``y``'s units, as an
+    :class:`Affine` (None for classifiers)."""
+    if not hasattr(est, "_target_scale"):
+        return None
+    n = int(est.n_outputs_)
+    return Affine(np.broadcast_to(np.asarray(est._target_scale, dtype=np.float64), (n,)),
+                  np.broadcast_to(np.asarray(est._target_mean, dtype=np.float64), (n,)))
 
 
 def _pair(value):
@@ -294,15 +261,15 @@ def _trace_chain(est, plain):
                                       f"ceil_mode=False are supported)")
         return Pool2d(mode, kernel, stride)
 
-    relus = {torch.relu: "relu", F.relu: "relu", torch.tanh: "tanh", F.tanh: "tanh",
+    functions = {torch.relu: "relu", F.relu: "relu", torch.tanh: "tanh", F.tanh: "tanh",
              torch.sigmoid: "logistic", F.sigmoid: "logistic"}
     dropouts = (F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout,
                 F.feature_alpha_dropout)
 
     def convert_function(node):
         target = node.target
-        if target in relus:
-            return [Activation(relus[target])]
+        if target in functions:
+            return [Activation(functions[target])]
         if target in dropouts:
             if bind(node, ("p", "training"), {"training": True}).get("training"):
                 _refuse(est, where(node), "drops units at inference (training=True)")
@@ -405,11 +372,6 @@ class _Reshape(nn.Module):
         return x.reshape(-1, *self.shape)
 
 
-class _Paired(nn.Module):
-    def forward(self, x):
-        return torch.cat([x, -x], dim=1)
-
-
 class _Affine(nn.Module):
     """``x * scale + offset`` along axis 1 (units or channels)."""
 
@@ -418,7 +380,7 @@ class _Affine(nn.Module):
         trailing = (1,) * (ndim - 1)
         for name in ("scale", "offset"):
             values = getattr(op, name)
-            self.register_buffer(name, None if values is None else torch.as_tensor(
+            self.register_buffer(name, None if values is None else torch.tensor(
                 values, dtype=torch.float64).reshape(-1, *trailing))
 
     def forward(self, x):
@@ -429,50 +391,60 @@ class _Affine(nn.Module):
         return x
 
 
-class _Members(nn.Module):
-    """The members' outputs through the output function; an ensemble averages them.
+class Head(nn.Module):
+    """The head rules of :mod:`sk_weightfree._inference` in torch (for ``to_module()``
+    and ONNX): the members' outputs (stacked on a leading axis) combined as
+    :func:`~sk_weightfree._inference.combine_members` does, then, with ``target``, mapped
+    to ``y``'s units. Its output is the network's ``z``, what the estimator's
+    ``decision_function`` and ``predict`` are computed from.
 
-    With ``labels``, a classifier's decision comes first: ``"argmax"``, the index of the
-    predicted class (int64, shape (n_samples,)); ``"threshold"``, the multilabel indicator
-    matrix (int64). The rule is ``predict``'s: a single network decides on its logits
-    (argmax, or logit > 0), an ensemble on its mean probability (argmax, or > 0.5; its
-    logit is the log of that mean), so that rounding in the output function never moves a
-    label.
+    With ``labels=True`` a classifier's ``(decision, probabilities)`` instead: the index
+    of the predicted class (int64, shape (n_samples,)) or the multilabel indicator matrix
+    (int64), decided on ``z`` as ``predict`` decides, and the probabilities.
     """
 
-    def __init__(self, members, head, labels=None):
+    def __init__(self, out_activation, target=None, labels=False):
+        super().__init__()
+        self.out_activation = out_activation
+        self.labels = labels
+        self.target = None if target is None else _Affine(target, 1)
+
+    def forward(self, z):
+        if z.dim() == 3:
+            if self.out_activation == "softmax":
+                z = torch.logsumexp(torch.log_softmax(z, dim=-1), dim=0) - math.log(len(z))
+            elif self.out_activation == "logistic":
+                proba = torch.sigmoid(z).mean(dim=0)
+                z = torch.log(proba) - torch.log1p(-proba)
+            else:
+                z = z.mean(dim=0)
+        if self.target is not None:
+            z = self.target(z)
+        if not self.labels:
+            return z
+        if self.out_activation == "logistic":
+            return (z > 0).to(torch.int64), torch.sigmoid(z)
+        return z.argmax(dim=1), torch.softmax(z, dim=1)
+
+
+class _Stacked(nn.Module):
+    """Every member's output, stacked on a leading axis."""
+
+    def __init__(self, members):
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.head = head
-        self.labels = labels
 
     def forward(self, x):
-        logits = [member(x) for member in self.members]
-        outputs = [self.head(z) for z in logits]
-        if len(outputs) > 1:
-            output = torch.stack(outputs).mean(dim=0)
-            scores, threshold = output, 0.5
-        else:
-            output = outputs[0]
-            scores, threshold = logits[0], 0.0
-        if self.labels is None:
-            return output
-        if self.labels == "argmax":
-            return scores.argmax(dim=1), output
-        return (scores > threshold).to(torch.int64), output
-
-
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid,
-                "identity": nn.Identity}
-_HEADS = {"softmax": lambda: nn.Softmax(dim=1), "logistic": nn.Sigmoid,
-          "identity": nn.Identity}
+        return torch.stack([member(x) for member in self.members])
 
 
 def _torch_op(op, shape):
     if isinstance(op, Reshape):
         return _Reshape(op.shape)
     if isinstance(op, Paired):
-        return _Paired()
+        from .nn import PairedInput
+
+        return PairedInput(dim=1)
     if isinstance(op, Linear):
         layer = nn.Linear(op.weight.shape[1], op.weight.shape[0], bias=False,
                           dtype=torch.float64)
@@ -492,7 +464,7 @@ def _torch_op(op, shape):
     if isinstance(op, Affine):
         return _Affine(op, len(shape))
     if isinstance(op, Activation):
-        return _ACTIVATIONS[op.name]()
+        return ACTIVATIONS[op.name]()
     if isinstance(op, Pool2d):
         pool = nn.MaxPool2d if op.mode == "max" else nn.AvgPool2d
         return pool(op.kernel, op.stride)
@@ -500,18 +472,17 @@ def _torch_op(op, shape):
 
 
 def chain_module(chain, *, labels=False):
-    """The chain as plain torch layers in float64, eval mode, followed by the output
-    function: ``probabilities`` for classifiers (softmax, or logistic per column; an
-    ensemble's mean), the prediction itself for regressors.
+    """The chain as plain torch layers in float64, eval mode, ending with its
+    :class:`Head`: the network's output ``z`` (logits in ``classes`` order, for an
+    ensemble the log of the mean probability; a regressor's prediction), or with
+    ``labels=True`` a classifier's ``(decision, probabilities)``.
 
     Parameters
     ----------
     chain : Chain
     labels : bool, default=False
-        For a classifier, return ``(decision, probabilities)``: the decision is the index
-        of the predicted class in ``chain.classes`` (int64, shape (n_samples,)), or for
-        multilabel the indicator matrix (int64, shape (n_samples, n_outputs)), by the rule
-        of the estimators' ``predict``. Ignored for regressors.
+        For a classifier, return ``(decision, probabilities)`` (see :class:`Head`); ignored
+        for regressors.
 
     Returns
     -------
@@ -522,7 +493,6 @@ def chain_module(chain, *, labels=False):
         shapes = chain.shapes(ops)
         members.append(nn.Sequential(*(_torch_op(op, shape) for op, shape
                                        in zip(ops, shapes[1:]))))
-    decision = None
-    if labels and chain.is_classifier:
-        decision = "threshold" if chain.multilabel else "argmax"
-    return _Members(members, _HEADS[chain.out_activation](), decision).eval()
+    head = Head(chain.out_activation, labels=labels and chain.is_classifier)
+    body = members[0] if len(members) == 1 else _Stacked(members)
+    return nn.Sequential(body, head).eval()

@@ -205,9 +205,9 @@ class EpochProgressBar(Callback):
 class ScheduledCallback(Callback):
     """Base of the per-epoch schedules: the position within the current training call.
 
-    ``fraction(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase) and
-    approaches 1 at its last; during an estimator's ``partial_fit`` schedules are off
-    (``net.scheduled_`` is False) and the value at fraction 0 applies.
+    ``epoch_in_call(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase)
+    and counts the epochs of that call; ``active(net)`` is False during an estimator's
+    ``partial_fit`` (``net.scheduled_``), where a schedule keeps its starting value.
     """
 
     @staticmethod
@@ -242,8 +242,8 @@ class ResidentNetMixin:
     changes: batches come from the device-resident iterator instead of a DataLoader; the
     loss is weighted by per-sample weights (see :class:`ResidentData`);
     per-batch bookkeeping moves to the epoch (the loss is summed on the device and read
-    once per epoch, and no per-batch callbacks run — the estimators' callbacks are all
-    epoch-level); with ``valid_score_fn`` set the validation pass also records
+    once per epoch; skorch's ``on_batch_begin``/``on_batch_end`` hooks still run, with
+    skorch's arguments); with ``valid_score_fn`` set the validation pass also records
     ``valid_score``. An interrupted epoch (KeyboardInterrupt, which skorch catches) is
     rolled back: module and optimiser return to the last completed epoch and the partial
     history row is dropped. ``shuffle_generator`` (a CPU ``torch.Generator``) makes
@@ -254,11 +254,21 @@ class ResidentNetMixin:
     ``MLPClassifier``'s).
     """
 
+    # Defaults for nets pickled before these parameters existed.
     shuffle_generator = None
-    alpha = 0.0  # the L2 penalty of edge_tensors; nets pickled before it had none
-    autocast_dtype = None  # e.g. torch.bfloat16: training forward passes under autocast
-    compile_forward = False  # train through torch.compile(module_)
-    valid_score_fn = None  # (outputs, y, w) -> float, set by the estimator
+    alpha = 0.0
+    autocast_dtype = None
+    use_torch_compile = False
+    valid_score_fn = None
+
+    def __init__(self, module, *args, alpha=0.0, shuffle_generator=None, autocast_dtype=None,
+                 use_torch_compile=False, valid_score_fn=None, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.alpha = alpha  # the L2 penalty of edge_tensors
+        self.shuffle_generator = shuffle_generator  # a CPU torch.Generator, or None
+        self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16: forward under autocast
+        self.use_torch_compile = use_torch_compile  # train through torch.compile(module_)
+        self.valid_score_fn = valid_score_fn  # (outputs, y, w) -> float, set for a fit
 
     @property
     def _default_callbacks(self):
@@ -345,6 +355,17 @@ class ResidentNetMixin:
         while len(self.history) > snapshot["n_epochs"]:
             self.history.pop()
 
+    def __setstate__(self, state):
+        # nets pickled before these were parameters (0.2.x) may lack them or hold the
+        # attribute compile_forward: as parameters, skorch's set_params must find them
+        state = dict(state)
+        if "compile_forward" in state:
+            state.setdefault("use_torch_compile", state.pop("compile_forward"))
+        for name in ("alpha", "shuffle_generator", "autocast_dtype", "use_torch_compile",
+                     "valid_score_fn"):
+            state.setdefault(name, getattr(type(self), name))
+        super().__setstate__(state)
+
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_compiled", None)  # rebuilt on demand; not picklable
@@ -360,6 +381,7 @@ class ResidentNetMixin:
         scoring = not training and self.valid_score_fn is not None
         outputs, targets = [], []
         for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[1][0])
             loss_sum += step["loss"].detach() * size
@@ -368,6 +390,7 @@ class ResidentNetMixin:
             if scoring:
                 outputs.append(step["y_pred"].detach())
                 targets.append(batch[1])
+            self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_loss", float(loss_sum / max(n_samples, 1)))
         self.history.record(prefix + "_batch_count", n_batches)
         if scoring:
@@ -379,7 +402,7 @@ class ResidentNetMixin:
             self._last_epoch_state = self.snapshot()
 
     def _training_forward(self):
-        if not self.compile_forward:
+        if not self.use_torch_compile:
             return self.module_
         # Held in a dict: skorch refuses torch modules as plain attributes set outside
         # initialize_module, and registering it there would list its parameters twice.

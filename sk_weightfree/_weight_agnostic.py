@@ -1,20 +1,17 @@
 """One shared weight value on every kept edge: WeightAgnosticClassifier and
 WeightAgnosticRegressor."""
 
-from numbers import Real
-
 import numpy as np
 import torch
 from sklearn.base import is_regressor
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (NON_FINITE_TRAINING, BaseNetwork, ClassifierHeadMixin,
                     RegressorHeadMixin, store_params)
-from ._dense import _SHARED_ATTRIBUTES
-from ._search import MaskSearchMixin
+from ._dense import shared_attributes
+from ._params import WeightValues
+from ._search import DEPRECATED, MaskRuleMixin
 from ._training import DeviceBatchIterator
-from .nn import (SAMPLING_RULES, SharedWeightMLP, SharedWeightTemplate,
-                 shared_weight_from_template)
+from .nn import SharedWeightMLP, SharedWeightTemplate, make_rule, shared_weight_from_template
 
 _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
     the surrogate-gradient method of :class:`WeightFreeClassifier` to minimise the loss
@@ -47,18 +44,21 @@ module, input_shape
         Predict with every value of ``weight_values`` and average (probabilities for
         classifiers, outputs for regressors); otherwise with ``shared_weight_``. Fixed at
         ``fit``: changing it afterwards takes a refit.
+    mask_rule : str or MaskRule, default=None
+        How edge scores become the mask, as in :class:`WeightFreeClassifier`; None is
+        ``ThresholdRule(init_density=0.5)``.
     sampling, temperature, final_temperature
-        As in :class:`WeightFreeClassifier`."""
+        Deprecated, as in :class:`WeightFreeClassifier`: pass a mask rule."""
 
-_AGNOSTIC_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
-    """coefs_ : list of ndarray of shape (n_in, n_out)
-        Per layer, the weights the network predicts with (see the user guide's formula).""",
+_AGNOSTIC_ATTRIBUTES = shared_attributes(
     """coefs_ : list of ndarray of shape (n_in, n_out)
         ``shared_weight_`` where ``masks_`` is True, else 0.
     shared_weight_ : float
         The value of ``weight_values`` that scored best (see above).
     weight_scores_ : ndarray of shape (n_values,)
         The score (accuracy or R²) of each value of ``weight_values``.
+    mask_rule_ : MaskRule
+        The rule the network was fitted with.
     weight_values_ : ndarray of shape (n_values,)
         ``weight_values`` as validated.
     unit_scales_ : list of ndarray of shape (n_out,)
@@ -73,42 +73,24 @@ _AGNOSTIC_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
         The fixed ±1 of each hidden unit.""")
 
 
-class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
+class _WeightAgnosticBase(MaskRuleMixin, BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
-        "weight_values": ["array-like"],
+        "weight_values": [WeightValues()],
         "ensemble": ["boolean"],
-        "sampling": [StrOptions(set(SAMPLING_RULES))],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "final_temperature": [Interval(Real, 0, None, closed="neither"), None],
+        **MaskRuleMixin._surrogate_constraints,
+        "mask_rule": [*MaskRuleMixin._surrogate_constraints["mask_rule"], None],
     }
     _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {"temperature",
                                                              "final_temperature"}
-
-    def _make_mask_rule(self):
-        return SAMPLING_RULES[self.sampling](temperature=self.temperature,
-                          final_temperature=self.final_temperature, init_density=0.5)
+    _OLD_INIT_DENSITY = 0.5
 
     def _check_params(self):
-        try:
-            values = np.asarray(self.weight_values, dtype=float).ravel()
-        except (TypeError, ValueError):
-            values = np.array([np.nan])
-        if values.size == 0 or not np.isfinite(values).all():
-            raise ValueError(
-                f"weight_values must be a non-empty sequence of finite numbers; "
-                f"got {self.weight_values!r}."
-            )
-        if (values == 0).any():
-            raise ValueError(
-                f"weight_values must not contain 0: with w = 0 every edge (bias-node edges "
-                f"too) is zero, so that network outputs a constant and its mask cannot be "
-                f"searched; got {self.weight_values!r}."
-            )
-        self._weight_values = values
+        return {**super()._check_params(), "mask_rule_": self._make_mask_rule(),
+                "_weight_values": np.asarray(self.weight_values, dtype=float).ravel()}
 
     def _build_module(self, n_features, n_outputs, generator):
-        rule = self._make_mask_rule()
+        rule = make_rule(self.mask_rule_)  # the network's own copy, with run-time state
         rule.reseed(self._sample_seed)
         if self.module is not None:
             return SharedWeightTemplate(
@@ -153,16 +135,16 @@ class _WeightAgnosticBase(MaskSearchMixin, BaseNetwork):
         module.searching = False
         module.ensemble = self.ensemble
 
-    def _prediction_members(self):
+    def _network_members(self):
         module = self.net_.module_
         if not module.ensemble:
-            return super()._prediction_members()
+            return super()._network_members()
         members = []
         for index, value in enumerate(self.weight_values_):
             arrays = {k: [t.cpu().numpy() for t in v]
                       for k, v in module.member_arrays(index).items()}
-            members.append(self._fold_outputs([m * value for m in self.masks_],
-                                              arrays["intercepts"], arrays["unit_scales"]))
+            members.append(([m * value for m in self.masks_], arrays["intercepts"],
+                             arrays["unit_scales"]))
         return members
 
 
@@ -197,7 +179,8 @@ class WeightAgnosticClassifier(ClassifierHeadMixin, _WeightAgnosticBase):
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,
-                 sampling="threshold", temperature=1.0, final_temperature=None,
+                 mask_rule=None, sampling=DEPRECATED, temperature=DEPRECATED,
+                 final_temperature=DEPRECATED,
                  class_weight=None):
         store_params(self, locals())
 
@@ -232,6 +215,7 @@ class WeightAgnosticRegressor(RegressorHeadMixin, _WeightAgnosticBase):
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
                  input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,
-                 sampling="threshold", temperature=1.0, final_temperature=None,
+                 mask_rule=None, sampling=DEPRECATED, temperature=DEPRECATED,
+                 final_temperature=DEPRECATED,
                  loss="squared_error"):
         store_params(self, locals())

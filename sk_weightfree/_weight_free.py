@@ -6,9 +6,9 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from ._dense import _SHARED_ATTRIBUTES
+from ._dense import shared_attributes
 from ._search import DEPRECATED, MaskRuleMixin
-from .nn import (SAMPLING_RULES, UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs,
+from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs,
                  make_rule, unit_sign_mode, weight_free_from_template)
 
 _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
@@ -69,21 +69,23 @@ input_shape
         paired (channels, for a convolution) unless "none"; "random" is for the
         multilayer network only. The ``"signed-supermask"`` rule needs "paired"."""
 
-_WEIGHT_FREE_ATTRIBUTES = _SHARED_ATTRIBUTES.replace(
-    """coefs_ : list of ndarray of shape (n_in, n_out)
-        Per layer, the weights the network predicts with (see the user guide's formula).""",
-    """coefs_ : list of ndarray of shape (n_in, n_out), or (2 * n_in, n_out) when paired
+_ZERO_ONE_COEFS = """coefs_ : list of ndarray of shape (n_in, n_out), or (2 * n_in, n_out) when paired
         Exactly 0.0 or 1.0.
     paired_inputs_ : bool
-        Whether each layer saw ``[h, -h]`` (``unit_signs`` "paired" or "fixed").
-    mask_rule_ : MaskRule
-        The rule the network was fitted with (``mask_rule`` with ``density`` applied).
-    unit_scales_ : list of ndarray of shape (n_out,)
+        Whether each layer saw ``[h, -h]`` (``unit_signs`` "paired" or "fixed")."""
+_UNIT_ARRAYS = """unit_scales_ : list of ndarray of shape (n_out,)
         Per layer, the fitted batch norm's scale: layer ``i`` computes
         ``(a @ coefs_[i]) * unit_scales_[i] + intercepts_[i]`` (``a`` doubled to ``[a, -a]``
         when paired); hidden layers then apply the activation (and ``unit_signs_``).
     unit_signs_ : list of ndarray of shape (n_units,)
-        Only with ``unit_signs="random"``: the fixed ±1 of each hidden unit.""")
+        Only with ``unit_signs="random"``: the fixed ±1 of each hidden unit."""
+_WEIGHT_FREE_ATTRIBUTES = shared_attributes(f"""{_ZERO_ONE_COEFS}
+    mask_rule_ : MaskRule
+        The rule the network was fitted with (``mask_rule`` with ``density`` applied).
+    {_UNIT_ARRAYS}""")
+#: A {0,1} network without a mask search (RandomNetwork*): no ``mask_rule_``.
+_ZERO_ONE_ATTRIBUTES = shared_attributes(f"""{_ZERO_ONE_COEFS}
+    {_UNIT_ARRAYS}""")
 
 
 def _check_template_signs(estimator):
@@ -104,33 +106,14 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
         "density": [Interval(Real, 0, 1, closed="right"), None],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
     }
-    # density shapes the rule (its top-k): changing it takes a fresh fit
+    # the deprecated spellings of the rule's temperatures may change in a warm start, as
+    # the rule's own (density, the rule's target, takes a fresh fit)
     _CONTINUABLE_PARAMS = BaseNetwork._CONTINUABLE_PARAMS | {
         "temperature", "final_temperature"}
 
-    def __setstate__(self, state):
-        if "mask_rule" not in state:  # pickled before mask rules (0.2.0)
-            rule = SAMPLING_RULES[state.get("sampling", "threshold")]
-            state["mask_rule"] = rule(
-                temperature=state.get("temperature", 1.0),
-                final_temperature=state.get("final_temperature"),
-                init_density=state.get("init_density", 0.25))
-            for name in MaskRuleMixin._DEPRECATED_RULE_PARAMS:
-                state[name] = DEPRECATED
-            if "_fit_params" in state:
-                state["_fit_params"] = {**state["_fit_params"],
-                                        "mask_rule": state["mask_rule"],
-                                        **dict.fromkeys(MaskRuleMixin._DEPRECATED_RULE_PARAMS,
-                                                        DEPRECATED)}
-            if "net_" in state:
-                state["mask_rule_"] = make_rule(state["mask_rule"])
-                if state.get("density") is not None:
-                    state["mask_rule_"].set_params(density=state["density"])
-        super().__setstate__(state)
-
     def _check_params(self):
         _check_template_signs(self)
-        self.mask_rule_ = self._make_mask_rule()
+        return {**super()._check_params(), "mask_rule_": self._make_mask_rule()}
 
     def _build_module(self, n_features, n_outputs, generator):
         rule = make_rule(self.mask_rule_)  # the network's own copy, with run-time state

@@ -26,11 +26,10 @@ from io import BytesIO
 import numpy as np
 import scipy.sparse as sp
 
-from scipy.special import expit
-
 from ._inference import (ACTIVATIONS, CHAIN_OPS, DEFAULT_BATCH_SIZE, METHODS, OUT_ACTIVATIONS,
                          POOL_MODES, Activation, Affine, Chain, Conv2d, Linear, Paired, Pool2d,
-                         Reshape, _prod, compute_dtype, forward, softmax)
+                         Reshape, _prod, compute_dtype, decision, forward, labels,
+                         log_probabilities, predictions, probabilities)
 
 __all__ = ["CompactPredictor", "dump", "load", "to_onnx"]
 
@@ -784,33 +783,24 @@ class CompactPredictor:
     def decision_function(self, X):
         """The network's output: logits (binary: their difference, shape (n_samples,)),
         or for a regressor the prediction itself."""
-        z = self._output(X)
-        if self.classes_ is not None and self.out_activation_ == "softmax" and z.shape[1] == 2:
-            return z[:, 1] - z[:, 0]
-        return z
+        return decision(self._output(X), self.out_activation_)
 
     def predict(self, X):
         """Class labels (multilabel: indicator matrix) or regression outputs."""
         z = self._output(X)
         if self.classes_ is None:
-            return z.ravel() if self.metadata_.get("single_output", z.shape[1] == 1) else z
-        if self.out_activation_ == "logistic":
-            return (z > 0).astype(int)
-        return self.classes_[np.argmax(z, axis=1)]
+            return predictions(z, self.metadata_.get("single_output", z.shape[1] == 1))
+        return labels(z, self.out_activation_, self.classes_)
 
     def _predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        z = self._output(X)
-        if self.out_activation_ == "logistic":
-            return expit(z)
-        return softmax(z)
+        return probabilities(self._output(X), self.out_activation_)
 
     predict_proba = _ClassifierOnly(_predict_proba)
 
     def _predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+        return log_probabilities(self._output(X), self.out_activation_)
 
     predict_log_proba = _ClassifierOnly(_predict_log_proba)
 

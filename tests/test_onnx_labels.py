@@ -210,11 +210,11 @@ def test_opset_version_must_be_an_integer(digits, tmp_path):
 def test_unsupported_labels_are_refused_before_writing(digits, tmp_path):
     X, digit = digits
     est = copy.deepcopy(fitted("DenseClassifier", TINY, X, np.where(digit < 5, 3, 7)))
-    est.classes_ = np.array([(0, 1), "b"], dtype=object)  # a tuple: no ONNX tensor type
+    est._chain.classes = np.array([(0, 1), "b"], dtype=object)  # a tuple: no ONNX type
     with pytest.raises(ValueError, match="class labels"):
         skio.to_onnx(est, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
-    est.classes_ = np.array([0, 2**64 - 1], dtype=np.uint64)  # beyond int64
+    est._chain.classes = np.array([0, 2**64 - 1], dtype=np.uint64)  # beyond int64
     with pytest.raises(ValueError, match="int64"):
         skio.to_onnx(est, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
@@ -245,8 +245,10 @@ def test_labels_decide_on_logits_not_rounded_probabilities(multilabel, digits, t
          else np.where(digit < 5, "low", "high"))
     est = copy.deepcopy(fitted("DenseClassifier", TINY, X, y))
     # the output layer ignores its input: logits are its intercepts for every row
-    est.coefs_ = [*est.coefs_[:-1], np.zeros_like(est.coefs_[-1])]
-    est.intercepts_ = [*est.intercepts_[:-1], np.array([0.0, 1e-8])]
+    last, bias = est._chain.ops[-2:]  # the chain is the fitted form: edit it
+    last.weight[:] = 0.0
+    bias.offset = np.array([0.0, 1e-8])
+    est._chain._plans.clear()
     _, out, _ = run(est, tmp_path, X, "float32")
     expected = est.predict(X.astype(np.float32))
     if multilabel:

@@ -10,6 +10,7 @@ import torch
 from sklearn.datasets import make_regression
 
 import sk_weightfree
+from sk_weightfree._base import BaseNetwork
 from sk_weightfree import _inference, _tracing
 from sk_weightfree import io as skio
 from sk_weightfree.nn import SmallCNN
@@ -63,7 +64,7 @@ def outputs(est, X):
 @pytest.fixture
 def torch_predicts(monkeypatch):
     """Estimators predict through their torch module, as they do off the CPU."""
-    monkeypatch.setattr(_tracing, "prediction_chain", lambda est: None)
+    monkeypatch.setattr(BaseNetwork, "_chain_outputs", BaseNetwork._module_outputs)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -113,7 +114,7 @@ def test_numpy_chain_matches_the_torch_module(network, data, monkeypatch):
     X = data[0]
     est = fitted(*network, data)
     numpy_outputs = outputs(est, X)
-    monkeypatch.setattr(_tracing, "prediction_chain", lambda est: None)
+    monkeypatch.setattr(BaseNetwork, "_chain_outputs", BaseNetwork._module_outputs)
     for name, values in outputs(est, X).items():
         np.testing.assert_allclose(numpy_outputs[name], values, rtol=1e-9, atol=1e-9)
 
@@ -127,26 +128,28 @@ def test_float64_rows_do_not_depend_on_their_batch(data):
                                    whole[:7], rtol=1e-12, atol=1e-15)
 
 
-def test_chain_is_built_once_and_rebuilt_when_the_network_changes(data, monkeypatch):
+def test_chain_is_exported_by_each_fit_and_never_by_predict(data, monkeypatch):
     X, y, _ = data
     builds = []
-    build = _tracing.chain_from_estimator
-    monkeypatch.setattr(_tracing, "chain_from_estimator",
+    build = BaseNetwork._export_chain
+    monkeypatch.setattr(BaseNetwork, "_export_chain",
                         lambda est: builds.append(1) or build(est))
     est = sk_weightfree.WeightFreeClassifier(**{**TINY, "warm_start": True}).fit(X, y)
+    assert len(builds) == 1
     for _ in range(3):
         est.predict(X)
     assert len(builds) == 1
 
     def torch_proba():
         with monkeypatch.context() as patch:
-            patch.setattr(_tracing, "prediction_chain", lambda est: None)
+            patch.setattr(BaseNetwork, "_chain_outputs", BaseNetwork._module_outputs)
             return est.predict_proba(X)
 
     for step in (lambda: est.partial_fit(X, y), lambda: est.fit(X, y)):  # and a warm start
-        before = est.predict_proba(X)
+        before, chain = est.predict_proba(X), est._chain
         step()
         after = est.predict_proba(X)
+        assert est._chain is not chain
         assert np.abs(after - before).max() > 1e-3  # the network changed ...
         np.testing.assert_allclose(after, torch_proba(), rtol=1e-9, atol=1e-9)  # ... and so
     assert len(builds) == 3                                                     # did its chain
@@ -156,7 +159,7 @@ def test_a_template_that_is_not_a_chain_predicts_through_torch(data):
     X, y, _ = data
     est = sk_weightfree.DenseClassifier(module=Residual, max_epochs=1, device="cpu",
                                         random_state=0).fit(X, y)
-    assert _tracing.prediction_chain(est) is None
+    assert est._chain is None  # decided at fit: no chain, so the module predicts
     with torch.inference_mode():
         logits = est.net_.module_.double()(torch.as_tensor(X)).numpy()
     np.testing.assert_allclose(est.predict_log_proba(X),
@@ -186,7 +189,7 @@ def test_the_rows_predicted_are_never_written_to(data):
 
 
 def test_chains_hold_no_torch(data):
-    chain = _tracing.prediction_chain(fitted(*case("WeightFreeClassifier", CNN), data))
+    chain = fitted(*case("WeightFreeClassifier", CNN), data)._chain
     assert isinstance(chain, _inference.Chain)
     arrays = [value for ops in chain.members for op in ops for value in vars(op).values()]
     assert not any(isinstance(value, torch.Tensor) for value in arrays)

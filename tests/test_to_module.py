@@ -10,8 +10,10 @@ from torch import nn
 import sk_weightfree
 from conftest import ALL_ESTIMATORS, small
 
-# What a plain module may hold besides torch's own layers: fixed, parameter-free maps.
-PLAIN_EXTRAS = (sk_weightfree.nn.PairedInput, sk_weightfree.nn.UnitSigns)
+# What a plain module may hold besides torch's own layers: fixed, parameter-free maps and
+# the head (the same rules as the estimators': members combined, targets un-scaled).
+PLAIN_EXTRAS = (sk_weightfree.nn.PairedInput, sk_weightfree.nn.UnitSigns,
+                sk_weightfree.nn.OutputAffine, sk_weightfree.nn.ValueEnsemble)
 
 
 class _Template(nn.Module):
@@ -23,12 +25,23 @@ class _Template(nn.Module):
         return self.body(x)
 
 
+class _Residual(nn.Module):
+    """Not a chain: predicts with its torch module, through the same head."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(8, 8), nn.Linear(8, n_outputs)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)) + x)
+
+
 def _data(cls, small_data):
     X, y = small_data
     return (X, y) if is_classifier(cls()) else (X, X[:, 0] * 3.0 + 10.0)
 
 
-def _raw_outputs(est, X):
+def _module_outputs(est, X):
     with torch.no_grad():
         return est.to_module().double()(torch.as_tensor(X, dtype=torch.float64)).numpy()
 
@@ -39,47 +52,67 @@ def _assert_plain(module):
         assert not hasattr(m, "scores"), type(m).__name__
         assert not m._forward_pre_hooks, type(m).__name__  # no pruning hook
         assert not type(m).__module__.startswith("sk_weightfree") or isinstance(
-            m, PLAIN_EXTRAS + (sk_weightfree.nn.OutputAffine, sk_weightfree.nn.ValueEnsemble)
-        ), type(m).__name__
+            m, PLAIN_EXTRAS) or type(m).__module__ == "sk_weightfree._tracing", type(m).__name__
 
 
-def _predicted(est, raw, X):
-    """What the estimator predicts, from the module's raw outputs."""
-    if raw.ndim == 3:  # a weight-agnostic ensemble: the mean of the members' probabilities
-        return torch.softmax(torch.as_tensor(raw), dim=-1).mean(dim=0).numpy()
+def _answers(est, X):
+    """predict_proba and predict (classifiers) or predict (regressors)."""
     if is_classifier(est):
-        return torch.softmax(torch.as_tensor(raw), dim=1).numpy()
-    return raw[:, 0] * est._target_scale[0] + est._target_mean[0]
+        return est.predict_proba(X), est.predict(X)
+    return (est.predict(X),)
 
 
-def _expected(est, X):
-    return est.predict_proba(X) if is_classifier(est) else est.predict(X)
+def _module_answers(est, z):
+    """The same answers from the module's output ``z`` by the documented rules."""
+    if not is_classifier(est):
+        return (z,)
+    if est.out_activation_ == "logistic":
+        return 1 / (1 + np.exp(-z)), (z > 0).astype(int)
+    proba = torch.softmax(torch.as_tensor(z), dim=1).numpy()
+    return proba, est.classes_[z.argmax(axis=1)]
 
 
-@pytest.mark.parametrize("template", [False, True], ids=["mlp", "template"])
+@pytest.mark.parametrize("template", [None, _Template, _Residual],
+                         ids=["mlp", "template", "residual"])
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=lambda c: c.__name__)
-def test_to_module_predicts_as_the_estimator(cls, template, small_data):
+def test_estimator_file_and_module_agree(cls, template, small_data, tmp_path):
+    """The bar of issue 29: predict_proba/predict of the estimator, of its io.dump file
+    (to 1e-12 in float64) and of its to_module() (to 1e-5) agree."""
     X, y = _data(cls, small_data)
-    params = {"module": _Template} if template else {}
-    est = small(cls, **params).fit(X, y)
+    est = small(cls, module=template).fit(X, y)
+    expected = _answers(est, X)
     module = est.to_module()
     _assert_plain(module)
-    np.testing.assert_allclose(_predicted(est, _raw_outputs(est, X), X), _expected(est, X),
-                               rtol=1e-6, atol=1e-8)
+    z = _module_outputs(est, X)
+    assert z.shape == (len(X), est.n_outputs_)
+    np.testing.assert_allclose(z, est._forward_outputs(X), rtol=1e-5, atol=1e-5)
+    for got, want in zip(_module_answers(est, z), expected):
+        np.testing.assert_allclose(got, np.reshape(want, got.shape), rtol=1e-5, atol=1e-5)
+    if est._chain is None:  # a template that is not a chain has no compact file
+        assert template is not None
+        with pytest.raises(ValueError, match="not supported|cannot be written as a chain"):
+            sk_weightfree.io.dump(est, tmp_path / "m.npz")
+        return
+    sk_weightfree.io.dump(est, tmp_path / "m.npz", precision="float32")
+    loaded = sk_weightfree.io.load(tmp_path / "m.npz")
+    got = (loaded.predict_proba(X), loaded.predict(X)) if is_classifier(est) else (
+        loaded.predict(X),)
+    for got, want in zip(got, expected):
+        if want.dtype.kind in "fc":
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("cls", [sk_weightfree.WeightAgnosticClassifier,
                                  sk_weightfree.WeightAgnosticRegressor])
-def test_weight_agnostic_ensemble_module_stacks_the_values(cls, small_data):
+def test_weight_agnostic_ensemble_module_combines_the_values(cls, small_data):
     X, y = _data(cls, small_data)
     est = small(cls, ensemble=True).fit(X, y)
-    raw = _raw_outputs(est, X)
-    assert raw.shape == (len(est.weight_values_), len(X), est.n_outputs_)
-    if is_classifier(est):
-        np.testing.assert_allclose(_predicted(est, raw, X), est.predict_proba(X), rtol=1e-6)
-    else:
-        mean = raw.mean(axis=0)[:, 0] * est._target_scale[0] + est._target_mean[0]
-        np.testing.assert_allclose(mean, est.predict(X), rtol=1e-6)
+    z = _module_outputs(est, X)
+    assert z.shape == (len(X), est.n_outputs_)  # one output: the members combined
+    for got, want in zip(_module_answers(est, z), _answers(est, X)):
+        np.testing.assert_allclose(got, np.reshape(want, got.shape), rtol=1e-6, atol=1e-8)
 
 
 def test_pruned_module_holds_the_pruned_weights(small_data):

@@ -244,7 +244,6 @@ def test_skorch_net_predicts_on_plain_arrays(small_data):
 @pytest.mark.parametrize("cls", [DenseClassifier, WeightFreeClassifier])
 def test_sparse_prediction_is_batched_and_batch_invariant(cls, small_data):
     from sk_weightfree._inference import forward
-    from sk_weightfree._tracing import prediction_chain
     from conftest import small
 
     X, y = small_data
@@ -254,7 +253,7 @@ def test_sparse_prediction_is_batched_and_batch_invariant(cls, small_data):
     np.testing.assert_allclose(whole, clf.predict_proba(X_sparse.toarray()), rtol=1e-12,
                                atol=1e-15)
     # the CPU formula the estimator predicts with, 7 rows a batch
-    batched = forward(prediction_chain(clf), X_sparse, batch_size=7)
+    batched = forward(clf._chain, X_sparse, batch_size=7)
     batched = np.exp(batched - batched.max(1, keepdims=True))
     # float64 BLAS sums in a shape-dependent order: equal up to rounding
     np.testing.assert_allclose(batched / batched.sum(1, keepdims=True), whole, rtol=1e-12,
@@ -288,3 +287,55 @@ def test_convergence_warning_when_max_epochs_ends_an_improving_fit(cls, small_da
         # partial_fit runs one epoch a call and never warns, as in MLPClassifier
         extra = {"classes": np.unique(y)} if cls in ESTIMATORS else {}
         small(cls).partial_fit(X, y, **extra)
+
+
+# ---------------------------------------------------------------------------- the net
+class _BatchSpy:
+    """A skorch callback recording the batch hooks' arguments."""
+
+    def __init__(self):
+        from skorch.callbacks import Callback
+
+        calls = self.calls = []
+
+        class Spy(Callback):
+            def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+                calls.append(("begin", training, len(batch[0])))
+
+            def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None,
+                             **kwargs):
+                calls.append(("end", training, len(batch[0]), float(loss.detach()),
+                              tuple(y_pred.shape)))
+
+        self.callback = Spy()
+
+
+def test_the_loop_fires_skorchs_batch_hooks_with_skorchs_arguments(small_data):
+    X, y = small_data
+    spy = _BatchSpy()
+
+    class Spied(DenseClassifier):
+        def _extra_callbacks(self):
+            return [("spy", spy.callback)]
+
+    est = Spied(hidden_layer_sizes=(8,), max_epochs=2, batch_size=32, early_stopping=True,
+                n_iter_no_change=5, device="cpu", random_state=0).fit(X, y)
+    n_train, n_valid = 108, 12  # validation_fraction=0.1 of 120
+    train = [c for c in spy.calls if c[1] is True]
+    valid = [c for c in spy.calls if c[1] is False]
+    assert sum(c[2] for c in train if c[0] == "begin") == 2 * n_train
+    assert sum(c[2] for c in valid if c[0] == "end") == 2 * n_valid
+    assert [c[0] for c in spy.calls[:2]] == ["begin", "end"]  # paired, in order
+    ends = [c for c in spy.calls if c[0] == "end"]
+    assert all(np.isfinite(c[3]) and c[4] == (c[2], 3) for c in ends)
+    assert est.n_iter_ == 2
+
+
+def test_the_nets_own_parameters_are_declared(small_data):
+    est = small(DenseClassifier, alpha=0.5, precision="bfloat16").fit(*small_data)
+    params = est.net_.get_params()
+    assert params["alpha"] == 0.5 and params["autocast_dtype"] is torch.bfloat16
+    assert isinstance(params["shuffle_generator"], torch.Generator)
+    assert params["use_torch_compile"] is False and params["valid_score_fn"] is None
+    est.set_params(alpha=0.25, warm_start=True).fit(*small_data)  # a continuing fit
+    assert est.net_.get_params()["alpha"] == 0.25

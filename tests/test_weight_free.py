@@ -115,7 +115,7 @@ def test_exported_module_predicts_like_the_estimator(unit_signs, digits):
     clf = small(WeightFreeClassifier, hidden_layer_sizes=(12, 7), unit_signs=unit_signs)
     clf.fit(X, y)
     module = clf.to_module()
-    linears = [m for m in module if isinstance(m, torch.nn.Linear)]
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 3
     for linear, coef in zip(linears, clf.coefs_):
         np.testing.assert_array_equal(linear.weight.detach().numpy().T, coef)

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from ._layers import (OutputAffine, PairedInput, PooledMoments, ScoredMaskLinear, UnitSigns,
                       batch_norm_affine, dense_connection, random_signs,
                       recalibrate_batch_norms, weighted_batches, weighted_moments)
-from ._rules import ThresholdRule
+from ._rules import ThresholdRule, default_rule
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -421,7 +421,7 @@ class SharedWeightMLP(SharedValueNetwork):
                  generator=None):
         super().__init__()
         shapes = _layer_sizes(n_features, hidden_layer_sizes, n_outputs)
-        rule = ThresholdRule(init_density=0.5) if rule is None else rule
+        rule = default_rule() if rule is None else rule
         self.linears = nn.ModuleList(
             ScoredMaskLinear(n_in + 1, n_out, rule=rule, generator=generator)  # + bias node
             for n_in, n_out in shapes

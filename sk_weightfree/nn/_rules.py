@@ -17,9 +17,12 @@ its :meth:`hard_mask` still gives both lines, so ``coefs_`` is {0,1} for every r
 """
 
 import math
+from abc import ABCMeta, abstractmethod
+from numbers import Real
 
 import torch
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._surrogate import straight_through_mask
 
@@ -33,29 +36,17 @@ def _top_k_shift(scores, density):
     return scores - torch.kthvalue(scores.detach().flatten(), n - k).values
 
 
-def _check_fraction(name, value, *, allow_none=False, closed_right=True):
-    if value is None and allow_none:
-        return
-    upper_ok = value <= 1 if closed_right else value < 1
-    if not (isinstance(value, (int, float)) and 0 < value and upper_ok):
-        interval = "(0, 1]" if closed_right else "(0, 1)"
-        raise ValueError(f"{name} must be a number in {interval}"
-                         f"{' or None' if allow_none else ''}; got {value!r}.")
+_POSITIVE = Interval(Real, 0, math.inf, closed="neither")  # finite and > 0
+_OPEN_FRACTION = Interval(Real, 0, 1, closed="neither")
+_FRACTION = Interval(Real, 0, 1, closed="right")
 
 
-def _check_positive(name, value, *, allow_none=False):
-    if value is None and allow_none:
-        return
-    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0"
-                         f"{' or None' if allow_none else ''}; got {value!r}.")
-
-
-class MaskRule(BaseEstimator):
+class MaskRule(BaseEstimator, metaclass=ABCMeta):
     """Base class of the mask rules.
 
     A subclass stores its hyper-parameters in ``__init__`` (scikit-learn style) and
-    implements :meth:`init_scores`, :meth:`train_mask` and :meth:`hard_mask`; it may
+    declares their ``_parameter_constraints`` (checked by :meth:`validate`) and implements
+    :meth:`init_scores`, :meth:`train_mask` and :meth:`hard_mask`; it may
     implement :meth:`schedule` and list in ``continuable_params`` the parameters a warm
     start may change. A network holds one fitted copy of its rule (see :func:`make_rule`);
     run-time state of that copy (the current temperature, the sampling generator) has a
@@ -79,20 +70,23 @@ class MaskRule(BaseEstimator):
     trains_scores = True
     continuable_params = ()
 
+    _parameter_constraints = {}
+
     def validate(self):
         """Raise ``ValueError`` for an invalid parameter (called once, at fit)."""
+        self._validate_params()
 
+    @abstractmethod
     def init_scores(self, scores, generator=None):
         """Fill ``scores`` (a layer's score tensor, shape ``(out, lines, *kernel)``) in place."""
-        raise NotImplementedError
 
+    @abstractmethod
     def train_mask(self, scores):
         """The training-time {0,1} float mask of ``scores``, differentiable in ``scores``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def hard_mask(self, scores):
         """The boolean mask used for prediction (no gradient), shaped as ``scores``."""
-        raise NotImplementedError
 
     def schedule(self, fraction):
         """Per-epoch update: ``fraction`` is the position of the epoch in the fit (0 at
@@ -137,12 +131,11 @@ class _SurrogateRule(MaskRule):
         self.density = density
         self.score_std = score_std
 
-    def validate(self):
-        _check_positive("temperature", self.temperature)
-        _check_positive("final_temperature", self.final_temperature, allow_none=True)
-        _check_fraction("init_density", self.init_density, closed_right=False)
-        _check_fraction("density", self.density, allow_none=True)
-        _check_positive("score_std", self.score_std)
+    _parameter_constraints = {
+        "temperature": [_POSITIVE], "final_temperature": [_POSITIVE, None],
+        "init_density": [_OPEN_FRACTION], "density": [_FRACTION, None],
+        "score_std": [_POSITIVE],
+    }
 
     def init_scores(self, scores, generator=None):
         _normal_init(scores, self.init_density, self.score_std, generator)
@@ -231,11 +224,8 @@ class SupermaskRule(_SurrogateRule):
                          init_density=init_density, density=density, score_std=score_std)
         self.predict_mask = predict_mask
 
-    def validate(self):
-        super().validate()
-        if self.predict_mask not in ("expected", "sample"):
-            raise ValueError(f"predict_mask must be 'expected' or 'sample'; "
-                             f"got {self.predict_mask!r}.")
+    _parameter_constraints = {**_SurrogateRule._parameter_constraints,
+                              "predict_mask": [StrOptions({"expected", "sample"})]}
 
     def reseed(self, seed):
         self.seed_ = None if seed is None else int(seed)
@@ -309,8 +299,7 @@ class EdgePopupRule(MaskRule):
     def __init__(self, *, density=0.5):
         self.density = density
 
-    def validate(self):
-        _check_fraction("density", self.density)
+    _parameter_constraints = {"density": [_FRACTION]}
 
     def init_scores(self, scores, generator=None):
         torch.nn.init.kaiming_uniform_(scores, a=math.sqrt(5), generator=generator)
@@ -365,9 +354,7 @@ class SignedSupermaskRule(MaskRule):
         self.tau = tau
         self.init_density = init_density
 
-    def validate(self):
-        _check_positive("tau", self.tau)
-        _check_fraction("init_density", self.init_density, closed_right=False)
+    _parameter_constraints = {"tau": [_POSITIVE], "init_density": [_OPEN_FRACTION]}
 
     def init_scores(self, scores, generator=None):
         # P(|m| > tau) = init_density  <=>  tau / sigma = ndtri(1 - init_density / 2)
@@ -401,8 +388,7 @@ class FrozenRule(MaskRule):
     def __init__(self, *, density=0.5):
         self.density = density
 
-    def validate(self):
-        _check_fraction("density", self.density)
+    _parameter_constraints = {"density": [_FRACTION]}
 
     def init_scores(self, scores, generator=None):
         # ndtri(1) is infinite: a density of one is approached, not reached
@@ -425,10 +411,20 @@ MASK_RULES = {rule.name: rule for rule in (
 SAMPLING_RULES = {"threshold": ThresholdRule, "bernoulli": SupermaskRule}
 
 
+def default_rule():
+    """The rule of a network given none (templates, shared-weight networks, a random
+    network's trained readout): :class:`ThresholdRule` with ``init_density=0.5``, each
+    edge's score starting as likely on as off."""
+    return ThresholdRule(init_density=0.5)
+
+
 def make_rule(rule):
     """A fresh, validated copy of ``rule``: a :class:`MaskRule` instance (cloned, so the
-    caller's object is never changed) or the name of one in :data:`MASK_RULES`."""
-    if isinstance(rule, str):
+    caller's object is never changed), the name of one in :data:`MASK_RULES`, or None
+    for :func:`default_rule`."""
+    if rule is None:
+        rule = default_rule()
+    elif isinstance(rule, str):
         if rule not in MASK_RULES:
             raise ValueError(f"mask_rule must be a MaskRule instance or one of "
                              f"{sorted(MASK_RULES)}; got {rule!r}.")

@@ -18,7 +18,7 @@ from torch.nn.utils import prune
 from ._layers import (PairedInput, ScoredMask, ScoredMaskConv2d, ScoredMaskLinear,
                       batch_norm_affine, dense_connection, recalibrate_batch_norms)
 from ._networks import SharedValueNetwork
-from ._rules import ThresholdRule
+from ._rules import default_rule
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 
@@ -174,10 +174,10 @@ def weight_free_from_template(template, *, signs="paired", rule=None, generator=
         Where each edge's sign comes from (see :class:`ScoredMask`); "paired": each masked
         layer sees its input as ``[h, -h]`` (features or channels).
     rule : MaskRule, optional
-        The mask rule of every layer (shared; default: a fresh :class:`ThresholdRule`).
+        The mask rule of every layer (shared; default: :func:`default_rule`).
     generator : torch.Generator, optional
     """
-    rule = ThresholdRule(init_density=0.5) if rule is None else rule
+    rule = default_rule() if rule is None else rule
     options = dict(signs=signs, rule=rule, generator=generator)
     body = replace_layers(copy.deepcopy(template),
                           lambda layer: MaskedUnit(_masked_layer(layer, **options)))
@@ -317,8 +317,8 @@ def shared_weight_from_template(template, *, rule=None, generator=None):
     """A copy of ``template`` whose weight layers are :class:`SharedWeightUnit`\\ s (a
     template with other real-valued parameters, normalisation included, is refused: no
     real value is trained in a weight-agnostic network). ``rule`` is the mask rule of
-    every layer (default: :class:`ThresholdRule` with ``init_density=0.5``)."""
-    rule = ThresholdRule(init_density=0.5) if rule is None else rule
+    every layer (default: :func:`default_rule`)."""
+    rule = default_rule() if rule is None else rule
     body = replace_layers(copy.deepcopy(template), lambda layer: SharedWeightUnit(
         layer, rule=rule, generator=generator))
     return _check_converted(body, SharedWeightUnit, False, "weight-agnostic")

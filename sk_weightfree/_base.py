@@ -290,6 +290,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
             X, y, sample_weight, first=not continuing, classes=classes,
             incremental=incremental, validation=validation)
         if not continuing:
+            self._warn_about_features(X)
             rng = check_random_state(self.random_state)
             init_seed, shuffle_seed, sample_seed, split_seed = rng.randint(0, 2**31 - 1, 4)
             self._sample_seed, self._split_seed = int(sample_seed), int(split_seed)
@@ -340,6 +341,9 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
             self._warn_if_not_converged(n_epochs)
         self._export_fitted_attributes()
         return self
+
+    def _warn_about_features(self, X):
+        """Warn about training features the family is known to handle badly (first fit)."""
 
     def _last_phase_epochs(self, n_epochs):
         """How many of a fit's last ``n_epochs`` trained the network it ends with (the

@@ -1,6 +1,8 @@
 """One shared weight value on every kept edge: WeightAgnosticClassifier and
 WeightAgnosticRegressor."""
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.base import is_regressor
@@ -88,6 +90,19 @@ class _WeightAgnosticBase(MaskRuleMixin, BaseNetwork):
     def _check_params(self):
         return {**super()._check_params(), "mask_rule_": self._make_mask_rule(),
                 "_weight_values": np.asarray(self.weight_values, dtype=float).ravel()}
+
+    def _warn_about_features(self, X):
+        # Hidden units add their kept inputs times one positive value: on inputs that are
+        # never negative the first layer cannot tell inputs apart by sign (measured in
+        # the user guide: digits in [0, 1] collapse at the default width).
+        if self.module is None and X.shape[0] and X.min() >= 0:
+            warnings.warn(
+                f"{type(self).__name__}: every feature of X is non-negative. With one "
+                "shared weight and no negative edge, the first layer's units can only add "
+                "inputs, and the fit suffers (digits scaled to [0, 1]: 3-fold accuracy "
+                "0.20-0.42 at the default width, 0.84-0.85 standardised). Standardise the "
+                "features first, e.g. make_pipeline(StandardScaler(), ...).",
+                UserWarning, stacklevel=6)  # the caller of fit or partial_fit
 
     def _build_module(self, n_features, n_outputs, generator):
         rule = make_rule(self.mask_rule_)  # the network's own copy, with run-time state

@@ -122,3 +122,22 @@ def test_weight_agnostic_chooses_the_value_on_the_validation_split(digits, monke
           max_epochs=2).fit(X, y)
     n_valid = int(np.ceil(0.2 * len(y)))
     assert seen[-3:] == [n_valid] * 3  # the final choice scored the held-out rows
+
+
+def test_non_negative_features_are_warned_about(small_data):
+    # Digits scaled to [0, 1] collapsed at the default width (3-fold 0.20-0.42) where
+    # standardised digits reach 0.84-0.85: the fit says so instead of failing silently.
+    import warnings
+
+    X, y = small_data
+    X_positive = X - X.min(axis=0)
+    with pytest.warns(UserWarning, match="every feature of X is non-negative") as record:
+        est = small(WeightAgnosticClassifier, max_epochs=1).fit(X_positive, y)
+    assert record[0].filename == __file__  # points at the caller of fit
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*non-negative")
+        small(WeightAgnosticClassifier, max_epochs=1).fit(X, y)  # mixed signs: quiet
+        est.set_params(warm_start=True).fit(X_positive, y)  # a continuing fit: said once
+        est.partial_fit(X_positive, y)
+    with pytest.warns(UserWarning, match="non-negative"):
+        small(WeightAgnosticClassifier).partial_fit(X_positive, y, classes=np.unique(y))

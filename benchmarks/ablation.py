@@ -1,6 +1,6 @@
 """The ablation table of issue 14: signs, widths, epochs; weight-free vs dense vs pruned.
 
-Tuning protocol of ``protocol.py`` on Fashion-MNIST (784-300-100-10 unless said): every
+Tuning protocol of ``sk_weightfree._study`` on Fashion-MNIST (784-300-100-10 unless said): every
 row is the validation accuracy, mean ± std over ``--seeds`` (3 by default), fitted on the
 training part minus 10,000 validation images. At the end, and only for the two defaults
 rows (weight-free and dense, (300, 100), 10 epochs), the test accuracy after a refit on
@@ -24,7 +24,7 @@ import argparse
 import time
 
 import torch
-from protocol import Protocol, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import Protocol, format_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import DenseClassifier, PrunedClassifier, WeightFreeClassifier
 

@@ -1,6 +1,6 @@
 """Convolutional templates on Fashion-MNIST (issue 12): weight-free SmallCNN vs dense CNN.
 
-Tuning protocol of ``protocol.py``: every row is the validation accuracy, mean ± std over
+Tuning protocol of ``sk_weightfree._study``: every row is the validation accuracy, mean ± std over
 ``--seeds`` (3 by default), fitted on the training part minus 10,000 validation images
 (stratified), images fed as ``input_shape=(1, 28, 28)`` to the ``SmallCNN`` template
 (conv32-pool-conv64-pool-fc128-fc10, 3×3 kernels). At the end, unless ``--no-final``, the
@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 import torch
-from protocol import Protocol, Result, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import Protocol, Result, format_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import (DenseClassifier, PrunedClassifier, RandomNetworkClassifier,
                            WeightAgnosticClassifier, WeightFreeClassifier)

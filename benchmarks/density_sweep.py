@@ -10,7 +10,7 @@ Prints a markdown table: one row per density, accuracy of ``PrunedClassifier`` (
 weights, magnitude-pruned) and ``WeightFreeClassifier`` (``density`` target, {0,1}
 weights), plus ``RandomNetworkClassifier`` at the same density as a no-search reference.
 Every family gets the same epoch budget (``--epochs``, default 30): the pruned network
-spends a quarter of it fine-tuning after pruning. Tuning protocol of ``protocol.py``:
+spends a quarter of it fine-tuning after pruning. Tuning protocol of ``sk_weightfree._study``:
 validation accuracy (a split of the training part), mean ± std over ``--seeds``;
 ``--final`` adds test accuracy, refitted on the whole training part (no choice is made
 from this sweep, so its test columns are a report, not a selection).
@@ -19,7 +19,7 @@ from this sweep, so its test columns are a report, not a selection).
 import argparse
 
 import torch
-from protocol import DATASETS, Protocol, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import DATASETS, Protocol, format_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import PrunedClassifier, RandomNetworkClassifier, WeightFreeClassifier
 

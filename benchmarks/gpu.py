@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 import torch
-from protocol import Protocol, format_table, machine_line
+from sk_weightfree._study import Protocol, format_table, machine_line
 from skorch import NeuralNetClassifier
 from torch.nn import functional as F
 

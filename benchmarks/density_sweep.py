@@ -19,7 +19,7 @@ from this sweep, so its test columns are a report, not a selection).
 import argparse
 
 import torch
-from sk_weightfree._study import DATASETS, Protocol, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import DATASETS, Protocol, markdown_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import PrunedClassifier, RandomNetworkClassifier, WeightFreeClassifier
 
@@ -53,7 +53,7 @@ def main():
     header = ["density"] + [f"{name} validation acc" for name in FAMILIES]
     header += [f"{name} test acc" for name in FAMILIES] if args.final else []
     header += ["pruned s/epoch", "weight-free s/epoch"]
-    print(format_table(header, []), flush=True)
+    print(markdown_table(header, []), flush=True)
     lines = []
     for density in args.densities:
         results, tests = {}, []
@@ -68,7 +68,7 @@ def main():
                 f"{results['pruned'].seconds_per_epoch:.2f}",
                 f"{results['weight-free'].seconds_per_epoch:.2f}"]
         lines.append(line)
-        print(format_table(header, [line]).splitlines()[-1], flush=True)
+        print(markdown_table(header, [line]).splitlines()[-1], flush=True)
 
 
 if __name__ == "__main__":

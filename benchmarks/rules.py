@@ -36,7 +36,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sk_weightfree._study import SPLIT_SEED, Protocol, _load, format_table, machine_line  # noqa: E402
+from sk_weightfree._study import SPLIT_SEED, Protocol, _load, markdown_table, machine_line  # noqa: E402
 
 from sk_weightfree import DenseClassifier, WeightFreeClassifier  # noqa: E402
 from sk_weightfree.nn import SmallCNN  # noqa: E402
@@ -216,7 +216,7 @@ def report(results):
                  f"{np.median([s for r in rs for s in r['epoch_seconds']]):.2f}",
                  f"{min(r['load'] for r in rs):.1f}–{max(r['load'] for r in rs):.1f}",
                  len(rs)] for name, rs in grouped.items()]
-        lines += ["", f"{section}:", format_table(header, body)]
+        lines += ["", f"{section}:", markdown_table(header, body)]
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ import argparse
 import json
 
 import torch
-from sk_weightfree._study import DATASETS, Protocol, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import DATASETS, Protocol, markdown_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree.cli import ESTIMATOR_NAMES, _estimator_classes
 
@@ -63,7 +63,7 @@ def main():
     rows = [[f"`{text}`" + (" **chosen**" if text == chosen else ""), r.accuracy(),
              f"{r.density:.3f}", max(r.n_iter), f"{r.seconds_per_epoch:.2f}"]
             for text, r in results.items()]
-    print(format_table(["params", "validation acc (mean ± std)", "density", "epochs",
+    print(markdown_table(["params", "validation acc (mean ± std)", "density", "epochs",
                         "s/epoch"], rows), flush=True)
     if args.final:
         result = protocol.evaluate(factory(chosen), seeds=args.seeds, final=True)

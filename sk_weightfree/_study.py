@@ -266,7 +266,7 @@ def machine_line(device):
             f"threads; Python {platform.python_version()}")
 
 
-def format_table(header, rows):
+def markdown_table(header, rows):
     """A markdown table: ``header`` a list of column names, ``rows`` lists of cells."""
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -297,7 +297,7 @@ RECIPE_PARAMS = ("lr_schedule", "max_epochs", "batch_size", "optimizer",
 
 #: The learning-rate schedule every family trains with in a comparison (and every
 #: family's default ``lr_schedule``; ``tests/test_study.py`` holds them equal).
-SHARED_SCHEDULE = "cosine"
+SHARED_SCHEDULE = "constant"
 
 #: Share of the training part carved out as the validation split when tuning.
 VALIDATION_SIZE = 0.2
@@ -519,6 +519,19 @@ def searchable(estimator):
 
         estimator.set_params(mask_rule=make_rule(rule))
     return estimator
+
+
+def search_spaces(names, search=None):
+    """``{row name: space}``: each row's :func:`search_space` with ``search``'s values
+    (``{name: {param: list of values}}``, a family reaching its rule rows) replacing or
+    adding parameters."""
+    extra = row_settings(search or {}, names, option="--search")
+    for name, params in extra.items():
+        for param, values in params.items():
+            if not isinstance(values, (list, tuple)) or not values:
+                raise UsageError(f"--search {name}.{param}: needs a non-empty JSON list of "
+                                 f"values to draw from; got {values!r}")
+    return {name: {**search_space(name), **extra[name]} for name in names}
 
 
 def check_search_space(name, estimator, space, n_trials):
@@ -775,9 +788,11 @@ def warm_up_rows(estimators, X, y, check=None):
             check(name, warm)
 
 
-def fit_and_score(name, estimator, data, task, *, n_trials=0, seed=0, check=None):
-    """Fit one row on ``data``'s training part (tuned first when ``n_trials``), score the
-    test part once. Returns ``(fitted estimator, measurement dict)``."""
+def fit_and_score(name, estimator, data, task, *, n_trials=0, space=None, seed=0,
+                  check=None):
+    """Fit one row on ``data``'s training part (tuned first over ``space`` when
+    ``n_trials``), score the test part once. Returns ``(fitted estimator, measurement
+    dict)``."""
     from sklearn.metrics import accuracy_score, r2_score
 
     description = data.get("description", "the data")
@@ -786,7 +801,7 @@ def fit_and_score(name, estimator, data, task, *, n_trials=0, seed=0, check=None
     try:
         if n_trials:
             estimator, trials, chosen, fit_seconds = tune(
-                estimator, search_space(name), data["X_train"], data["y_train"],
+                estimator, space or search_space(name), data["X_train"], data["y_train"],
                 n_trials=n_trials, seed=seed, task=task)
         else:
             estimator.fit(data["X_train"], data["y_train"])
@@ -1103,11 +1118,13 @@ def check_tune(n_trials):
 
 def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials=0,
               baseline=None, settings=None, model=None, random_state=0, device="cpu",
-              verbose=0, check=None, say=None, announce=None):
+              verbose=0, search=None, check=None, say=None, announce=None):
     """The study behind :func:`compare` and ``sk-weightfree compare``.
 
     ``make_data(seed)`` returns one repeat's data (the dict of :func:`split_and_encode`);
-    ``classes`` maps each family to its estimator class. Everything is checked (names,
+    ``classes`` maps each family to its estimator class; ``search`` (``{name: {param:
+    values}}``, reaching rows as ``settings`` do) replaces or adds parameters of each
+    row's :func:`search_space`. Everything is checked (names,
     settings, recipe, search spaces, the size of the validation split) before the first
     fit; ``check(name, fitted)`` runs after each fit (the command's Ctrl-C check);
     ``say`` prints status lines; ``announce(budget, warnings)`` runs once every check
@@ -1132,10 +1149,11 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
         names, classes, settings or {}, budget=epochs, seed=repeat_seeds[0], device=device,
         verbose=verbose, model=model)
     warned = warned_now
+    spaces = search_spaces(names, search)
     if n_trials:
         check_tunable(first["y_train"], task)
         for name, estimator in built.items():
-            check_search_space(name, estimator, search_space(name), n_trials)
+            check_search_space(name, estimator, spaces[name], n_trials)
     if announce is not None:
         announce(budget, warned)
     each_recipe, shared, differs = recipes(built)
@@ -1156,8 +1174,8 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
             if say is not None and seeds > 1:
                 say(f"seed {seed} ({repeat + 1} of {seeds})")
             for name, estimator in estimators.items():
-                fitted, row = fit_and_score(name, estimator, {**data}, task,
-                                            n_trials=n_trials, seed=seed, check=check)
+                fitted, row = fit_and_score(name, estimator, data, task, n_trials=n_trials,
+                                            space=spaces[name], seed=seed, check=check)
                 measured[name].append(row)
                 if repeat == 0:
                     fitted_first[name] = fitted
@@ -1193,6 +1211,9 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
     results = {
         "task": task, "metric": score_key, "seed": random_state, "seeds": repeat_seeds,
         "tune": n_trials, "baseline": baseline, "recipe": shared,
+        "search_spaces": ({name: {param: repr(values) if hasattr(values, "rvs") else values
+                                  for param, values in space.items()}
+                           for name, space in spaces.items()} if n_trials else None),
         "recipe_note": (f"one recipe: every row trains with lr_schedule={SHARED_SCHEDULE!r} "
                         f"and the same epoch budget unless --set changed it; a row whose "
                         f"recipe differs from the shared one is flagged (recipe_differs)"
@@ -1227,7 +1248,7 @@ def _thread_count():
 
 def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=None,
             settings=None, task="auto", random_state=0, X_test=None, y_test=None,
-            train_size=None, device="auto", verbose=0):
+            train_size=None, search=None, device="auto", verbose=0):
     """Compare the families on ``(X, y)``: one recipe, an equal tuning budget, seeds.
 
     The study behind ``sk-weightfree compare``. For each of ``seeds`` repeats (seed
@@ -1267,6 +1288,9 @@ def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=Non
         A fixed test part (then ``X, y`` is the whole training part).
     train_size : int, default=None
         Fit on that many rows of the training part (drawn per repeat).
+    search : dict, default=None
+        ``{name: {param: [values]}}`` replacing or adding parameters of the rows' search
+        spaces (:func:`search_space`) for ``tune``.
     device : str, default="auto"
     verbose : int, default=0
 
@@ -1315,7 +1339,8 @@ def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=Non
 
     comparison = run_study(list(estimators or FAMILIES), make_data, family_classes(task),
                            task, epochs=epochs, seeds=seeds, n_trials=tune,
-                           baseline=baseline, settings=settings, random_state=random_state,
+                           baseline=baseline, settings=settings, search=search,
+                           random_state=random_state,
                            device=device, verbose=verbose)
     comparison.results["description"] = description
     return comparison

@@ -59,7 +59,7 @@ def _estimator_classes(task="classification"):
             for family, name in zip(ESTIMATOR_NAMES, wanted)}
 
 
-def parse_settings(texts, names):
+def parse_settings(texts, names, option="--set"):
     """Parse ``--set NAME.PARAM=VALUE`` options into ``{name: {param: value}}``.
 
     ``NAME`` is a family (``weight-free``: every row of that family, its ``FAMILY:RULE``
@@ -73,12 +73,12 @@ def parse_settings(texts, names):
         target, sep, raw = text.partition("=")
         name, dot, param = target.strip().partition(".")
         if not sep or not dot or not name or not param:
-            raise UsageError(f"--set needs FAMILY.PARAM=VALUE (e.g. "
+            raise UsageError(f"{option} needs FAMILY.PARAM=VALUE (e.g. "
                              f"weight-free.activation=tanh); got {text!r}")
         try:
-            row_settings({name: {}}, names)
+            row_settings({name: {}}, names, option)
         except UsageError as exc:
-            raise UsageError(f"--set {text!r}: {str(exc).split(': ', 1)[1]}") from None
+            raise UsageError(f"{option} {text!r}: {str(exc).split(': ', 1)[1]}") from None
         try:
             value = json.loads(raw)
         except ValueError:
@@ -385,6 +385,7 @@ def run_compare(args, argv=()):
             names, make_data, _estimator_classes(task), task, epochs=args.epochs,
             seeds=args.seeds, n_trials=args.tune, baseline=args.baseline, settings=settings,
             model=model, random_state=args.seed, device=device,
+            search=parse_settings(args.search, names, "--search"),
             verbose=0 if args.quiet else 1, announce=announce,
             check=lambda name, estimator: _stop_if_interrupted(estimator, name, ctrl_c),
             say=say)
@@ -607,20 +608,24 @@ def build_parser():
     compare.add_argument("--seed", type=_seed, default=0,
                          help="seed of the split, the estimators and the spectral estimates "
                               f"(an integer from 0 to {MAX_SEED}; default 0)")
-    compare.add_argument("--seeds", type=_seeds, default=1, metavar="K",
+    compare.add_argument("--seeds", type=_integer, default=1, metavar="K",
                          help="repeat the comparison K times (seeds --seed ... --seed+K-1: "
                               "the split, the initialisation and the tuning of each "
                               "repeat); each row reports its per-seed test scores, mean "
                               "± std, a 95%% t interval, and its difference to --baseline "
                               "paired by seed (default 1)")
-    compare.add_argument("--tune", type=_trials, default=0, metavar="N",
+    compare.add_argument("--tune", type=_integer, default=0, metavar="N",
                          help="give every row exactly N trials of seeded random search "
                               "over its family's search space (log-uniform lr, schedule, "
-                              "the family's own knobs; see sk_weightfree.search_space), "
+                              "the family's own knobs; see the quick start), "
                               "scored on a validation split of 20%% of the training part; "
                               "the best is refitted on the whole training part and the "
                               "test part is scored once (default 0: the shared recipe, "
                               "untuned)")
+    compare.add_argument("--search", action="append", metavar="NAME.PARAM=[VALUES]",
+                         help="with --tune: replace or add a parameter of a row's search "
+                              "space, a JSON list to draw from, e.g. "
+                              "'weight-free.lr=[0.01,0.05]'; NAME as in --set; repeatable")
     compare.add_argument("--baseline", metavar="NAME",
                          help="the row the others are differenced against, paired by "
                               "seed (default: dense, else the first row)")
@@ -657,28 +662,12 @@ def _seed(text):
     return value
 
 
-def _seeds(text):
+def _integer(text):
+    """An integer; its range is checked with the other input, in one line (exit 2)."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"the number of seeds must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"the number of seeds must be at least 1 (one repeat), got {value}")
-    return value
-
-
-def _trials(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"the number of trials must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"the number of trials must be >= 0 (0: no tuning), got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def _positive_int(text):

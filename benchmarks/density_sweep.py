@@ -9,8 +9,9 @@
 Prints a markdown table: one row per density, accuracy of ``PrunedClassifier`` (real
 weights, magnitude-pruned) and ``WeightFreeClassifier`` (``density`` target, {0,1}
 weights), plus ``RandomNetworkClassifier`` at the same density as a no-search reference.
-Every family gets the same epoch budget (``--epochs``, default 30): the pruned network
-spends a quarter of it fine-tuning after pruning. Tuning protocol of ``sk_weightfree._study``:
+Every family gets the same epoch budget (``--epochs``, default 30) and the same schedule
+(every family's default, ``lr_schedule="constant"``): the pruned network spends a quarter
+of its budget fine-tuning after pruning (``max_epochs`` is the whole budget). Tuning protocol of ``sk_weightfree._study``:
 validation accuracy (a split of the training part), mean ± std over ``--seeds``;
 ``--final`` adds test accuracy, refitted on the whole training part (no choice is made
 from this sweep, so its test columns are a report, not a selection).
@@ -45,10 +46,11 @@ def main():
         common["hidden_layer_sizes"] = (16,)
     budget = args.epochs or WeightFreeClassifier().max_epochs
     params = {name: {**common, "max_epochs": budget} for name in FAMILIES}
-    params["pruned"].update(max_epochs=budget - budget // 4, finetune_epochs=budget // 4)
+    params["pruned"].update(finetune_epochs=budget // 4)  # inside max_epochs = budget
     protocol = Protocol(args.dataset, max_rows=400 if args.smoke else None)
     print(f"# {protocol.describe()}; seeds {args.seeds}; {budget} epochs (pruned "
-          f"{budget - budget // 4} + {budget // 4} fine-tune); {machine_line(common['device'])}")
+          f"{budget - budget // 4} + {budget // 4} fine-tune), lr_schedule constant; "
+          f"{machine_line(common['device'])}")
     warm_up(common["device"])
     header = ["density"] + [f"{name} validation acc" for name in FAMILIES]
     header += [f"{name} test acc" for name in FAMILIES] if args.final else []

@@ -12,23 +12,11 @@ import pytest
 import sk_weightfree
 from sk_weightfree import cli
 from sk_weightfree.cli import main
+from test_cli import spy_fits  # records every fit
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 SAMPLE = ROOT / "docs" / "_static" / "compare_output.txt"
-
-
-def spy_fits(monkeypatch, task="classification"):
-    calls = []
-    for cls in cli._estimator_classes(task).values():
-        original = cls.fit
-
-        def fit(self, X, y, *args, _original=original, **kwargs):
-            calls.append(len(X))
-            return _original(self, X, y, *args, **kwargs)
-
-        monkeypatch.setattr(cls, "fit", fit)
-    return calls
 
 
 def test_task_classification_of_a_continuous_target_is_refused_before_any_fit(

@@ -10,6 +10,7 @@ from sklearn.datasets import load_digits
 import sk_weightfree
 from sk_weightfree import _study, cli
 from sk_weightfree.cli import main
+from test_cli import spy_fits  # records every fit
 
 FAMILIES = ("dense", "weight-free", "pruned", "weight-agnostic", "random")
 SMALL = {"hidden_layer_sizes": [8]}
@@ -230,19 +231,6 @@ def test_every_family_has_a_search_space_its_estimator_accepts():
 
 
 # ---------------------------------------------------------------------------- bad input
-def spy_fits(monkeypatch):
-    calls = []
-    for cls in _study.family_classes().values():
-        original = cls.fit
-
-        def fit(self, X, y, *args, _original=original, **kwargs):
-            calls.append(len(X))
-            return _original(self, X, y, *args, **kwargs)
-
-        monkeypatch.setattr(cls, "fit", fit)
-    return calls
-
-
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0"], "--seeds must be a positive integer (the number of repeats); got 0"),
     (["--tune", "-1"], "--tune must be an integer >= 0"),

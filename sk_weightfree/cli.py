@@ -546,9 +546,11 @@ def build_parser():
                     "epochs, timings, the bytes of each model's sk_weightfree.io.dump file "
                     "(beside the same network as float32 dense weights) and the spectral "
                     "similarity matrix.",
-        epilog="Fair comparison: every estimator gets the same epoch budget (--epochs); the "
-               "pruned family's\nretraining counts inside it (max_epochs + n_rounds * "
-               "finetune_epochs = budget, with\nfinetune_epochs = (budget // 3) // n_rounds "
+        epilog="Fair comparison: every estimator trains on one recipe, the same schedule "
+               "(lr_schedule=constant,\nevery family's default) and the same epoch budget "
+               "(--epochs); a row whose recipe --set\nchanged is marked with a dagger. The "
+               "pruned family's retraining counts inside the budget\n(max_epochs + n_rounds "
+               "* finetune_epochs = budget, with finetune_epochs = (budget // 3) // n_rounds "
                "unless --set); --set FAMILY.max_epochs=N overrides the\nbudget of that "
                "family, and the table's 'epochs' column shows what each one ran. Fit times "
                "are\nmeasured after one untimed warm-up fit of each estimator.\n\n"
@@ -557,8 +559,8 @@ def build_parser():
                "one line on standard\nerror and exit status 2; nothing is written then "
                "either: the files are written together\nat the end of a run.\n\n"
                "results.json records the command line, the data set (source, split, sha256 "
-               "of a file),\nevery estimator's full parameters, the seed, the device and the "
-               "package versions.")
+               "of a file),\nevery estimator's full parameters, the seeds, every seed's "
+               "score, every tuning trial, the\ndevice and the package versions.")
     compare.add_argument("--dataset", default="digits",
                          help="'digits' (default, embedded) or 'fashion-mnist' "
                               "(classification); 'diabetes' or 'friedman1' (regression, "

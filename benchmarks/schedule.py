@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sk_weightfree._study import (DATASETS, FAMILY_CLASSES, Protocol, markdown_table,
-                                  machine_line, mean_interval)
+from sk_weightfree._study import (DATASETS, FAMILIES, Protocol, family_classes,
+                                  machine_line, markdown_table, mean_interval)
 
 SCHEDULES = ("constant", "cosine")
 
@@ -85,7 +85,7 @@ def regression(args, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits", choices=(*DATASETS, "friedman1"))
-    parser.add_argument("--families", nargs="+", default=list(FAMILY_CLASSES))
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int)
@@ -106,7 +106,7 @@ def main():
     for seed in args.seeds:  # seed-major: a cut-short run still pairs its schedules
         for family in args.families:
             for schedule in SCHEDULES:
-                cls = FAMILY_CLASSES[family]()
+                cls = family_classes()[family]
                 params = {"lr_schedule": schedule, "random_state": seed, "device": "cpu"}
                 if args.epochs:
                     params["max_epochs"] = args.epochs

@@ -53,19 +53,6 @@ def family_classes(task="classification"):
             for family, name in zip(FAMILIES, _CLASS_NAMES[task])}
 
 
-class _LazyClasses(dict):
-    """``FAMILY_CLASSES[family]()`` is the classifier class, imported on first use."""
-
-    def __getitem__(self, family):
-        return lambda: family_classes()[family]
-
-    def __iter__(self):
-        return iter(FAMILIES)
-
-
-FAMILY_CLASSES = _LazyClasses.fromkeys(FAMILIES)
-
-
 # ---------------------------------------------------------------------------- statistics
 def mean_interval(scores, confidence=0.95):
     """``(mean, low, high)``: the mean of ``scores`` and its t-based confidence interval.

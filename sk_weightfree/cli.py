@@ -5,25 +5,22 @@ import csv
 import hashlib
 import json
 import os
-import platform
 import shutil
 import signal
 import sys
 import tempfile
 import threading
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ._study import (BUDGET_NOTE as _BUDGET_NOTE, FAMILIES as ESTIMATOR_NAMES,  # noqa: F401
-                     METRICS as _METRICS, TIMING_NOTE as _TIMING_NOTE,
-                     WARMUP_ROWS as _WARMUP_ROWS, UsageError, _as_dense_float32,
-                     _one_line, check_names, detect_task as _detect_task, format_matrix,
-                     format_table, jsonable as _jsonable, resolve_task as _resolve_task,
-                     rewritten_file_bytes, row_settings, run_study, split_and_encode,
-                     split_name, stored_bytes, weight_entries)
+from ._study import (FAMILIES as ESTIMATOR_NAMES, UsageError, _one_line, check_names,
+                     detect_task as _detect_task, format_matrix, jsonable as _jsonable,
+                     resolve_task as _resolve_task, row_settings, run_study,
+                     split_and_encode)
+# What moved to the study module and is still read from here (tests, benchmarks/pareto.py).
+from ._study import (WARMUP_ROWS as _WARMUP_ROWS, _as_dense_float32,  # noqa: F401
+                     rewritten_file_bytes, stored_bytes)
 
 _CLASSIFIERS = ("DenseClassifier", "WeightFreeClassifier", "PrunedClassifier",
                 "WeightAgnosticClassifier", "RandomNetworkClassifier")

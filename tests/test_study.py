@@ -8,7 +8,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import sk_weightfree
-from sk_weightfree import _study, cli
+from sk_weightfree import _study
 from sk_weightfree.cli import main
 from test_cli import spy_fits  # records every fit
 

@@ -1,6 +1,6 @@
 """The ablation table of issue 14: signs, widths, epochs; weight-free vs dense vs pruned.
 
-Tuning protocol of ``protocol.py`` on Fashion-MNIST (784-300-100-10 unless said): every
+Tuning protocol of ``sk_weightfree._study`` on Fashion-MNIST (784-300-100-10 unless said): every
 row is the validation accuracy, mean ± std over ``--seeds`` (3 by default), fitted on the
 training part minus 10,000 validation images. At the end, and only for the two defaults
 rows (weight-free and dense, (300, 100), 10 epochs), the test accuracy after a refit on
@@ -24,7 +24,7 @@ import argparse
 import time
 
 import torch
-from protocol import Protocol, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import Protocol, markdown_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import DenseClassifier, PrunedClassifier, WeightFreeClassifier
 
@@ -108,7 +108,7 @@ def main():
     warm_up(device)
     header = ["row", "estimator", "hidden", "epochs", "validation acc (mean ± std)",
               "density", "edges on", "s/epoch", "wall s"]
-    print(format_table(header, []), flush=True)
+    print(markdown_table(header, []), flush=True)
     results, lines = {}, []
     for name, (label, cls, params) in plan.items():
         if name == "pruned":
@@ -130,7 +130,7 @@ def main():
                 f"{sum(result.connections) / len(result.connections):,.0f}",
                 f"{result.seconds_per_epoch:.2f}", f"{time.perf_counter() - start:.0f}"]
         lines.append(line)
-        print(format_table(header, [line]).splitlines()[-1], flush=True)
+        print(markdown_table(header, [line]).splitlines()[-1], flush=True)
     if not args.no_final:
         finals = []
         for name in (n for n in FINAL_ROWS if n in plan):
@@ -141,9 +141,9 @@ def main():
             finals.append([name, label, result.accuracy(), f"{result.density:.3f}"])
             print(f"# final {name}: test {result.accuracy()}", flush=True)
         print("\nTest accuracy (refit on all 60,000 training images; test read once):\n")
-        print(format_table(["row", "estimator", "test acc (mean ± std)", "density"], finals))
+        print(markdown_table(["row", "estimator", "test acc (mean ± std)", "density"], finals))
     print("\nValidation table:\n")
-    print(format_table(header, lines), flush=True)
+    print(markdown_table(header, lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Convolutional templates on Fashion-MNIST (issue 12): weight-free SmallCNN vs dense CNN.
 
-Tuning protocol of ``protocol.py``: every row is the validation accuracy, mean ± std over
+Tuning protocol of ``sk_weightfree._study``: every row is the validation accuracy, mean ± std over
 ``--seeds`` (3 by default), fitted on the training part minus 10,000 validation images
 (stratified), images fed as ``input_shape=(1, 28, 28)`` to the ``SmallCNN`` template
 (conv32-pool-conv64-pool-fc128-fc10, 3×3 kernels). At the end, unless ``--no-final``, the
@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 import torch
-from protocol import Protocol, Result, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import Protocol, Result, markdown_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import (DenseClassifier, PrunedClassifier, RandomNetworkClassifier,
                            WeightAgnosticClassifier, WeightFreeClassifier)
@@ -239,11 +239,11 @@ def main():
                            "yes" if ok else "no"])
         print(f"\nTest accuracy (refit on all {len(protocol.y_fit) + len(protocol.y_val):,} "
               f"training images; test split read once per fit, no choice made on it):\n")
-        print(format_table(["row", "estimator", "test acc (mean ± std)", "fit s (mean)",
+        print(markdown_table(["row", "estimator", "test acc (mean ± std)", "fit s (mean)",
                             "s/epoch (median)", "density_", "coefs_ all in {0,1}"], finals))
     if not args.final_only:
         print("\nValidation table:\n")
-        print(format_table(header, lines))
+        print(markdown_table(header, lines))
         print("\n# wall s per row (fit + predict, all seeds): "
               + ", ".join(f"{name} {seconds:.0f}" for name, seconds in wall.items()))
     print(f"# end: {time.strftime('%Y-%m-%d %H:%M:%S')}, {load_text()}", flush=True)

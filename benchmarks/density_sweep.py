@@ -9,8 +9,9 @@
 Prints a markdown table: one row per density, accuracy of ``PrunedClassifier`` (real
 weights, magnitude-pruned) and ``WeightFreeClassifier`` (``density`` target, {0,1}
 weights), plus ``RandomNetworkClassifier`` at the same density as a no-search reference.
-Every family gets the same epoch budget (``--epochs``, default 30): the pruned network
-spends a quarter of it fine-tuning after pruning. Tuning protocol of ``protocol.py``:
+Every family gets the same epoch budget (``--epochs``, default 30) and the same schedule
+(every family's default, ``lr_schedule="constant"``): the pruned network spends a quarter
+of its budget fine-tuning after pruning (``max_epochs`` is the whole budget). Tuning protocol of ``sk_weightfree._study``:
 validation accuracy (a split of the training part), mean ± std over ``--seeds``;
 ``--final`` adds test accuracy, refitted on the whole training part (no choice is made
 from this sweep, so its test columns are a report, not a selection).
@@ -19,7 +20,7 @@ from this sweep, so its test columns are a report, not a selection).
 import argparse
 
 import torch
-from protocol import DATASETS, Protocol, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import DATASETS, Protocol, markdown_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree import PrunedClassifier, RandomNetworkClassifier, WeightFreeClassifier
 
@@ -45,15 +46,16 @@ def main():
         common["hidden_layer_sizes"] = (16,)
     budget = args.epochs or WeightFreeClassifier().max_epochs
     params = {name: {**common, "max_epochs": budget} for name in FAMILIES}
-    params["pruned"].update(max_epochs=budget - budget // 4, finetune_epochs=budget // 4)
+    params["pruned"].update(finetune_epochs=budget // 4)  # inside max_epochs = budget
     protocol = Protocol(args.dataset, max_rows=400 if args.smoke else None)
     print(f"# {protocol.describe()}; seeds {args.seeds}; {budget} epochs (pruned "
-          f"{budget - budget // 4} + {budget // 4} fine-tune); {machine_line(common['device'])}")
+          f"{budget - budget // 4} + {budget // 4} fine-tune), lr_schedule constant; "
+          f"{machine_line(common['device'])}")
     warm_up(common["device"])
     header = ["density"] + [f"{name} validation acc" for name in FAMILIES]
     header += [f"{name} test acc" for name in FAMILIES] if args.final else []
     header += ["pruned s/epoch", "weight-free s/epoch"]
-    print(format_table(header, []), flush=True)
+    print(markdown_table(header, []), flush=True)
     lines = []
     for density in args.densities:
         results, tests = {}, []
@@ -68,7 +70,7 @@ def main():
                 f"{results['pruned'].seconds_per_epoch:.2f}",
                 f"{results['weight-free'].seconds_per_epoch:.2f}"]
         lines.append(line)
-        print(format_table(header, [line]).splitlines()[-1], flush=True)
+        print(markdown_table(header, [line]).splitlines()[-1], flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 import torch
-from protocol import Protocol, format_table, machine_line
+from sk_weightfree._study import Protocol, markdown_table, machine_line
 from skorch import NeuralNetClassifier
 from torch.nn import functional as F
 
@@ -145,7 +145,7 @@ def main():
     print(f"# Fashion-MNIST {len(y)} x 784 -> {hidden} -> 10; median of {args.epochs} "
           f"timed epochs after one untimed warm-up per configuration", flush=True)
     header = ["estimator", "loop", "batch", "ms/epoch", "peak MiB", "wall s"]
-    print(format_table(header, []), flush=True)
+    print(markdown_table(header, []), flush=True)
     ms, rows = {}, []
     for batch_size in args.batch_sizes:
         n_warm = min(len(y), 4 * batch_size + len(y) % batch_size)  # same batch shapes
@@ -168,7 +168,7 @@ def main():
                            f"{str(exc).splitlines()[0][:120] if str(exc) else ''}", "-",
                            f"{time.perf_counter() - start:.0f}"]
                 rows.append(row)
-                print(format_table(header, [row]).splitlines()[-1], flush=True)
+                print(markdown_table(header, [row]).splitlines()[-1], flush=True)
     print(f"\n# timing done in {time.perf_counter() - begin:.0f} s", flush=True)
 
     print("\nTest accuracy after", args.accuracy_epochs, "epochs (batch 128, defaults):")

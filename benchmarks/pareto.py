@@ -33,7 +33,7 @@ Formats that ``io.dump`` does not write (int8, ternary, CSR) are counted by the 
 writer: the dumped file with its weight arrays swapped for the other format's arrays
 (:func:`sk_weightfree.cli.rewritten_file_bytes`), so per-array overhead is counted alike.
 
-Protocol (``protocol.py``): fitted on 50,000 training images, scored on the 10,000-image
+Protocol (``sk_weightfree._study``): fitted on 50,000 training images, scored on the 10,000-image
 validation split carved from the training part; then (``--final``) refitted on all 60,000
 and scored on the test split, read once for the whole run, after every choice. Every fit
 gets ``epochs`` passes (10 by default; the pruned family 7 + 3 fine-tune epochs, as
@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protocol import Protocol, machine_line
+from sk_weightfree._study import Protocol, machine_line
 
 import sk_weightfree
 from sk_weightfree import DenseClassifier, PrunedClassifier, WeightFreeClassifier

@@ -1,6 +1,6 @@
 """Every mask rule on one footing: rule × sign mode on Fashion-MNIST (and digits).
 
-Protocol (``protocol.py``): every choice on the validation split carved from the training
+Protocol (``sk_weightfree._study``): every choice on the validation split carved from the training
 data, the test split read once at the end for the chosen settings only.
 
 1. ``--stage tune``: for each rule (paired lines), its learning rate — and edge-popup's
@@ -36,7 +36,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from protocol import SPLIT_SEED, Protocol, _load, format_table, machine_line  # noqa: E402
+from sk_weightfree._study import SPLIT_SEED, Protocol, _load, markdown_table, machine_line  # noqa: E402
 
 from sk_weightfree import DenseClassifier, WeightFreeClassifier  # noqa: E402
 from sk_weightfree.nn import SmallCNN  # noqa: E402
@@ -216,7 +216,7 @@ def report(results):
                  f"{np.median([s for r in rs for s in r['epoch_seconds']]):.2f}",
                  f"{min(r['load'] for r in rs):.1f}–{max(r['load'] for r in rs):.1f}",
                  len(rs)] for name, rs in grouped.items()]
-        lines += ["", f"{section}:", format_table(header, body)]
+        lines += ["", f"{section}:", markdown_table(header, body)]
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """Choose among parameter variants of one estimator by validation accuracy.
 
-Follows the tuning protocol of ``protocol.py``: every variant is fitted on the training
+Follows the tuning protocol of ``sk_weightfree._study``: every variant is fitted on the training
 part minus a validation split and scored on that split, mean ± std over ``--seeds``
 (at least 3); the best mean is chosen. ``--final`` then refits only the chosen variant on
 the whole training part and reports its test accuracy (the test split's one read)::
@@ -17,7 +17,7 @@ import argparse
 import json
 
 import torch
-from protocol import DATASETS, Protocol, format_table, machine_line, resolve_device, warm_up
+from sk_weightfree._study import DATASETS, Protocol, markdown_table, machine_line, resolve_device, warm_up
 
 from sk_weightfree.cli import ESTIMATOR_NAMES, _estimator_classes
 
@@ -63,7 +63,7 @@ def main():
     rows = [[f"`{text}`" + (" **chosen**" if text == chosen else ""), r.accuracy(),
              f"{r.density:.3f}", max(r.n_iter), f"{r.seconds_per_epoch:.2f}"]
             for text, r in results.items()]
-    print(format_table(["params", "validation acc (mean ± std)", "density", "epochs",
+    print(markdown_table(["params", "validation acc (mean ± std)", "density", "epochs",
                         "s/epoch"], rows), flush=True)
     if args.final:
         result = protocol.evaluate(factory(chosen), seeds=args.seeds, final=True)

@@ -9,6 +9,8 @@ import importlib
 __version__ = "0.2.0"
 
 _ESTIMATOR_MODULES = {
+    "Comparison": "._study",
+    "compare": "._study",
     "DenseClassifier": "._dense",
     "DenseRegressor": "._dense",
     "PrunedClassifier": "._pruned",

@@ -98,7 +98,7 @@ class RandomNetworkClassifier(ClassifierHeadMixin, _RandomBase):
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
-                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
@@ -132,7 +132,7 @@ class RandomNetworkRegressor(RegressorHeadMixin, _RandomBase):
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
-                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,

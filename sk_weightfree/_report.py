@@ -48,7 +48,8 @@ def plot_report(rows, names, similarity, densities, path, title="", *,
     Parameters
     ----------
     rows : list of dict
-        One per estimator, with keys ``"estimator"``, ``"density"`` and ``score_key``.
+        One per estimator, with keys ``"estimator"``, ``"density"`` and ``score_key``;
+        a row with ``"ci95"`` (``[low, high]``, over seeds) gets that error bar.
     names : list of str
         The estimators, in the order of ``similarity``'s rows (any subset, each once).
     similarity : ndarray of shape (len(names), len(names))
@@ -70,6 +71,10 @@ def plot_report(rows, names, similarity, densities, path, title="", *,
     markers = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
     positions = marker_positions(rows, score_key)
     for row, (x, y, slot) in zip(rows, positions):
+        if row.get("ci95"):  # over seeds: the 95 % interval of the mean
+            low, high = row["ci95"]
+            ax_acc.errorbar(x, y, yerr=[[y - low], [high - y]], color=colors[row["estimator"]],
+                            capsize=3, lw=1, zorder=2)
         ax_acc.scatter(x, y, s=70, color=colors[row["estimator"]],
                        marker=markers[row["estimator"]], label=row["estimator"], zorder=3,
                        edgecolors="white", linewidths=0.6)

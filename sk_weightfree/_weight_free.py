@@ -39,7 +39,7 @@ input_shape
         sum of the squares of every score the masks are chosen from (in the mask rule's
         layout), which pulls them towards 0. The batch normalisations' scales and shifts
         are not penalised.
-    lr_schedule : {"constant", "cosine"}, default="cosine"
+    lr_schedule : {"constant", "cosine"}, default="constant"
     mask_rule : str or MaskRule, default="threshold"
         How edge scores become the {0,1} mask and get their gradient: a name of
         :data:`sk_weightfree.nn.MASK_RULES` (``"threshold"``, ``"supermask"``,
@@ -164,7 +164,7 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
-                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
@@ -202,7 +202,7 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
 
     def __init__(self, hidden_layer_sizes=(300, 100), activation="relu", *, max_epochs=30,
                  batch_size=128, shuffle=True, lr=0.05, alpha=0.0, optimizer="adam",
-                 lr_schedule="cosine", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,

@@ -5,19 +5,23 @@ import csv
 import hashlib
 import json
 import os
-import platform
 import shutil
 import signal
 import sys
 import tempfile
 import threading
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-ESTIMATOR_NAMES = ("dense", "weight-free", "pruned", "weight-agnostic", "random")
+from ._study import (FAMILIES as ESTIMATOR_NAMES, UsageError, _one_line, check_names,
+                     detect_task as _detect_task, format_matrix, jsonable as _jsonable,
+                     resolve_task as _resolve_task, row_settings, run_study,
+                     split_and_encode)
+# What moved to the study module and is still read from here (tests, benchmarks/pareto.py).
+from ._study import (WARMUP_ROWS as _WARMUP_ROWS, _as_dense_float32,  # noqa: F401
+                     rewritten_file_bytes, stored_bytes)
+
 _CLASSIFIERS = ("DenseClassifier", "WeightFreeClassifier", "PrunedClassifier",
                 "WeightAgnosticClassifier", "RandomNetworkClassifier")
 _REGRESSORS = ("DenseRegressor", "WeightFreeRegressor", "PrunedRegressor",
@@ -26,33 +30,8 @@ _REGRESSORS = ("DenseRegressor", "WeightFreeRegressor", "PrunedRegressor",
 CLASSIFICATION_DATASETS = ("digits", "fashion-mnist")
 REGRESSION_DATASETS = ("diabetes", "friedman1")
 
-#: Per task: the results key, the table header and the figure's axis label of the score.
-_METRICS = {
-    "classification": ("test_accuracy", "test acc", "test accuracy"),
-    "regression": ("test_r2", "test R²", "test R² (coefficient of determination)"),
-}
-
-#: Rows of the untimed warm-up fit of each estimator (one epoch).
-_WARMUP_ROWS = 64
-
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
-
-_TIMING_NOTE = (f"fit_seconds is the wall time of fit(), measured after one untimed warm-up fit "
-                f"of each estimator (1 epoch on {_WARMUP_ROWS} training rows) so that torch's "
-                "one-off start-up cost is charged to none of them; predict_seconds is one "
-                "predict() on the test part")
-_BUDGET_NOTE = ("every estimator trains for the same number of epochs (epoch_budget): "
-                "max_epochs = epoch_budget; the pruned family's retraining counts inside it "
-                "(epoch_budget - n_rounds * finetune_epochs dense epochs, then the "
-                "retraining), with finetune_epochs = (epoch_budget // 3) // n_rounds unless "
-                "set with --set. "
-                "The 'epochs' of each result is the number it ran (n_iter_; less with early "
-                "stopping)")
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported in one line with exit status 2."""
 
 
 class Interrupted(Exception):
@@ -77,85 +56,32 @@ def _estimator_classes(task="classification"):
             for family, name in zip(ESTIMATOR_NAMES, wanted)}
 
 
-def split_name(name):
-    """``"weight-free:edge-popup"`` -> ``("weight-free", "edge-popup")``; ``"dense"`` ->
-    ``("dense", None)``: an ``--estimators`` name is a family, optionally with the mask
-    rule it is built with."""
-    family, colon, rule = name.partition(":")
-    return family, (rule if colon else None)
-
-
-def check_names(names):
-    """Refuse unknown families, empty rules and repeated names (``--estimators``)."""
-    unknown = [n for n in names if split_name(n)[0] not in ESTIMATOR_NAMES]
-    if unknown:
-        raise UsageError(f"unknown estimator(s) {unknown}; choose from {list(ESTIMATOR_NAMES)}"
-                         " (a family may name its mask rule: weight-free:edge-popup)")
-    empty = [n for n in names if split_name(n)[1] == ""]
-    if empty:
-        raise UsageError(f"--estimators {empty[0]!r} names no mask rule after ':' (e.g. "
-                         "weight-free:edge-popup)")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UsageError(f"--estimators names {', '.join(repeated)} more than once")
-
-
-def parse_settings(texts, names):
+def parse_settings(texts, names, option="--set"):
     """Parse ``--set NAME.PARAM=VALUE`` options into ``{name: {param: value}}``.
 
-    ``NAME`` is one of the compared ``names``, exactly as ``--estimators`` spells it
-    (``weight-free``, or ``weight-free:edge-popup`` for that row alone). ``VALUE`` is
-    read as JSON (``3``, ``0.5``, ``true``, ``null``, ``[64, 32]``, ``"relu"``) and,
-    when it is not valid JSON, kept as a plain string (``tanh``).
+    ``NAME`` is a family (``weight-free``: every row of that family, its ``FAMILY:RULE``
+    rows included) or one row as ``--estimators`` spells it (``weight-free:edge-popup``:
+    that row alone, winning over the family's value). ``VALUE`` is read as JSON (``3``,
+    ``0.5``, ``true``, ``null``, ``[64, 32]``, ``"relu"``) and, when it is not valid
+    JSON, kept as a plain string (``tanh``).
     """
     settings = {}
     for text in texts or ():
         target, sep, raw = text.partition("=")
         name, dot, param = target.strip().partition(".")
         if not sep or not dot or not name or not param:
-            raise UsageError(f"--set needs FAMILY.PARAM=VALUE (e.g. "
+            raise UsageError(f"{option} needs FAMILY.PARAM=VALUE (e.g. "
                              f"weight-free.activation=tanh); got {text!r}")
-        if split_name(name)[0] not in ESTIMATOR_NAMES:
-            raise UsageError(f"--set {text!r}: unknown estimator {split_name(name)[0]!r}; "
-                             f"choose from {list(ESTIMATOR_NAMES)}")
-        if name not in names:
-            raise UsageError(f"--set {text!r}: {name!r} is not among the estimators "
-                             f"compared ({', '.join(names)})")
+        try:
+            row_settings({name: {}}, names, option)
+        except UsageError as exc:
+            raise UsageError(f"{option} {text!r}: {str(exc).split(': ', 1)[1]}") from None
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
         settings.setdefault(name, {})[param] = value
     return settings
-
-
-def _pruned_budget(estimator, budget, explicit, warned):
-    """``max_epochs`` (the whole budget, retraining included) and ``finetune_epochs``.
-
-    Appends to ``warned`` when the budget leaves no fine-tuning after pruning.
-    """
-    n_rounds = estimator.get_params()["n_rounds"]
-    if "max_epochs" in explicit:  # the user chose; report what runs
-        return {}
-    if "finetune_epochs" in explicit:
-        finetune = explicit["finetune_epochs"]
-    else:
-        finetune = (budget // 3) // n_rounds if isinstance(n_rounds, int) and n_rounds > 0 else 0
-    if not isinstance(finetune, int) or not isinstance(n_rounds, int):
-        return {}  # left to the estimator's own parameter check
-    if budget - n_rounds * finetune < 1:
-        raise UsageError(f"pruned: n_rounds={n_rounds} x finetune_epochs={finetune} leaves no "
-                         f"epoch of initial training in the budget of {budget} epochs; lower "
-                         "them or raise --epochs")
-    if finetune == 0 and "finetune_epochs" not in explicit:
-        warned.append(
-            f"pruned: a budget of {budget} epoch{'' if budget == 1 else 's'} leaves no "
-            f"fine-tuning after pruning (finetune_epochs = ({budget} // 3) // "
-            f"n_rounds={n_rounds} = 0), so the network is scored as pruned, untrained "
-            f"since (a pruned CNN is then near chance); pruning needs --epochs >= "
-            f"{3 * n_rounds} (one fine-tune epoch per round) or --set "
-            "pruned.finetune_epochs=N")
-    return {"max_epochs": budget, "finetune_epochs": finetune}
 
 
 MODELS = ("mlp", "cnn")
@@ -183,157 +109,6 @@ def model_params(model, dataset):
     normalised = functools.partial(SmallCNN, batch_norm=True)
     return {name: {"module": normalised if name in ("dense", "pruned") else SmallCNN,
                    "input_shape": shape} for name in ESTIMATOR_NAMES}
-
-
-def build_estimators(names, task, settings, *, budget, seed, device, verbose, model=None):
-    """Construct and validate every estimator before anything is fitted.
-
-    Returns ``({name: estimator}, budget, warnings)``. Each gets ``random_state=seed``,
-    ``device``, ``verbose`` and an equal epoch ``budget`` (see ``--help``; None means
-    the dense estimator's default ``max_epochs``); ``settings`` (from ``--set``)
-    override those, and ``model`` (from :func:`model_params`) comes first. A name
-    ``FAMILY:RULE`` builds the family with ``mask_rule=RULE``. Parameters are checked
-    by the estimators' own constraints (``_parameter_constraints``), cross-parameter
-    checks and the device check, so a bad name or value fails here, before any fit.
-    ``warnings`` lists what runs but is likely not what the user wants (one line each).
-    """
-    from ._base import resolve_device
-
-    classes = _estimator_classes(task)
-    if budget is None:
-        budget = classes["dense"]().max_epochs
-    estimators, warned = {}, []
-    for name in names:
-        family, rule = split_name(name)
-        estimator = classes[family]()
-        valid = estimator.get_params(deep=False)
-        explicit = settings.get(name, {})
-        unknown = sorted(set(explicit) - set(valid))
-        if unknown:
-            raise UsageError(f"--set {name}.{unknown[0]}: {type(estimator).__name__} has no "
-                             f"parameter {unknown[0]!r}; it has {', '.join(sorted(valid))}")
-        params = {"random_state": seed, "device": str(device), "verbose": verbose,
-                  "max_epochs": budget, **(model or {}).get(family, {})}
-        if rule is not None:
-            if "mask_rule" not in valid:
-                raise UsageError(f"--estimators {name}: {type(estimator).__name__} has no "
-                                 "mask_rule parameter, so it takes no rule after ':'")
-            if "mask_rule" in explicit:
-                raise UsageError(f"--set {name}.mask_rule: the name {name!r} already sets "
-                                 f"mask_rule={rule!r}")
-            params["mask_rule"] = rule
-        if "finetune_epochs" in valid:
-            estimator.set_params(**explicit)  # n_rounds may be among them
-            params.update(_pruned_budget(estimator, budget, explicit, warned))
-        estimator.set_params(**{**params, **explicit})
-        try:
-            _validate(estimator)
-            resolve_device(estimator.get_params()["device"])  # fit would check it, too late
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"{name}: {exc}") from None
-        estimators[name] = estimator
-    return estimators, budget, warned
-
-
-def _validate(estimator):
-    """Run the checks ``fit`` runs on the parameters, without fitting."""
-    estimator._validate_params()  # scikit-learn's _parameter_constraints
-    for check in ("_check_hidden_layer_sizes", "_check_template_params",
-                  "_check_params"):  # cross-parameter checks
-        if callable(getattr(estimator, check, None)):
-            getattr(estimator, check)()
-
-
-# ---------------------------------------------------------------------------- stored bytes
-#: Entry fields that hold a weight layer's weights in a compact file (the rest of the
-#: entry -- intercepts, per-unit arrays, geometry -- is kept when the weights are rewritten).
-_WEIGHT_FIELDS = ("kind", "mask", "value", "values", "weights")
-
-
-def weight_entries(header):
-    """The weighted layers of a compact file, from its JSON header.
-
-    Yields ``(entry, shape, input_axis, paired)``: the layer's entry of the header (a
-    dict), its weight shape as stored (``(n_in, n_out)`` for a multilayer file, torch's
-    ``(out, in, ...)`` for a chain), which axis counts the inputs, and whether those
-    inputs are paired ``[a, -a]`` (so that axis is twice the network's own width).
-    """
-    if header.get("network") == "chain":
-        previous = None
-        for op in header["ops"]:
-            if "kind" in op:
-                yield op, tuple(op["shape"]), 1, previous == "paired"
-            previous = op["op"]
-        return
-    for member in header["members"]:
-        for entry, shape in zip(member, header["layer_shapes"]):
-            yield entry, tuple(shape), 0, bool(header.get("paired_inputs"))
-
-
-def rewritten_file_bytes(path, rewrite):
-    """Bytes of the compact file at ``path`` with its weights stored another way.
-
-    ``rewrite(entry, shape, input_axis, paired, arrays)`` receives each weighted layer
-    (see :func:`weight_entries`) and the file's arrays by key, and returns the new weight
-    fields of that entry: JSON values, or ndarrays, which are stored as arrays of the
-    file. The file is written exactly as :func:`sk_weightfree.io.dump` writes one (an
-    uncompressed ``.npz`` of a JSON header and plain arrays), so the count includes the
-    same per-array overhead; :func:`sk_weightfree.io.load` need not read it.
-    """
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    header = json.loads(arrays.pop("header").tobytes())
-    for entry, shape, input_axis, paired in weight_entries(header):
-        fields = rewrite(entry, shape, input_axis, paired, arrays)
-        for name in _WEIGHT_FIELDS:
-            entry.pop(name, None)
-        for name, value in fields.items():
-            if isinstance(value, np.ndarray):
-                key = f"a{len(arrays)}"
-                arrays[key] = value
-                value = key
-            entry[name] = value
-    used = json.dumps(header)
-    kept = {key: value for key, value in arrays.items() if f'"{key}"' in used}
-    header_array = np.frombuffer(used.encode("utf-8"), dtype=np.uint8)
-    with tempfile.TemporaryDirectory() as folder:
-        rewritten = Path(folder) / "rewritten.npz"
-        np.savez(rewritten, header=header_array, **kept)
-        return rewritten.stat().st_size
-
-
-def _as_dense_float32(entry, shape, input_axis, paired, arrays):
-    """Every possible edge a float32; paired twins folded into one signed weight."""
-    shape = list(shape)
-    if paired:
-        shape[input_axis] //= 2
-    return {"kind": "dense", "weights": np.zeros(shape, dtype=np.float32)}
-
-
-def stored_bytes(estimator):
-    """Sizes of ``estimator``'s compact file, as ``compare`` reports them.
-
-    Returns
-    -------
-    sizes : dict
-        ``file_bytes``: what :func:`sk_weightfree.io.dump` writes (float32 precision);
-        ``dense_float32_bytes``: the same file with every possible edge of the network
-        stored as a float32 (the dense reference; paired ``[h, -h]`` inputs folded, so
-        it is the network of the same widths); ``file_note``: None, or why ``io.dump``
-        refused the model (both sizes are None then).
-    """
-    from . import io
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.npz"
-        try:
-            size = io.dump(estimator, path)
-        except (ValueError, TypeError) as exc:
-            return {"file_bytes": None, "dense_float32_bytes": None,
-                    "file_note": f"io.dump refused it: {_one_line(exc)}"}
-        return {"file_bytes": int(size),
-                "dense_float32_bytes": rewritten_file_bytes(path, _as_dense_float32),
-                "file_note": None}
 
 
 # ---------------------------------------------------------------------------- data
@@ -385,15 +160,16 @@ def prepare_dataset(name, target=None, seed=0, task="auto", train_size=None, *,
     if name in CLASSIFICATION_DATASETS + REGRESSION_DATASETS:
         _refuse_column_options(target, categorical, name)
     columns = None  # (feature names, categorical mask) of a CSV file
+    X_test = y_test = None
     if name == "fashion-mnist":
         from .datasets import load_fashion_mnist
 
         try:
-            X_train, y_train = load_fashion_mnist(subset="train", return_X_y=True)
+            X, y = load_fashion_mnist(subset="train", return_X_y=True)
             X_test, y_test = load_fashion_mnist(subset="test", return_X_y=True)
         except (FileNotFoundError, ValueError) as exc:
             raise UsageError(str(exc)) from None
-        task = _resolve_task(task, "classification", y_train, "Fashion-MNIST")
+        task = _resolve_task(task, "classification", y, "Fashion-MNIST")
         description = "Fashion-MNIST (official 60k/10k split)"
         info.update(source="sk_weightfree.datasets.load_fashion_mnist",
                     split="official train/test files")
@@ -404,59 +180,29 @@ def prepare_dataset(name, target=None, seed=0, task="auto", train_size=None, *,
         task = _resolve_task(task, detected, y, description)
         X, y = _check_data(X, y, task, description,
                            None if columns is None else columns[1])
-        X_train, X_test, y_train, y_test, split = _split(X, y, task, seed, description)
-        description += f" ({split})"
-        info["split"] = f"{split}, sklearn train_test_split(test_size=0.3, random_state={seed})"
+    names, mask = columns or (None, np.zeros(X.shape[1], dtype=bool))
+    data = split_and_encode(X, y, task, seed, description, categorical=mask,
+                            train_size=train_size, X_test=X_test, y_test=y_test)
+    if X_test is None:
+        description += f" ({data['split']})"
+        info["split"] = (f"{data['split']}, sklearn train_test_split(test_size=0.3, "
+                         f"random_state={seed})")
     if train_size is not None:
-        X_train, y_train = _subsample(X_train, y_train, train_size, task, seed, description)
         description += f", {train_size} training rows drawn with seed {seed}"
         info["train_size"] = train_size
-    if task == "classification" and _n_classes(y_train) < 2:
-        raise UsageError(f"{description}: the training part has only one class; a classifier "
-                         "needs at least two")
-    names, mask = columns or (None, np.zeros(X_train.shape[1], dtype=bool))
-    encoder = _encoder(mask)
-    encoded = encoder.fit_transform(X_train).astype(np.float32, copy=False)
-    categories = _categories(encoder, names, mask)
-    info.update(task=task, n_train=len(X_train), n_test=len(X_test),
-                n_features=int(encoded.shape[1]),
+    categories = _categories(data["encoder"], names, mask)
+    info.update(task=task, n_train=len(data["X_train"]), n_test=len(data["X_test"]),
+                n_features=int(data["X_train"].shape[1]),
                 categorical={name: values.tolist() for name, values in categories.items()},
                 one_hot_width=sum(map(len, categories.values())),
-                test_rows_with_unseen_categories=_unseen_rows(X_test, mask, categories),
+                test_rows_with_unseen_categories=_unseen_rows(data["X_test_raw"], mask,
+                                                              categories),
                 preprocessing="StandardScaler on the numeric columns and "
                               "OneHotEncoder(handle_unknown='ignore') on the categorical "
                               "ones (if any), fitted on the training part, then float32")
-    return {"X_train": encoded,
-            "X_test": encoder.transform(X_test).astype(np.float32, copy=False),
-            "y_train": y_train, "y_test": y_test, "task": task,
+    return {"X_train": data["X_train"], "X_test": data["X_test"],
+            "y_train": data["y_train"], "y_test": data["y_test"], "task": task,
             "description": description, "info": info}
-
-
-def _encoder(categorical):
-    """The feature encoding of ``compare``, to be fitted on the training part only.
-
-    Numeric columns are standardised; categorical ones become one 0/1 input per
-    category seen in the training part (in that order: numeric, then categorical). A
-    category the training part lacks encodes as all zeros (``handle_unknown="ignore"``).
-
-    Parameters
-    ----------
-    categorical : ndarray of shape (n_features,), bool
-        True for the categorical columns.
-
-    Returns
-    -------
-    encoder : :class:`~sklearn.compose.ColumnTransformer`
-        Unfitted.
-    """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    return ColumnTransformer([
-        ("numeric", StandardScaler(), np.flatnonzero(~categorical)),
-        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-         np.flatnonzero(categorical)),
-    ])
 
 
 def _categories(encoder, names, categorical):
@@ -473,16 +219,6 @@ def _unseen_rows(X, categorical, categories):
     for column, values in zip(np.flatnonzero(categorical), categories.values()):
         unseen |= ~np.isin(X[:, column], values)
     return int(unseen.sum())
-
-
-def load_dataset(name, target=None, seed=0):
-    """Return ``(X_train, X_test, y_train, y_test, description)`` for ``--dataset``.
-
-    Features are standardised with statistics of the training part.
-    """
-    data = prepare_dataset(name, target, seed)
-    return (data["X_train"], data["X_test"], data["y_train"], data["y_test"],
-            data["description"])
 
 
 def _load_whole(name, target, categorical=None, max_categories=MAX_CATEGORIES):
@@ -562,32 +298,6 @@ def _check_categories(path, X, names, categorical, max_categories):
                 "the column or raise --max-categories")
 
 
-def _detect_task(y, description):
-    """"regression" for a continuous target, else "classification" (type_of_target)."""
-    from sklearn.utils.multiclass import type_of_target
-
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise UsageError(f"{description}: the target has missing (NaN) or infinite values")
-    try:
-        kind = type_of_target(y)
-    except ValueError as exc:
-        raise UsageError(f"{description}: unusable target ({exc})") from None
-    if kind in ("continuous", "continuous-multioutput"):
-        return "regression"
-    if kind in ("binary", "multiclass", "multilabel-indicator"):
-        return "classification"
-    raise UsageError(f"{description}: unsupported target of type {kind!r}; use class labels "
-                     "(one column, or a 0/1 indicator matrix) or numeric targets")
-
-
-def _resolve_task(requested, detected, y, description):
-    if requested in ("auto", None):
-        return detected
-    if requested == "regression" and y.dtype.kind not in "biuf":
-        raise UsageError(f"{description}: --task regression needs a numeric target")
-    return requested
-
-
 def _check_data(X, y, task, description, categorical=None):
     """Refuse what the estimators would refuse mid-run, in one line, before any fit.
 
@@ -613,48 +323,14 @@ def _check_data(X, y, task, description, categorical=None):
     return X, y
 
 
-def _split(X, y, task, seed, description):
-    from sklearn.model_selection import train_test_split
-
-    stratify = None
-    if task == "classification" and y.ndim == 1:
-        if np.unique(y, return_counts=True)[1].min() > 1:
-            stratify = y
-    try:
-        parts = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=stratify)
-    except ValueError as exc:
-        raise UsageError(f"{description}: cannot split {len(X)} samples 70/30 ({exc})") from None
-    return (*parts, "70/30 stratified split" if stratify is not None else "70/30 split")
-
-
-def _subsample(X, y, n, task, seed, description):
-    """``n`` rows of ``(X, y)``, stratified for single-label classification."""
-    from sklearn.model_selection import train_test_split
-
-    if n >= len(y):
-        raise UsageError(f"--train-size {n}: {description} has {len(y)} training rows; "
-                         "choose fewer")
-    stratify = y if task == "classification" and y.ndim == 1 else None
-    try:
-        X, _, y, _ = train_test_split(X, y, train_size=n, random_state=seed, stratify=stratify)
-    except ValueError as exc:
-        raise UsageError(f"--train-size {n}: cannot draw a stratified subset of "
-                         f"{description} ({_one_line(exc)})") from None
-    return X, y
-
-
-def _n_classes(y):
-    return len(np.unique(y)) if y.ndim == 1 else 2
-
-
 # ---------------------------------------------------------------------------- the run
 def run_compare(args, argv=()):
-    """Fit the chosen estimators, print the table and similarity matrix, write the report.
+    """Load the data, run :func:`sk_weightfree.compare`'s study, print and write it.
 
-    Every check (names, ``--set``, device, data, output folder) runs before the first
-    fit; the files are written only once everything succeeded, all at once.
+    Every check (names, ``--set``, device, data, output folder, seeds, tuning) runs
+    before the first fit; the files are written only once everything succeeded, all at
+    once.
     """
-    from . import pairwise_spectral_similarity, spectral_density
     from ._base import resolve_device
 
     names = list(args.estimators or ESTIMATOR_NAMES)
@@ -668,55 +344,64 @@ def run_compare(args, argv=()):
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    data = prepare_dataset(args.dataset, args.target, args.seed, args.task,
-                           train_size=args.train_size, categorical=args.categorical,
-                           max_categories=args.max_categories)
-    task, description = data["task"], data["description"]
-    estimators, budget, warned = build_estimators(names, task, settings, budget=args.epochs,
-                                                  seed=args.seed, device=device,
-                                                  verbose=0 if args.quiet else 1, model=model)
-    for warning in warned:  # shown with --quiet too: they are about the results
-        print(f"sk-weightfree: warning: {warning}", file=sys.stderr)
+    prepared = {}
+
+    def make_data(seed):
+        if seed not in prepared:
+            prepared[seed] = prepare_dataset(
+                args.dataset, args.target, seed, args.task, train_size=args.train_size,
+                categorical=args.categorical, max_categories=args.max_categories)
+        return prepared[seed]
+
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    say(f"data: {description}, {task}; train {data['X_train'].shape}, "
-        f"test {data['X_test'].shape}{_one_hot_summary(data['info'])}; device: {device}; "
-        f"{budget} epoch{'' if budget == 1 else 's'} each")
 
-    score_key = _METRICS[task][0]
-    with warnings.catch_warnings(), _CtrlC() as ctrl_c:
-        # the CLI reports an interrupt itself, in one line
-        warnings.filterwarnings("ignore", message="Training interrupted by the user")
-        _warm_up(estimators, data, ctrl_c)
-        rows = [_fit_and_score(name, estimator, data, score_key, ctrl_c)
-                for name, estimator in estimators.items()]
+    def announce(budget, warned):
+        for warning in warned:  # shown with --quiet too: they are about the results
+            print(f"sk-weightfree: warning: {warning}", file=sys.stderr)
+        data = prepared[args.seed]
+        say(f"data: {data['description']}, {data['task']}; train {data['X_train'].shape}, "
+            f"test {data['X_test'].shape}{_one_hot_summary(data['info'])}; device: "
+            f"{device}; {budget} epoch{'' if budget == 1 else 's'} each, "
+            f"lr_schedule={args_schedule(settings)}; {args.seeds} "
+            f"seed{'' if args.seeds == 1 else 's'}"
+            + (f"; tune {args.tune} trials per row" if args.tune else ""))
 
-    fitted = list(estimators.values())
-    similarity = pairwise_spectral_similarity(fitted, random_state=args.seed)
-    print(format_table(rows, task))
-    print("")
-    print("spectral similarity (1 = identical spectra)")
-    print(format_matrix(names, similarity))
+    task = prepare_task(make_data, args)
+    with _CtrlC() as ctrl_c:
+        comparison = run_study(
+            names, make_data, _estimator_classes(task), task, epochs=args.epochs,
+            seeds=args.seeds, n_trials=args.tune, baseline=args.baseline, settings=settings,
+            model=model, random_state=args.seed, device=device,
+            search=parse_settings(args.search, names, "--search"),
+            verbose=0 if args.quiet else 1, announce=announce,
+            check=lambda name, estimator: _stop_if_interrupted(estimator, name, ctrl_c),
+            say=say)
+        data = prepared[args.seed]
+        comparison.results = {"command": ["sk-weightfree", *argv], "dataset": data["info"],
+                              "description": data["description"], "model": args.model,
+                              **comparison.results}
+        print(comparison.table())
+        print("")
+        print("spectral similarity (1 = identical spectra)")
+        print(format_matrix(names, comparison.similarity_))
+        if out is not None:
+            _write_outputs(out, comparison)
+            say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, "
+                f"{out / 'report.png'}")
+    return comparison.results
 
-    results = {
-        "command": ["sk-weightfree", *argv],
-        "dataset": data["info"], "description": description, "task": task,
-        "metric": score_key, "model": args.model, "seed": args.seed, "device": str(device),
-        "threads": _thread_count(), "warnings": warned,
-        "device_name": _device_name(device), "epoch_budget": budget,
-        "epoch_budget_note": _BUDGET_NOTE, "timing_note": _TIMING_NOTE,
-        "versions": _versions(),
-        "estimators": [{"name": name, "class": f"sk_weightfree.{type(est).__name__}",
-                        "params": est.get_params(deep=False)}
-                       for name, est in estimators.items()],
-        "results": rows,
-        "spectral_similarity": {"estimators": names, "matrix": similarity.tolist()},
-    }
-    if out is not None:
-        densities = {name: spectral_density(est, random_state=args.seed)
-                     for name, est in estimators.items()}
-        _write_outputs(out, results, rows, names, similarity, densities, task)
-        say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'report.png'}")
-    return results
+
+def prepare_task(make_data, args):
+    """The task of ``--dataset``: the first repeat's data is read and checked here."""
+    return make_data(args.seed)["task"]
+
+
+def args_schedule(settings):
+    """The shared schedule, or "mixed" where ``--set`` changed a row's."""
+    from ._study import SHARED_SCHEDULE
+
+    changed = {p.get("lr_schedule") for p in settings.values() if "lr_schedule" in p}
+    return SHARED_SCHEDULE if not changed - {SHARED_SCHEDULE} else "mixed (see †)"
 
 
 def _one_hot_summary(info):
@@ -750,49 +435,6 @@ class _torch_threads:
 
             torch.set_num_threads(self._previous)
         return False
-
-
-def _warm_up(estimators, data, ctrl_c):
-    """One untimed 1-epoch fit of each estimator on a few rows (torch's start-up cost)."""
-    from sklearn.base import clone
-
-    X, y = data["X_train"][:_WARMUP_ROWS], data["y_train"][:_WARMUP_ROWS]
-    for name, estimator in estimators.items():
-        params = estimator.get_params(deep=False)
-        quick = {"max_epochs": 1, "verbose": 0}
-        if "early_stopping" in params:
-            quick["early_stopping"] = False
-        if params.get("finetune_epochs"):
-            quick["finetune_epochs"] = 1
-        warm = clone(estimator).set_params(**quick)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                warm.fit(X, y)
-        except (ValueError, RuntimeError):
-            continue  # e.g. one class among these rows; the timed fit reports real problems
-        _stop_if_interrupted(warm, name, ctrl_c)
-
-
-def _fit_and_score(name, estimator, data, score_key, ctrl_c):
-    from sklearn.metrics import accuracy_score, r2_score
-
-    start = time.perf_counter()
-    try:
-        estimator.fit(data["X_train"], data["y_train"])
-    except ValueError as exc:
-        raise UsageError(f"{name} could not be fitted on {data['description']}: "
-                         f"{_one_line(exc)}") from None
-    fit_seconds = time.perf_counter() - start
-    _stop_if_interrupted(estimator, name, ctrl_c)
-    start = time.perf_counter()
-    predicted = estimator.predict(data["X_test"])
-    predict_seconds = time.perf_counter() - start
-    score = (r2_score if score_key == "test_r2" else accuracy_score)(data["y_test"], predicted)
-    return {"estimator": name, score_key: float(score), "density": float(estimator.density_),
-            "connections": int(estimator.n_connections_), "epochs": int(estimator.n_iter_),
-            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-            **stored_bytes(estimator)}
 
 
 def _stop_if_interrupted(estimator, name, ctrl_c):
@@ -840,21 +482,19 @@ def _check_output_folder(out):
         raise UsageError(f"--out {str(out)!r}: cannot write in {str(existing)!r}")
 
 
-def _write_outputs(out, results, rows, names, similarity, densities, task):
+def _write_outputs(out, comparison):
     """Write the three files into a temporary folder beside ``out``, then move them in.
 
     A failure or an interrupt while writing leaves ``out`` as it was.
     """
-    from ._report import plot_report
-
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        (staging / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable))
-        _write_csv(staging / "results.csv", rows, names, similarity)
-        plot_report(rows, names, similarity, densities, staging / "report.png",
-                    title=f"sk-weightfree compare: {results['description']}",
-                    score_key=_METRICS[task][0], score_label=_METRICS[task][2])
+        comparison.to_json(staging / "results.json")
+        _write_csv(staging / "results.csv", comparison.rows,
+                   comparison.results["spectral_similarity"]["estimators"],
+                   comparison.similarity_)
+        comparison.plot(staging / "report.png")
         out.mkdir(exist_ok=True)
         for name in ("results.json", "results.csv", "report.png"):
             os.replace(staging / name, out / name)
@@ -862,101 +502,28 @@ def _write_outputs(out, results, rows, names, similarity, densities, task):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _jsonable(value):
-    """JSON for what ``get_params`` may hold besides plain values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    return repr(value)
-
-
-def _thread_count():
-    import torch
-
-    return torch.get_num_threads()
-
-
-def _device_name(device):
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
-
-
-def _one_line(exc):
-    return " ".join(str(exc).split())
-
-
-def format_table(rows, task="classification"):
-    """Aligned text table of the per-estimator results."""
-    score_key, score_header, _ = _METRICS[task]
-    header = ["estimator", score_header, "density", "connections", "epochs", "fit s",
-              "predict s", "file kB", "f32 dense kB"]
-    body = [[r["estimator"], f"{r[score_key]:.4f}", f"{r['density']:.3f}",
-             f"{r['connections']:,}", str(r["epochs"]), f"{r['fit_seconds']:.2f}",
-             f"{r['predict_seconds']:.3f}", _kilobytes(r.get("file_bytes")),
-             _kilobytes(r.get("dense_float32_bytes"))]
-            for r in rows]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    lines = [header, ["-" * w for w in widths], *body]
-    table = "\n".join(
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                  for i, (cell, w) in enumerate(zip(line, widths)))
-        for line in lines
-    )
-    notes = [f"n/a ({r['estimator']}): {r['file_note']}" for r in rows if r.get("file_note")]
-    return "\n".join([table, *notes]) + (
-        "\nfile kB: the sk_weightfree.io.dump file; f32 dense kB: the same network with every "
-        "possible edge a float32 (1 kB = 1,000 bytes)")
-
-
-def _kilobytes(size):
-    return "n/a" if size is None else f"{size / 1000:,.1f}"
-
-
-def format_matrix(names, matrix):
-    """Aligned text rendering of a labelled square matrix."""
-    width = max(len(n) for n in names)
-    head = " " * width + "  " + "  ".join(n.rjust(max(6, len(n))) for n in names)
-    lines = [head]
-    for name, row in zip(names, matrix):
-        lines.append(name.ljust(width) + "  " + "  ".join(
-            f"{v:.3f}".rjust(max(6, len(n))) for n, v in zip(names, row)))
-    return "\n".join(lines)
-
-
 def _write_csv(path, rows, names, similarity):
-    """One row per estimator; run-level fields live in results.json only."""
+    """One row per estimator; run-level fields live in results.json only. Per-seed
+    lists and the tuning trials are JSON text in their cells."""
     fields = list(rows[0]) + [f"similarity_{n}" for n in names]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row, sims in zip(rows, similarity):
-            writer.writerow({**row, **{f"similarity_{n}": float(s) for n, s in zip(names, sims)}})
-
-
-def _versions():
-    import scipy
-    import skorch
-    import sklearn
-    import torch
-
-    from . import __version__
-
-    return {"sk_weightfree": __version__, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__,
-            "scikit-learn": sklearn.__version__, "torch": torch.__version__,
-            "skorch": skorch.__version__}
+            cells = {key: json.dumps(value, default=_jsonable)
+                     if isinstance(value, (list, dict)) else value
+                     for key, value in row.items()}
+            writer.writerow({**cells,
+                             **{f"similarity_{n}": float(s) for n, s in zip(names, sims)}})
 
 
 # ---------------------------------------------------------------------------- the command
 def build_parser():
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="sk-weightfree", description="Weight-free neural networks, compared.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser(
         "compare", help="fit every estimator on one data set and compare them",
@@ -966,9 +533,11 @@ def build_parser():
                     "epochs, timings, the bytes of each model's sk_weightfree.io.dump file "
                     "(beside the same network as float32 dense weights) and the spectral "
                     "similarity matrix.",
-        epilog="Fair comparison: every estimator gets the same epoch budget (--epochs); the "
-               "pruned family's\nretraining counts inside it (max_epochs + n_rounds * "
-               "finetune_epochs = budget, with\nfinetune_epochs = (budget // 3) // n_rounds "
+        epilog="Fair comparison: every estimator trains on one recipe, the same schedule "
+               "(lr_schedule=constant,\nevery family's default) and the same epoch budget "
+               "(--epochs); a row whose recipe --set\nchanged is marked with a dagger. The "
+               "pruned family's retraining counts inside the budget\n(max_epochs + n_rounds "
+               "* finetune_epochs = budget, with finetune_epochs = (budget // 3) // n_rounds "
                "unless --set); --set FAMILY.max_epochs=N overrides the\nbudget of that "
                "family, and the table's 'epochs' column shows what each one ran. Fit times "
                "are\nmeasured after one untimed warm-up fit of each estimator.\n\n"
@@ -977,8 +546,8 @@ def build_parser():
                "one line on standard\nerror and exit status 2; nothing is written then "
                "either: the files are written together\nat the end of a run.\n\n"
                "results.json records the command line, the data set (source, split, sha256 "
-               "of a file),\nevery estimator's full parameters, the seed, the device and the "
-               "package versions.")
+               "of a file),\nevery estimator's full parameters, the seeds, every seed's "
+               "score, every tuning trial, the\ndevice and the package versions.")
     compare.add_argument("--dataset", default="digits",
                          help="'digits' (default, embedded) or 'fashion-mnist' "
                               "(classification); 'diabetes' or 'friedman1' (regression, "
@@ -1028,6 +597,27 @@ def build_parser():
     compare.add_argument("--seed", type=_seed, default=0,
                          help="seed of the split, the estimators and the spectral estimates "
                               f"(an integer from 0 to {MAX_SEED}; default 0)")
+    compare.add_argument("--seeds", type=_integer, default=1, metavar="K",
+                         help="repeat the comparison K times (seeds --seed ... --seed+K-1: "
+                              "the split, the initialisation and the tuning of each "
+                              "repeat); each row reports its per-seed test scores, mean "
+                              "± std, a 95%% t interval, and its difference to --baseline "
+                              "paired by seed (default 1)")
+    compare.add_argument("--tune", type=_integer, default=0, metavar="N",
+                         help="give every row exactly N trials of seeded random search "
+                              "over its family's search space (log-uniform lr, schedule, "
+                              "the family's own knobs; see the quick start), "
+                              "scored on a validation split of 20%% of the training part; "
+                              "the best is refitted on the whole training part and the "
+                              "test part is scored once (default 0: the shared recipe, "
+                              "untuned)")
+    compare.add_argument("--search", action="append", metavar="NAME.PARAM=[VALUES]",
+                         help="with --tune: replace or add a parameter of a row's search "
+                              "space, a JSON list to draw from, e.g. "
+                              "'weight-free.lr=[0.01,0.05]'; NAME as in --set; repeatable")
+    compare.add_argument("--baseline", metavar="NAME",
+                         help="the row the others are differenced against, paired by "
+                              "seed (default: dense, else the first row)")
     compare.add_argument("--threads", type=_positive_int,
                          help="torch intra-op threads for the fits (default: torch's own "
                               "choice). On a loaded machine 1 thread is often much faster; "
@@ -1061,6 +651,14 @@ def _seed(text):
     return value
 
 
+def _integer(text):
+    """An integer; its range is checked with the other input, in one line (exit 2)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -1078,6 +676,9 @@ def main(argv=None):
     try:
         with _torch_threads(args.threads):
             run_compare(args, argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
     except UsageError as exc:
         print(f"sk-weightfree: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -1086,3 +687,23 @@ def main(argv=None):
         print(f"sk-weightfree: {reason}; stopped, nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+#: Exit status after a closed pipe: 1, as Python's documentation prescribes for EPIPE
+#: (the ``signal`` module's "Note on SIGPIPE").
+EXIT_BROKEN_PIPE = 1
+
+
+def _closed_pipe():
+    """The reader went away (``sk-weightfree compare | head -3``): stop quietly.
+
+    Python's convention (the ``signal`` module's "Note on SIGPIPE"): point standard
+    output at ``/dev/null`` so that the interpreter's final flush raises nothing, and
+    exit with status 1. Nothing is written then: the reader left before the end.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (captured); nothing to flush
+    return EXIT_BROKEN_PIPE

@@ -39,3 +39,27 @@ def test_estimators_sharing_a_score_are_labelled(tmp_path, monkeypatch):
                        tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert labels == ["dense", "pruned"]
+
+
+def test_rows_over_seeds_get_their_interval_as_an_error_bar(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    bars = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def errorbar(self, x, y, *args, yerr=None, **kwargs):
+        bars.append((x, y, np.asarray(yerr).ravel().tolist()))
+        return original(self, x, y, *args, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    grid = np.linspace(0, 2, 50)
+    rows = [{"estimator": "dense", "test_accuracy": 0.9, "density": 1.0,
+             "ci95": [0.85, 0.93]},
+            {"estimator": "random", "test_accuracy": 0.7, "density": 0.5, "ci95": None}]
+    plot_report(rows, ["dense", "random"], np.eye(2), {n: (grid, grid) for n in
+                                                       ["dense", "random"]},
+                tmp_path / "r.png")
+    assert len(bars) == 1
+    x, y, (below, above) = bars[0]
+    assert (x, y) == (1.0, 0.9)
+    assert np.allclose([below, above], [0.05, 0.03])

@@ -355,12 +355,12 @@ def _pruned_budget(estimator, budget, explicit, warned):
     n_rounds = estimator.get_params()["n_rounds"]
     if "max_epochs" in explicit:  # the user chose; report what runs
         return {}
-    if "finetune_epochs" in explicit:
-        finetune = explicit["finetune_epochs"]
-    else:
-        finetune = (budget // 3) // n_rounds if isinstance(n_rounds, int) and n_rounds > 0 else 0
-    if not isinstance(finetune, int) or not isinstance(n_rounds, int):
+    finetune = explicit.get("finetune_epochs")
+    if (not isinstance(n_rounds, int) or n_rounds < 1
+            or not isinstance(finetune, (int, type(None)))):
         return {}  # left to the estimator's own parameter check
+    if finetune is None:  # the estimator's own split (by default a third of the budget)
+        finetune = estimator._finetune_epochs(budget)
     if budget - n_rounds * finetune < 1:
         raise UsageError(f"pruned: n_rounds={n_rounds} x finetune_epochs={finetune} leaves no "
                          f"epoch of initial training in the budget of {budget} epochs; lower "
@@ -368,8 +368,8 @@ def _pruned_budget(estimator, budget, explicit, warned):
     if finetune == 0 and "finetune_epochs" not in explicit:
         warned.append(
             f"pruned: a budget of {budget} epoch{'' if budget == 1 else 's'} leaves no "
-            f"fine-tuning after pruning (finetune_epochs = ({budget} // 3) // "
-            f"n_rounds={n_rounds} = 0), so the network is scored as pruned, untrained "
+            f"fine-tuning after pruning (a third of it: finetune_epochs = ({budget} // 3) "
+            f"// n_rounds={n_rounds} = 0), so the network is scored as pruned, untrained "
             f"since (a pruned CNN is then near chance); pruning needs --epochs >= "
             f"{3 * n_rounds} (one fine-tune epoch per round) or --set "
             "pruned.finetune_epochs=N")

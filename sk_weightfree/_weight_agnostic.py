@@ -100,7 +100,7 @@ class _WeightAgnosticBase(MaskRuleMixin, BaseNetwork):
                 f"{type(self).__name__}: every feature of X is non-negative. With one "
                 "shared weight and no negative edge, the first layer's units can only add "
                 "inputs, and the fit suffers (digits scaled to [0, 1]: 3-fold accuracy "
-                "0.20-0.42 at the default width, 0.84-0.85 standardised). Standardise the "
+                "0.35-0.44 at the default width and 15 epochs, 0.89-0.93 standardised). Standardise the "
                 "features first, e.g. make_pipeline(StandardScaler(), ...).",
                 UserWarning, stacklevel=6)  # the caller of fit or partial_fit
 

@@ -126,7 +126,10 @@ def test_pruned_partial_fit_from_scratch_warns_at_every_call_that_it_is_dense(cl
     (dict(max_epochs=3, finetune_epochs=10), 1),             # the issue: 13 epochs ran
     (dict(max_epochs=3, finetune_epochs=10, n_rounds=3), 3),  # 33 ran; no room to retrain
     (dict(max_epochs=6, finetune_epochs=1, n_rounds=3), 3),
-    (dict(max_epochs=30, finetune_epochs=10), 20),           # the defaults: 20 + 10
+    # the default finetune_epochs=None: a third of the budget
+    (dict(max_epochs=30, finetune_epochs=None), 20),              # 20 + 10
+    (dict(max_epochs=15, finetune_epochs=None), 10),              # 10 + 5 (10 left 5 dense)
+    (dict(max_epochs=15, finetune_epochs=None, n_rounds=2), 11),  # 2 a round: 11 + 2 + 2
 ])
 def test_pruned_max_epochs_is_the_whole_budget(params, dense_epochs, small_data,
                                                monkeypatch):
@@ -141,7 +144,7 @@ def test_pruned_max_epochs_is_the_whole_budget(params, dense_epochs, small_data,
     monkeypatch.setattr(PrunedClassifier, "_prune_to", spy)
     est.fit(X, y)
     assert est.n_iter_ == params["max_epochs"]
-    assert est.density_ == pytest.approx(0.1, abs=0.02)
+    assert est.density_ == pytest.approx(0.3, abs=0.02)  # the default density
     n_rounds = params.get("n_rounds", 1)
     finetune = (params["max_epochs"] - dense_epochs) // n_rounds
     assert pruned_after == [dense_epochs + r * finetune for r in range(n_rounds)]

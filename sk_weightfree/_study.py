@@ -1067,9 +1067,12 @@ class Comparison:
         Path(path).write_text(json.dumps(self.results, indent=2, default=jsonable))
         return path
 
-    def plot(self, path, title=None):
+    def plot(self, path, title=None, image_shape=None):
         """Write the report figure (score vs density with 95 % error bars, the
-        spectral similarity heatmap, the spectral densities) to ``path``."""
+        spectral similarity heatmap, the spectral densities and, when a weight-free row
+        was fitted, what it learned: its receptive fields as images of ``image_shape``
+        (e.g. ``(8, 8)`` for digits), or its degree distributions without one) to
+        ``path``."""
         from . import spectral_density
         from ._report import plot_report
 
@@ -1078,10 +1081,13 @@ class Comparison:
         densities = {name: spectral_density(est, random_state=seed)
                      for name, est in self.estimators_.items()}
         score_key, _, label = METRICS[self.results["task"]]
+        learned = next((est for name, est in self.estimators_.items()
+                        if split_name(name)[0] == "weight-free"), None)
         return plot_report(self.rows, names, self.similarity_, densities, path,
                            title=title or f"sk-weightfree compare: "
                                           f"{self.results.get('description', '')}",
-                           score_key=score_key, score_label=label)
+                           score_key=score_key, score_label=label, learned=learned,
+                           image_shape=image_shape)
 
 
 def check_seeds(seeds):

@@ -385,7 +385,7 @@ def run_compare(args, argv=()):
         print("spectral similarity (1 = identical spectra)")
         print(format_matrix(names, comparison.similarity_))
         if out is not None:
-            _write_outputs(out, comparison)
+            _write_outputs(out, comparison, IMAGE_SHAPES.get(args.dataset))
             say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, "
                 f"{out / 'report.png'}")
     return comparison.results
@@ -482,8 +482,10 @@ def _check_output_folder(out):
         raise UsageError(f"--out {str(out)!r}: cannot write in {str(existing)!r}")
 
 
-def _write_outputs(out, comparison):
-    """Write the three files into a temporary folder beside ``out``, then move them in.
+def _write_outputs(out, comparison, image_shape=None):
+    """Write the three files into a temporary folder beside ``out``, then move them in
+    (the report shows the weight-free network's receptive fields as ``image_shape``
+    images, for the built-in image data sets).
 
     A failure or an interrupt while writing leaves ``out`` as it was.
     """
@@ -494,7 +496,7 @@ def _write_outputs(out, comparison):
         _write_csv(staging / "results.csv", comparison.rows,
                    comparison.results["spectral_similarity"]["estimators"],
                    comparison.similarity_)
-        comparison.plot(staging / "report.png")
+        comparison.plot(staging / "report.png", image_shape=image_shape)
         out.mkdir(exist_ok=True)
         for name in ("results.json", "results.csv", "report.png"):
             os.replace(staging / name, out / name)

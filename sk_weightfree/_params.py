@@ -11,6 +11,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 from sklearn.utils._param_validation import Options
 
 
@@ -94,8 +95,6 @@ def named_callback(item):
     """``(name, callback)`` for an entry of ``callbacks`` as skorch names it (a pair's
     name, else the callback's class name), or None when the entry is neither a skorch
     ``Callback`` instance nor a ``(str, Callback)`` pair."""
-    from skorch.callbacks import Callback
-
     if isinstance(item, Callback):
         return type(item).__name__, item
     if (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)

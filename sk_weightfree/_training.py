@@ -158,6 +158,15 @@ def print_line(text):
     print(text, flush=True)
 
 
+class _PlainPrintLog(PrintLog):
+    """``PrintLog`` without colour: skorch colours a value whose ``<key>_best`` mark
+    (:class:`BestLoss`) is set, escape codes that a log file would keep."""
+
+    def format_row(self, row, key, color):
+        return super().format_row({k: v for k, v in row.items() if not k.endswith("_best")},
+                                  key, color)
+
+
 class EpochLog(Callback):
     """skorch's :class:`~skorch.callbacks.PrintLog` table, one row per epoch, on stdout.
 
@@ -170,7 +179,7 @@ class EpochLog(Callback):
         self.sink = sink
 
     def initialize(self):
-        self.table_ = PrintLog(sink=self.sink).initialize()
+        self.table_ = _PlainPrintLog(sink=self.sink).initialize()
         return self
 
     def on_epoch_end(self, net, **kwargs):

@@ -27,7 +27,7 @@ from ._data import TrainingDataMixin
 from ._export import NON_FINITE_TRAINING, FittedFormMixin
 from ._heads import ClassifierHeadMixin, RegressorHeadMixin, _softmax_last
 from ._net import OPTIMIZERS, NetMixin, _no_output
-from ._params import DeviceString, PositiveInts, parse_device, positive_ints
+from ._params import DeviceString, PositiveInts, SkorchCallbacks, parse_device, positive_ints
 from ._templating import TemplateMixin
 from ._training import DeviceBatchIterator
 from .nn import ACTIVATIONS
@@ -116,11 +116,13 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         "torch_compile": ["boolean"],
         "module": [None, callable],
         "input_shape": [None, PositiveInts(allow_empty=False)],
+        "callbacks": [None, SkorchCallbacks()],
     }
 
     # Defaults for models pickled before these parameters existed.
     module = None
     input_shape = None
+    callbacks = None
     shuffle = True
     alpha = 0.0
 
@@ -160,6 +162,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         """
         self._validate_params()
         self._check_params()
+        self._check_callbacks()
         resolve_device(self.device)
         return self
 
@@ -261,7 +264,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         "max_epochs", "batch_size", "shuffle", "lr", "alpha", "lr_schedule", "verbose",
         "warm_start",
         "early_stopping", "validation_fraction", "n_iter_no_change", "tol",
-        "torch_compile", "class_weight", "random_state", "device",
+        "torch_compile", "class_weight", "random_state", "device", "callbacks",
     })
 
     def _params_snapshot(self):
@@ -280,6 +283,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         """Apply a continuing fit's settings to the family's search state (mask rules)."""
 
     def _fit(self, X, y, sample_weight, *, incremental, continuing, classes, validation):
+        self._check_callbacks()
         if not continuing:
             self.__dict__.update(self._check_params())
             device = resolve_device(self.device)

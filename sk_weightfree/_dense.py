@@ -91,7 +91,17 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         ``activation`` are then unused.
     input_shape : tuple of int, default=None
         Shape of one sample for ``module`` (e.g. ``(1, 28, 28)``): each row of ``X`` is
-        reshaped to it. None passes the rows as they are."""
+        reshaped to it. None passes the rows as they are.
+    callbacks : list of skorch callbacks, default=None
+        skorch callbacks (``skorch.callbacks.Callback`` instances, or ``(name, callback)``
+        pairs as ``skorch.NeuralNet`` takes them) run beside the package's own: their
+        batch, epoch, gradient and training hooks fire with skorch's arguments
+        (``TensorBoard``, ``Checkpoint``, ``MlflowLogger``, ``LRScheduler``,
+        ``GradientNormClipping``...; see the user guide's "skorch callbacks"). Each fit
+        or ``partial_fit`` call runs a copy of each, initialised by skorch, so this
+        parameter is never changed (the copies are in ``net_.callbacks_``). A name taken
+        by the package's own callbacks or given twice, or an ``LRScheduler`` with
+        ``lr_schedule="cosine"``, is a ``ValueError`` at fit."""
 
 _COEFS = """coefs_ : list of ndarray of shape (n_in, n_out)
         Per layer, the weights the network predicts with (see the user guide's formula)."""
@@ -192,7 +202,7 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, class_weight=None):
+                 input_shape=None, callbacks=None, class_weight=None):
         store_params(self, locals())
 
 
@@ -237,5 +247,5 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, loss="squared_error"):
+                 input_shape=None, callbacks=None, loss="squared_error"):
         store_params(self, locals())

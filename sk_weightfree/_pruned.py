@@ -30,7 +30,7 @@ _PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining
 _PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
 lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
 warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
-module, input_shape
+module, input_shape, callbacks
         As in :class:`DenseClassifier`; ``max_epochs`` counts the retraining after
         pruning too (see above), so ``n_iter_ <= max_epochs``. ``alpha`` penalises the
         weights as the network uses them: once pruned, only the kept ones.
@@ -238,7 +238,7 @@ class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, density=0.3,
+                 input_shape=None, callbacks=None, density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  class_weight=None):
         store_params(self, locals())
@@ -273,7 +273,7 @@ class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, density=0.3,
+                 input_shape=None, callbacks=None, density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  loss="squared_error"):
         store_params(self, locals())

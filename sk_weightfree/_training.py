@@ -158,6 +158,15 @@ def print_line(text):
     print(text, flush=True)
 
 
+class _PlainPrintLog(PrintLog):
+    """``PrintLog`` without colour: skorch colours a value whose ``<key>_best`` mark
+    (:class:`BestLoss`) is set, escape codes that a log file would keep."""
+
+    def format_row(self, row, key, color):
+        return super().format_row({k: v for k, v in row.items() if not k.endswith("_best")},
+                                  key, color)
+
+
 class EpochLog(Callback):
     """skorch's :class:`~skorch.callbacks.PrintLog` table, one row per epoch, on stdout.
 
@@ -170,7 +179,7 @@ class EpochLog(Callback):
         self.sink = sink
 
     def initialize(self):
-        self.table_ = PrintLog(sink=self.sink).initialize()
+        self.table_ = _PlainPrintLog(sink=self.sink).initialize()
         return self
 
     def on_epoch_end(self, net, **kwargs):
@@ -200,6 +209,20 @@ class EpochProgressBar(Callback):
         state = self.__dict__.copy()
         state.pop("pbar_", None)
         return state
+
+
+class BestLoss(Callback):
+    """Record ``train_loss_best`` (and ``valid_loss_best`` with validation data) each
+    epoch, as skorch's default scoring does, for the callbacks that read them (a
+    ``Checkpoint`` monitors ``valid_loss_best``): whether the epoch's loss is the lowest
+    of the current training call."""
+
+    def on_epoch_end(self, net, **kwargs):
+        rows = net.history[getattr(net, "call_start_epoch_", 0):]
+        for key in ("train_loss", "valid_loss"):
+            if key in rows[-1]:
+                earlier = [row[key] for row in rows[:-1] if key in row]
+                net.history.record(f"{key}_best", not earlier or rows[-1][key] < min(earlier))
 
 
 class ScheduledCallback(Callback):
@@ -246,7 +269,10 @@ class ResidentNetMixin:
     skorch's arguments); with ``valid_score_fn`` set the validation pass also records
     ``valid_score``. An interrupted epoch (KeyboardInterrupt, which skorch catches) is
     rolled back: module and optimiser return to the last completed epoch and the partial
-    history row is dropped. ``shuffle_generator`` (a CPU ``torch.Generator``) makes
+    history row is dropped. With ``batch_history=True`` (set when the estimator is given
+    ``callbacks``) each batch's loss and size are also recorded in the history's batch rows,
+    as skorch records them, for callbacks that read them (one device sync a batch).
+    ``shuffle_generator`` (a CPU ``torch.Generator``) makes
     shuffling reproducible without touching torch's global random state;
     ``iterator_train__shuffle=False`` (skorch's own parameter) feeds the training batches in
     data order instead. With ``alpha > 0`` each training batch's loss gets the L2 penalty
@@ -260,19 +286,24 @@ class ResidentNetMixin:
     autocast_dtype = None
     use_torch_compile = False
     valid_score_fn = None
+    batch_history = False
+
+    # the names of the net's own callbacks (``_default_callbacks``)
+    DEFAULT_CALLBACKS = ("epoch_timer", "best_loss")
 
     def __init__(self, module, *args, alpha=0.0, shuffle_generator=None, autocast_dtype=None,
-                 use_torch_compile=False, valid_score_fn=None, **kwargs):
+                 use_torch_compile=False, valid_score_fn=None, batch_history=False, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.alpha = alpha  # the L2 penalty of edge_tensors
         self.shuffle_generator = shuffle_generator  # a CPU torch.Generator, or None
         self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16: forward under autocast
         self.use_torch_compile = use_torch_compile  # train through torch.compile(module_)
         self.valid_score_fn = valid_score_fn  # (outputs, y, w) -> float, set for a fit
+        self.batch_history = batch_history  # skorch's per-batch history rows
 
     @property
     def _default_callbacks(self):
-        return [("epoch_timer", EpochTimer())]
+        return list(zip(self.DEFAULT_CALLBACKS, (EpochTimer(), BestLoss())))
 
     def get_dataset(self, X, y=None):
         if isinstance(X, ResidentData):
@@ -362,7 +393,7 @@ class ResidentNetMixin:
         if "compile_forward" in state:
             state.setdefault("use_torch_compile", state.pop("compile_forward"))
         for name in ("alpha", "shuffle_generator", "autocast_dtype", "use_torch_compile",
-                     "valid_score_fn"):
+                     "valid_score_fn", "batch_history"):
             state.setdefault(name, getattr(type(self), name))
         super().__setstate__(state)
 
@@ -390,6 +421,9 @@ class ResidentNetMixin:
             if scoring:
                 outputs.append(step["y_pred"].detach())
                 targets.append(batch[1])
+            if self.batch_history:
+                self.history.record_batch(prefix + "_loss", step["loss"].item())
+                self.history.record_batch(prefix + "_batch_size", size)
             self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_loss", float(loss_sum / max(n_samples, 1)))
         self.history.record(prefix + "_batch_count", n_batches)

@@ -29,7 +29,7 @@ _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges e
 _WEIGHT_FREE_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, optimizer, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
 early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, \
-input_shape
+input_shape, callbacks
         As in :class:`DenseClassifier` (``batch_size`` must be at least 2 for the batch
         normalisation).
     lr : float, default=0.05
@@ -168,7 +168,7 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, mask_rule="threshold", density=None,
+                 input_shape=None, callbacks=None, mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED, init_density=DEPRECATED, class_weight=None):
         store_params(self, locals())
@@ -206,7 +206,7 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, mask_rule="threshold", density=None,
+                 input_shape=None, callbacks=None, mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED, init_density=DEPRECATED, loss="squared_error"):
         store_params(self, locals())

@@ -484,11 +484,37 @@ def _plan(ops, dtype, shared):
     return steps
 
 
+def fold_paired(weight, axis=1):
+    """The signed weight of a layer that sees ``[h, -h]``: ``W₊ - W₋``.
+
+    The paired lines of a layer lie along ``axis``: its first half are the excitatory
+    lines, its second half their inhibitory twins (a linear weight (out, 2 * in) or a
+    kernel (out, 2 * in, kh, kw) along axis 1, a ``coefs_`` array (2 * in, out) along
+    axis 0). A line and its twin are one edge, so two that are both on cancel.
+
+    This is the only place the fold is written: it uses slicing and subtraction alone, so
+    it serves numpy arrays and torch tensors alike (``nn.ScoredMask`` folds its masks
+    with it) without this module importing torch.
+
+    Parameters
+    ----------
+    weight : ndarray or torch.Tensor
+        The weight over the paired lines; ``weight.shape[axis]`` is even.
+    axis : int, default=1
+        The axis of the paired lines.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        ``weight`` with ``axis`` halved.
+    """
+    n_in = weight.shape[axis] // 2
+    before = (slice(None),) * axis
+    return weight[before + (slice(None, n_in),)] - weight[before + (slice(n_in, None),)]
+
+
 def _signed(weight, paired):
-    if not paired:
-        return weight
-    n_in = weight.shape[1] // 2
-    return weight[:, :n_in] - weight[:, n_in:]
+    return fold_paired(weight) if paired else weight
 
 
 # ---------------------------------------------------------------------------- compute

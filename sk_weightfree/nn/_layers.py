@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._inference import fold_paired
 from ._rules import SAMPLING_RULES, ThresholdRule
 
 SIGN_MODES = ("paired", "fixed", "none")
@@ -122,7 +123,7 @@ class ScoredMask(nn.Module):
         """The weight a line mask amounts to: the mask, or ``M₊ - M₋`` when paired."""
         if not self.paired:
             return mask
-        return mask[:, :self.n_in] - mask[:, self.n_in:]
+        return fold_paired(mask)
 
     def _training_weight(self):
         mask = self.rule.train_mask(self.scores)

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from ._inference import (Activation, Affine, Chain, Conv2d, Linear, Paired, Pool2d, Reshape,
                          _prod, merge_affines)
 from .nn import ACTIVATIONS
+from .nn._layers import pruned_weight
 
 
 class NotAChainError(ValueError):
@@ -207,8 +208,7 @@ def _trace_chain(est, plain):
                                           f"channels) is supported")
             return [Paired()]
         if type(m) in (nn.Linear, nn.Conv2d):
-            weight = (m.weight_orig * m.weight_mask if hasattr(m, "weight_mask")
-                      else m.weight).detach().double().numpy().copy()
+            weight = pruned_weight(m).applied().detach().double().numpy().copy()
             if isinstance(m, nn.Conv2d):
                 if m.groups != 1 or m.padding_mode != "zeros":
                     _refuse(est, where(node), f"has groups={m.groups}, padding_mode="

@@ -12,7 +12,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
 from .nn import ScoredMask
-from .nn._layers import sample_weighted
+from .nn._layers import pruned_weight, sample_weighted
 from .nn._templates import WEIGHT_LAYERS
 
 
@@ -149,7 +149,7 @@ def edge_tensors(module):
             if layer.scores.requires_grad:
                 yield layer.scores
         elif isinstance(layer, WEIGHT_LAYERS):
-            if getattr(layer, "weight_orig", layer.weight).requires_grad:
+            if pruned_weight(layer).trained.requires_grad:
                 yield layer.weight
 
 

@@ -35,7 +35,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, logsumexp
 
-ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
+# Each hidden activation in numpy, computed in place; its name is the one list of activation
+# names: ``sk_weightfree.nn`` derives its torch modules and functions from ACTIVATIONS.
+NUMPY_ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0, out=z),
+    "tanh": lambda z: np.tanh(z, out=z),
+    "logistic": lambda z: expit(z, out=z),
+    "identity": lambda z: z,
+}
+ACTIVATIONS = tuple(NUMPY_ACTIVATIONS)
 OUT_ACTIVATIONS = ("softmax", "logistic", "identity")
 # Rows per batch, and values of a batch's largest intermediate array (a layer's output, a
 # convolution's unfolded input: 64 MiB in float64). Splitting 10,000 rows of 784 features
@@ -51,16 +59,6 @@ def compute_dtype(dtype):
     """The floating type a network computes in for input of ``dtype``: float32 stays,
     anything else is float64 (as scikit-learn's MLPs)."""
     return np.dtype(np.float32) if np.dtype(dtype) == np.float32 else np.dtype(np.float64)
-
-
-def _activate(name, z):
-    if name == "relu":
-        return np.maximum(z, 0.0, out=z)
-    if name == "tanh":
-        return np.tanh(z, out=z)
-    if name == "logistic":
-        return expit(z, out=z)
-    return z
 
 
 def _prod(values):
@@ -271,7 +269,7 @@ class Activation(_Op):
         self.name = name
 
     def __call__(self, a):
-        return _activate(self.name, a)
+        return NUMPY_ACTIVATIONS[self.name](a)
 
     def describe(self):
         return self.name

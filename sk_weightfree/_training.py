@@ -207,7 +207,8 @@ class ScheduledCallback(Callback):
 
     ``epoch_in_call(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase)
     and counts the epochs of that call; ``active(net)`` is False during an estimator's
-    ``partial_fit`` (``net.scheduled_``), where a schedule keeps its starting value.
+    ``partial_fit`` (the net's ``scheduled`` parameter is False), where a schedule keeps its
+    starting value.
     """
 
     @staticmethod
@@ -215,7 +216,7 @@ class ScheduledCallback(Callback):
         return len(net.history) - 1 - net.call_start_epoch_
 
     def active(self, net):
-        return getattr(net, "scheduled_", True)
+        return getattr(net, "scheduled", True)  # any skorch net: scheduled unless told
 
 
 class CosineLR(ScheduledCallback):
@@ -251,7 +252,8 @@ class ResidentNetMixin:
     ``iterator_train__shuffle=False`` (skorch's own parameter) feeds the training batches in
     data order instead. With ``alpha > 0`` each training batch's loss gets the L2 penalty
     ``0.5 * alpha * sum(t ** 2) / n_batch`` over :func:`edge_tensors` (as
-    ``MLPClassifier``'s).
+    ``MLPClassifier``'s). ``scheduled=False`` (an estimator's ``partial_fit``) holds the
+    :class:`ScheduledCallback` schedules at their starting values.
     """
 
     # Defaults for nets pickled before these parameters existed.
@@ -260,15 +262,17 @@ class ResidentNetMixin:
     autocast_dtype = None
     use_torch_compile = False
     valid_score_fn = None
+    scheduled = True
 
     def __init__(self, module, *args, alpha=0.0, shuffle_generator=None, autocast_dtype=None,
-                 use_torch_compile=False, valid_score_fn=None, **kwargs):
+                 use_torch_compile=False, valid_score_fn=None, scheduled=True, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.alpha = alpha  # the L2 penalty of edge_tensors
         self.shuffle_generator = shuffle_generator  # a CPU torch.Generator, or None
         self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16: forward under autocast
         self.use_torch_compile = use_torch_compile  # train through torch.compile(module_)
         self.valid_score_fn = valid_score_fn  # (outputs, y, w) -> float, set for a fit
+        self.scheduled = scheduled  # False in partial_fit: ScheduledCallbacks keep still
 
     @property
     def _default_callbacks(self):
@@ -361,8 +365,10 @@ class ResidentNetMixin:
         state = dict(state)
         if "compile_forward" in state:
             state.setdefault("use_torch_compile", state.pop("compile_forward"))
+        if "scheduled_" in state:  # the attribute each fit wrote before it was a parameter
+            state.setdefault("scheduled", state.pop("scheduled_"))
         for name in ("alpha", "shuffle_generator", "autocast_dtype", "use_torch_compile",
-                     "valid_score_fn"):
+                     "valid_score_fn", "scheduled"):
             state.setdefault(name, getattr(type(self), name))
         super().__setstate__(state)
 

@@ -322,7 +322,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         # travel with it.
         net.train_split = None if valid_data is None else predefined_split(valid_data)
         net.valid_score_fn = self._valid_score if valid_data is not None else None
-        net.scheduled_ = not incremental
+        net.scheduled = not incremental  # partial_fit keeps the schedules still
         self._check_batch_norms(net.module_)
         # Layers that draw random numbers (dropout in a template) use torch's global
         # generator: seed it from random_state for this fit, and leave the caller's as it was.

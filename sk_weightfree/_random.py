@@ -1,7 +1,7 @@
 """{0,1} weights on a random, unsearched structure: RandomNetworkClassifier and
 RandomNetworkRegressor."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -36,8 +36,6 @@ module, input_shape, callbacks, unit_signs
 class _RandomBase(BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
-        # batch normalisation needs at least two samples per training batch
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
         "density": [Interval(Real, 0, 1, closed="right")],
         "train_readout": ["boolean"],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],

@@ -12,7 +12,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
 from .nn import ScoredMask
-from .nn._layers import sample_weighted
+from .nn._layers import pruned_weight, sample_weighted
 from .nn._templates import WEIGHT_LAYERS
 
 
@@ -149,7 +149,7 @@ def edge_tensors(module):
             if layer.scores.requires_grad:
                 yield layer.scores
         elif isinstance(layer, WEIGHT_LAYERS):
-            if getattr(layer, "weight_orig", layer.weight).requires_grad:
+            if pruned_weight(layer).trained.requires_grad:
                 yield layer.weight
 
 
@@ -230,7 +230,8 @@ class ScheduledCallback(Callback):
 
     ``epoch_in_call(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase)
     and counts the epochs of that call; ``active(net)`` is False during an estimator's
-    ``partial_fit`` (``net.scheduled_``), where a schedule keeps its starting value.
+    ``partial_fit`` (the net's ``scheduled`` parameter is False), where a schedule keeps its
+    starting value.
     """
 
     @staticmethod
@@ -238,7 +239,7 @@ class ScheduledCallback(Callback):
         return len(net.history) - 1 - net.call_start_epoch_
 
     def active(self, net):
-        return getattr(net, "scheduled_", True)
+        return getattr(net, "scheduled", True)  # any skorch net: scheduled unless told
 
 
 class CosineLR(ScheduledCallback):
@@ -277,7 +278,8 @@ class ResidentNetMixin:
     ``iterator_train__shuffle=False`` (skorch's own parameter) feeds the training batches in
     data order instead. With ``alpha > 0`` each training batch's loss gets the L2 penalty
     ``0.5 * alpha * sum(t ** 2) / n_batch`` over :func:`edge_tensors` (as
-    ``MLPClassifier``'s).
+    ``MLPClassifier``'s). ``scheduled=False`` (an estimator's ``partial_fit``) holds the
+    :class:`ScheduledCallback` schedules at their starting values.
     """
 
     # Defaults for nets pickled before these parameters existed.
@@ -287,12 +289,14 @@ class ResidentNetMixin:
     use_torch_compile = False
     valid_score_fn = None
     batch_history = False
+    scheduled = True
 
     # the names of the net's own callbacks (``_default_callbacks``)
     DEFAULT_CALLBACKS = ("epoch_timer", "best_loss")
 
     def __init__(self, module, *args, alpha=0.0, shuffle_generator=None, autocast_dtype=None,
-                 use_torch_compile=False, valid_score_fn=None, batch_history=False, **kwargs):
+                 use_torch_compile=False, valid_score_fn=None, batch_history=False,
+                 scheduled=True, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.alpha = alpha  # the L2 penalty of edge_tensors
         self.shuffle_generator = shuffle_generator  # a CPU torch.Generator, or None
@@ -300,6 +304,7 @@ class ResidentNetMixin:
         self.use_torch_compile = use_torch_compile  # train through torch.compile(module_)
         self.valid_score_fn = valid_score_fn  # (outputs, y, w) -> float, set for a fit
         self.batch_history = batch_history  # skorch's per-batch history rows
+        self.scheduled = scheduled  # False in partial_fit: ScheduledCallbacks keep still
 
     @property
     def _default_callbacks(self):
@@ -392,8 +397,10 @@ class ResidentNetMixin:
         state = dict(state)
         if "compile_forward" in state:
             state.setdefault("use_torch_compile", state.pop("compile_forward"))
+        if "scheduled_" in state:  # the attribute each fit wrote before it was a parameter
+            state.setdefault("scheduled", state.pop("scheduled_"))
         for name in ("alpha", "shuffle_generator", "autocast_dtype", "use_torch_compile",
-                     "valid_score_fn", "batch_history"):
+                     "valid_score_fn", "batch_history", "scheduled"):
             state.setdefault(name, getattr(type(self), name))
         super().__setstate__(state)
 

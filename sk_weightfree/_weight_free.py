@@ -1,7 +1,7 @@
 """{0,1} weights, the architecture found by surrogate gradients: WeightFreeClassifier and
 WeightFreeRegressor."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -100,8 +100,6 @@ def _check_template_signs(estimator):
 class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
-        # batch normalisation needs at least two samples per training batch
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
         **MaskRuleMixin._surrogate_constraints,
         "density": [Interval(Real, 0, 1, closed="right"), None],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],

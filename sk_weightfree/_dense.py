@@ -2,8 +2,12 @@
 
 from string import Template
 
+import torch
+from torch.nn.utils import prune
+
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from .nn import DenseMLP, TemplateNetwork
+from .nn._layers import pruned_weight
 
 _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         Width of each hidden layer.
@@ -101,7 +105,15 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         or ``partial_fit`` call runs a copy of each, initialised by skorch, so this
         parameter is never changed (the copies are in ``net_.callbacks_``). A name taken
         by the package's own callbacks or given twice, or an ``LRScheduler`` with
-        ``lr_schedule="cosine"``, is a ``ValueError`` at fit."""
+        ``lr_schedule="cosine"``, is a ``ValueError`` at fit.
+    architecture : list of ndarray of bool, default=None
+        The edges to train on (see the user guide, "Training on a given architecture"):
+        one boolean array per weight layer in ``coefs_`` order, shaped like ``coefs_``
+        without the ``[h, -h]`` pairing — ``(n_in, n_out)`` for a linear layer,
+        ``(out_channels, in_channels, kh, kw)`` kernel taps for a convolution — as
+        :func:`sk_weightfree.architecture_of` returns them. No edge outside it is ever
+        non-zero, in training or in ``coefs_``/``masks_``. None: the family's own
+        structure (dense: every edge). Changing it takes a fresh fit."""
 
 _COEFS = """coefs_ : list of ndarray of shape (n_in, n_out)
         Per layer, the weights the network predicts with (see the user guide's formula)."""
@@ -155,10 +167,26 @@ class _DenseBase(BaseNetwork):
 
     def _build_module(self, n_features, n_outputs, generator):
         if self.module is not None:
-            return TemplateNetwork(self._template(n_features, n_outputs, generator),
-                                   self._input_shape)
-        return DenseMLP(n_features, self._hidden_sizes, n_outputs,
-                        activation=self.activation, generator=generator)
+            module = TemplateNetwork(self._template(n_features, n_outputs, generator),
+                                     self._input_shape)
+        else:
+            module = DenseMLP(n_features, self._hidden_sizes, n_outputs,
+                              activation=self.activation, generator=generator)
+        if self.architecture is not None:
+            # a fixed pruning mask: the weights train on the given edges, the rest are 0
+            layers = module.weight_layers()
+            edges = self._architecture_edges([layer.weight.shape for layer in layers])
+            for layer, layer_edges in zip(layers, edges):
+                prune.custom_from_mask(layer, "weight", layer_edges.to(layer.weight.device))
+        return module
+
+    def _finish_training(self, train_data, valid_data):
+        # prune's forward hook leaves ``weight`` as a non-leaf tensor of the last training
+        # step, which can be neither deep-copied nor pickled: recompute it without a graph.
+        with torch.no_grad():
+            for layer in self.net_.module_.weight_layers():
+                if prune.is_pruned(layer):
+                    layer.weight = pruned_weight(layer).applied()
 
 
 class DenseClassifier(ClassifierHeadMixin, _DenseBase):
@@ -202,7 +230,8 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, callbacks=None, class_weight=None):
+                 input_shape=None, callbacks=None, architecture=None,
+                 class_weight=None):
         store_params(self, locals())
 
 
@@ -247,5 +276,6 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, callbacks=None, loss="squared_error"):
+                 input_shape=None, callbacks=None, architecture=None,
+                 loss="squared_error"):
         store_params(self, locals())

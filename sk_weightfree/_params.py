@@ -115,3 +115,15 @@ class SkorchCallbacks(_Constraint):
     def __str__(self):
         return ("a list of skorch callbacks (skorch.callbacks.Callback instances or "
                 "(name, callback) pairs)")
+
+
+class ArchitectureList(_Constraint):
+    """A non-empty list or tuple (of boolean arrays, one per weight layer: their form is
+    checked by :func:`~sk_weightfree._architecture.check_architecture`, whose messages
+    name the layer)."""
+
+    def is_satisfied_by(self, val):
+        return isinstance(val, (list, tuple)) and len(val) > 0
+
+    def __str__(self):
+        return "a list of boolean arrays, one per weight layer (as architecture_of returns)"

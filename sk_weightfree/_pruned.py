@@ -57,7 +57,11 @@ module, input_shape, callbacks
         before issue 31, which left 5 of 15 epochs to the dense network).
     rewind : bool, default=False
         Reset surviving weights to their values at the start of ``fit`` before each
-        retraining."""
+        retraining.
+    architecture : None
+        Must be None: pruning finds the architecture. ``fit`` refuses another value (a
+        ``ValueError``); to train real weights on a given architecture use
+        ``DenseClassifier(architecture=...)``."""
 
 _PRUNED_ATTRIBUTES = shared_attributes("""coefs_ : list of ndarray of shape (n_in, n_out)
         Per layer, the weights the network predicts with; zero exactly where ``masks_`` is
@@ -77,6 +81,11 @@ class _PrunedBase(_DenseBase):
         "finetune_epochs", "n_rounds", "density", "pruning", "rewind"}
 
     def _check_params(self):
+        if self.architecture is not None:
+            raise ValueError(
+                f"{type(self).__name__} finds its architecture by pruning, so it takes no "
+                f"architecture; to train real weights on a given architecture use "
+                f"DenseClassifier(architecture=...) or DenseRegressor(architecture=...).")
         if self.rewind and self.finetune_epochs == 0:
             raise ValueError(
                 "rewind=True resets the kept weights to their initial values, so it needs "
@@ -132,14 +141,6 @@ class _PrunedBase(_DenseBase):
         wanted = ((epochs // 3) // self.n_rounds if self.finetune_epochs is None
                   else self.finetune_epochs)
         return min(wanted, (epochs - 1) // self.n_rounds)
-
-    def _finish_training(self, train_data, valid_data):
-        # prune's forward hook leaves ``weight`` as a non-leaf tensor of the last training
-        # step, which can be neither deep-copied nor pickled: recompute it without a graph.
-        with torch.no_grad():
-            for layer in self.net_.module_.weight_layers():
-                if prune.is_pruned(layer):
-                    layer.weight = pruned_weight(layer).applied()
 
     def _prune_to(self, layers, sizes, kept_fraction):
         """Prune (by magnitude, among survivors) until ``kept_fraction`` of weights remain."""
@@ -228,7 +229,8 @@ class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, callbacks=None, density=0.3,
+                 input_shape=None, callbacks=None, architecture=None,
+                 density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  class_weight=None):
         store_params(self, locals())
@@ -263,7 +265,8 @@ class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, callbacks=None, density=0.3,
+                 input_shape=None, callbacks=None, architecture=None,
+                 density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  loss="squared_error"):
         store_params(self, locals())

@@ -381,6 +381,13 @@ def run_compare(args, argv=()):
                               "description": data["description"], "model": args.model,
                               **comparison.results}
         print(comparison.table())
+        unconverged = [f"{row['estimator']} ({row['not_converged']})"
+                       for row in comparison.rows if row.get("not_converged")]
+        if unconverged:  # one line, as scikit-learn's ConvergenceWarning, counted per row
+            print(f"sk-weightfree: note: fits that ended at the epoch budget while still "
+                  f"improving by more than tol: {', '.join(unconverged)}; more epochs "
+                  f"(--epochs) may score higher (results.json: not_converged)",
+                  file=sys.stderr)
         print("")
         print("spectral similarity (1 = identical spectra)")
         print(format_matrix(names, comparison.similarity_))

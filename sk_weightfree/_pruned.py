@@ -36,13 +36,17 @@ module, input_shape, callbacks
         pruning too (see above), so ``n_iter_ <= max_epochs``. ``alpha`` penalises the
         weights as the network uses them: once pruned, only the kept ones.
     density : float in (0, 1], default=0.3
-        Fraction of weights kept. The default was 0.1 before issue 31: chosen on
+        Fraction of weights kept. The default was 0.1 before issue 31. Measured on
         validation splits (digits and Fashion-MNIST, widths (32,) to (300, 100), 5 to 30
-        epochs, 3 seeds; ``benchmarks/pruning_budget.py``), 0.1 left small networks and
-        short budgets far behind dense (digits, (32,), 15 epochs: 0.61 against 0.89)
-        where 0.3 stays close (0.81) and, on Fashion-MNIST, level with dense at every
-        width and budget measured. It is also near the density the weight-free search
-        finds (0.27 on digits).
+        epochs, 3 seeds; ``benchmarks/pruning_budget.py``): 0.1 left small networks and
+        short budgets far behind dense (digits, (32,), 15 epochs: 0.61 against 0.89);
+        0.3 is the sparsest density of the grid (0.1, 0.2, 0.3, 0.5) within 1.5 points
+        of dense on digits at 15 epochs or more with 100 hidden units or more, and level
+        with dense on Fashion-MNIST at every width and budget measured. It is a
+        compromise towards pruning: 0.5 scores higher on the smallest networks and
+        budgets (digits, (32,), 15 epochs: 0.86 against 0.81) while keeping half the
+        network. 0.3 is also near the density the weight-free search finds (0.28 on
+        digits).
     pruning : {"global", "layer"}, default="global"
         One magnitude threshold over all layers (each layer keeps at least its
         ``max(fan_in, fan_out)`` largest weights, so none is emptied), or the same fraction
@@ -95,7 +99,7 @@ class _PrunedBase(_DenseBase):
             raise ValueError(
                 f"rewind=True needs retraining after each of the n_rounds={self.n_rounds} "
                 f"rounds, but max_epochs={self.max_epochs} (the whole budget, retraining "
-                f"included) leaves none; use max_epochs >= {self.n_rounds + 1}."
+                f"included) leaves none; use max_epochs >= {self._smallest_budget()}."
             )
         return super()._check_params()
 
@@ -133,6 +137,10 @@ class _PrunedBase(_DenseBase):
 
     def _last_phase_epochs(self, n_epochs):
         return self._finetune_epochs(self.max_epochs) or n_epochs
+
+    def _smallest_budget(self):
+        """The smallest ``max_epochs`` that leaves retraining after each round."""
+        return next(e for e in range(2, 10**6) if self._finetune_epochs(e) > 0)
 
     def _finetune_epochs(self, epochs):
         """Retraining epochs per round within a budget of ``epochs`` in all: at most

@@ -87,6 +87,8 @@ def plot_report(rows, names, similarity, densities, path, title="", *,
     for row, (x, y, slot) in zip(rows, positions):
         if row.get("ci95"):  # over seeds: the 95 % interval of the mean
             low, high = row["ci95"]
+            if score_key == "test_accuracy":  # a t interval can pass the metric's range
+                low, high = max(low, 0.0), min(high, 1.0)
             ax_acc.errorbar(x, y, yerr=[[y - low], [high - y]], color=colors[row["estimator"]],
                             capsize=3, lw=1, zorder=2)
         ax_acc.scatter(x, y, s=70, color=colors[row["estimator"]],

@@ -84,6 +84,16 @@ def paired_difference(scores, reference, confidence=0.95):
     return mean_interval(scores - reference, confidence)
 
 
+def difference_to(scores, reference, baseline):
+    """A row's ``difference`` entry: ``scores - reference`` paired by seed, its 95 %
+    interval, and whether that interval excludes zero (never for a degenerate interval,
+    the same difference on every seed, which says nothing about the spread)."""
+    mean, low, high = paired_difference(scores, reference)
+    return {"baseline": baseline, "mean": mean,
+            "ci95": None if np.isnan(low) else [low, high],
+            "excludes_zero": bool((low > 0 or high < 0) and high - low > 1e-9)}
+
+
 def _stratified_subset(X, y, n, seed):
     """At most ``n`` rows of ``(X, y)``, stratified (for smoke runs)."""
     from sklearn.model_selection import train_test_split
@@ -463,7 +473,7 @@ def search_space(name):
 
     Every family: ``lr`` log-uniform around the family's default (dense and pruned
     1e-4 to 1e-2, the {0,1} families 5e-3 to 0.5) and ``lr_schedule`` constant or
-    cosine. Then each family's own knobs: pruned ``density`` in {0.05, 0.1, 0.2, 0.5};
+    cosine. Then each family's own knobs: pruned ``density`` in {0.05, 0.1, 0.2, 0.3, 0.5};
     random ``density`` in {0.1, 0.25, 0.5}; weight-agnostic ``weight_values`` in
     {(0.5, 1, 2), (1,), (0.25, 0.5, 1, 2, 4)}; weight-free the row's mask rule with its
     own parameter (``init_density`` in {0.1, 0.25, 0.5} for threshold, supermask and
@@ -476,7 +486,7 @@ def search_space(name):
     space = {"lr": loguniform(1e-4, 1e-2) if dense_like else loguniform(5e-3, 0.5),
              "lr_schedule": ["constant", "cosine"]}
     if family == "pruned":
-        space["density"] = [0.05, 0.1, 0.2, 0.5]
+        space["density"] = [0.05, 0.1, 0.2, 0.3, 0.5]
     elif family == "random":
         space["density"] = [0.1, 0.25, 0.5]
     elif family == "weight-agnostic":
@@ -1201,10 +1211,7 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
         first_fit = measured[name][0]
         difference = None
         if name != baseline:
-            d_mean, d_low, d_high = paired_difference(scores, reference)
-            difference = {"baseline": baseline, "mean": d_mean,
-                          "ci95": None if np.isnan(d_low) else [d_low, d_high],
-                          "excludes_zero": bool(d_low > 0 or d_high < 0)}
+            difference = difference_to(scores, reference, baseline)
         rows.append({
             "estimator": name, score_key: mean, "scores": scores, "seeds": repeat_seeds,
             "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else None,

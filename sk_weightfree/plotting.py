@@ -345,7 +345,11 @@ def _check_image_shape(estimator, image_shape, required):
                 "e.g. (8, 8) for the 64 pixels of digits; its product must be the "
                 f"network's {estimator.n_features_in_} input features (n_features_in_).")
         return None
-    shape = tuple(int(s) for s in np.atleast_1d(image_shape))
+    entries = np.atleast_1d(np.asarray(image_shape, dtype=object))
+    if not all(isinstance(s, Integral) and not isinstance(s, bool) for s in entries):
+        raise ValueError("image_shape must be (height, width) or (channels, height, "
+                         f"width) of positive integers; got {image_shape!r}.")
+    shape = tuple(int(s) for s in entries)
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError("image_shape must be (height, width) or (channels, height, "
                          f"width) of positive integers; got {image_shape!r}.")

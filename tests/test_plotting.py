@@ -326,6 +326,9 @@ def test_image_shape_must_match_the_input(nets):
         ReceptiveFieldDisplay.from_estimator(nets["wf-paired"], image_shape=(8, 9))
     with pytest.raises(ValueError, match="image_shape is required"):
         ReceptiveFieldDisplay.from_estimator(nets["wf-paired"])
+    for bad in ("8x8", (8.7, 8), (True, 8)):  # was a raw int() error, or truncated to (8, 8)
+        with pytest.raises(ValueError, match="image_shape must be .* positive integers"):
+            ReceptiveFieldDisplay.from_estimator(nets["wf-paired"], image_shape=bad)
     with pytest.raises(ValueError, match="units must lie in"):
         ReceptiveFieldDisplay.from_estimator(nets["wf-paired"], image_shape=(8, 8),
                                              units=[8])

@@ -126,3 +126,12 @@ def test_pruned_weight_reads_a_layer_before_and_after_torch_pruning():
     weight, mask = dense_connection(layer)
     torch.testing.assert_close(weight, layer.weight.detach())
     assert torch.equal(mask, layer.weight_mask.bool())
+
+
+def test_the_rewind_message_names_a_budget_that_works(small_data):
+    # It said "max_epochs=2 ... leaves none; use max_epochs >= 2".
+    X, y = small_data
+    est = PrunedClassifier(hidden_layer_sizes=(8,), rewind=True, max_epochs=2, device="cpu")
+    with pytest.raises(ValueError, match="use max_epochs >= 3"):
+        est.fit(X, y)
+    est.set_params(max_epochs=3, finetune_epochs=None).fit(X, y)  # the advice works

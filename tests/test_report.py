@@ -92,3 +92,22 @@ def test_the_report_shows_what_the_weight_free_network_learned(tmp_path, monkeyp
         (True, (2, 4), "ReceptiveFieldDisplay"), (True, None, "DegreeDisplay")]
     for name in ("images.png", "tabular.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_accuracy_error_bars_stay_within_0_and_1(tmp_path, monkeypatch):
+    # With 2 seeds a t interval ran to 1.30 and the axis with it.
+    import matplotlib.axes
+
+    bars = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def errorbar(self, x, y, *args, yerr=None, **kwargs):
+        bars.append(np.asarray(yerr).ravel().tolist())
+        return original(self, x, y, *args, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    grid = np.linspace(0, 2, 50)
+    rows = [{"estimator": "dense", "test_accuracy": 0.8, "density": 1.0,
+             "ci95": [0.29, 1.30]}]
+    plot_report(rows, ["dense"], np.eye(1), {"dense": (grid, grid)}, tmp_path / "r.png")
+    assert np.allclose(bars[0], [0.8 - 0.29, 0.2])  # the upper end clipped to 1

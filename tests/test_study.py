@@ -113,6 +113,14 @@ def test_the_table_marks_differences_whose_interval_excludes_zero():
     assert "+0.0200 [-0.0100, +0.0500]" in lines[4] and "*" not in lines[4]
 
 
+def test_the_same_difference_on_every_seed_is_not_marked():
+    # +0.0111 [+0.0111, +0.0111]* was starred on digits with --tune 4.
+    same = _study.difference_to([0.95, 0.96, 0.97], [0.94, 0.95, 0.96], "dense")
+    assert same["ci95"] == pytest.approx([0.01, 0.01]) and not same["excludes_zero"]
+    apart = _study.difference_to([0.95, 0.97, 0.96], [0.94, 0.95, 0.95], "dense")
+    assert apart["excludes_zero"] and apart["ci95"][0] > 0
+
+
 # ---------------------------------------------------------------------------- compare in Python
 def test_compare_in_python_returns_a_row_per_estimator_with_a_score_per_seed():
     X, y = digits()

@@ -27,7 +27,8 @@ from ._data import TrainingDataMixin
 from ._export import NON_FINITE_TRAINING, FittedFormMixin
 from ._heads import ClassifierHeadMixin, RegressorHeadMixin, _softmax_last
 from ._net import OPTIMIZERS, NetMixin, _no_output
-from ._params import DeviceString, PositiveInts, parse_device, positive_ints
+from ._architecture import check_architecture
+from ._params import ArchitectureList, DeviceString, PositiveInts, parse_device, positive_ints
 from ._templating import TemplateMixin
 from ._training import DeviceBatchIterator
 from .nn import ACTIVATIONS
@@ -116,11 +117,13 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         "torch_compile": ["boolean"],
         "module": [None, callable],
         "input_shape": [None, PositiveInts(allow_empty=False)],
+        "architecture": [None, ArchitectureList()],
     }
 
     # Defaults for models pickled before these parameters existed.
     module = None
     input_shape = None
+    architecture = None
     shuffle = True
     alpha = 0.0
 
@@ -139,9 +142,21 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         if self.input_shape is not None and self.module is None:
             raise ValueError("input_shape is the shape of one sample for module; it needs "
                              "module to be set.")
+        if self.architecture is not None:
+            check_architecture(self.architecture)  # the form; the shapes at the build
         return {"_hidden_sizes": positive_ints(self.hidden_layer_sizes),
                 "_input_shape": (None if self.input_shape is None
                                  else positive_ints(np.ravel(self.input_shape)))}
+
+    def _architecture_edges(self, shapes):
+        """``architecture`` checked against the network's weight layers (``shapes``, in
+        torch layout: ``(out, in)`` or ``(out, in, kh, kw)``, without pairing), as boolean
+        tensors in that layout; a ``ValueError`` naming the layer otherwise."""
+        shapes = [tuple(shape) for shape in shapes]
+        checked = check_architecture(self.architecture, [
+            shape[::-1] if len(shape) == 2 else shape for shape in shapes])
+        return [torch.from_numpy(np.ascontiguousarray(a.T if a.ndim == 2 else a))
+                for a in checked]
 
     def validate_params(self):
         """Check the hyper-parameters as ``fit`` does before it reads any data, without

@@ -2,6 +2,8 @@
 
 from string import Template
 
+from torch.nn.utils import prune
+
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from .nn import DenseMLP, TemplateNetwork
 
@@ -91,7 +93,15 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         ``activation`` are then unused.
     input_shape : tuple of int, default=None
         Shape of one sample for ``module`` (e.g. ``(1, 28, 28)``): each row of ``X`` is
-        reshaped to it. None passes the rows as they are."""
+        reshaped to it. None passes the rows as they are.
+    architecture : list of ndarray of bool, default=None
+        The edges to train on (see the user guide, "Training on a given architecture"):
+        one boolean array per weight layer in ``coefs_`` order, shaped like ``coefs_``
+        without the ``[h, -h]`` pairing — ``(n_in, n_out)`` for a linear layer,
+        ``(out_channels, in_channels, kh, kw)`` kernel taps for a convolution — as
+        :func:`sk_weightfree.architecture_of` returns them. No edge outside it is ever
+        non-zero, in training or in ``coefs_``/``masks_``. None: the family's own
+        structure (dense: every edge). Changing it takes a fresh fit."""
 
 _COEFS = """coefs_ : list of ndarray of shape (n_in, n_out)
         Per layer, the weights the network predicts with (see the user guide's formula)."""
@@ -145,10 +155,18 @@ class _DenseBase(BaseNetwork):
 
     def _build_module(self, n_features, n_outputs, generator):
         if self.module is not None:
-            return TemplateNetwork(self._template(n_features, n_outputs, generator),
-                                   self._input_shape)
-        return DenseMLP(n_features, self._hidden_sizes, n_outputs,
-                        activation=self.activation, generator=generator)
+            module = TemplateNetwork(self._template(n_features, n_outputs, generator),
+                                     self._input_shape)
+        else:
+            module = DenseMLP(n_features, self._hidden_sizes, n_outputs,
+                              activation=self.activation, generator=generator)
+        if self.architecture is not None:
+            # a fixed pruning mask: the weights train on the given edges, the rest are 0
+            layers = module.weight_layers()
+            edges = self._architecture_edges([layer.weight.shape for layer in layers])
+            for layer, layer_edges in zip(layers, edges):
+                prune.custom_from_mask(layer, "weight", layer_edges.to(layer.weight.device))
+        return module
 
 
 class DenseClassifier(ClassifierHeadMixin, _DenseBase):
@@ -192,7 +210,8 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, class_weight=None):
+                 input_shape=None, architecture=None,
+                 class_weight=None):
         store_params(self, locals())
 
 
@@ -237,5 +256,6 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, loss="squared_error"):
+                 input_shape=None, architecture=None,
+                 loss="squared_error"):
         store_params(self, locals())

@@ -88,3 +88,15 @@ class WeightValues(_Constraint):
         return ("a non-empty array-like of finite numbers, none of them 0 (with w = 0 "
                 "every edge, bias-node edges too, is zero: the network outputs a constant "
                 "and its mask cannot be searched)")
+
+
+class ArchitectureList(_Constraint):
+    """A non-empty list or tuple (of boolean arrays, one per weight layer: their form is
+    checked by :func:`~sk_weightfree._architecture.check_architecture`, whose messages
+    name the layer)."""
+
+    def is_satisfied_by(self, val):
+        return isinstance(val, (list, tuple)) and len(val) > 0
+
+    def __str__(self):
+        return "a list of boolean arrays, one per weight layer (as architecture_of returns)"

@@ -56,7 +56,11 @@ module, input_shape
         before issue 31, which left 5 of 15 epochs to the dense network).
     rewind : bool, default=False
         Reset surviving weights to their values at the start of ``fit`` before each
-        retraining."""
+        retraining.
+    architecture : None
+        Must be None: pruning finds the architecture. ``fit`` refuses another value (a
+        ``ValueError``); to train real weights on a given architecture use
+        ``DenseClassifier(architecture=...)``."""
 
 _PRUNED_ATTRIBUTES = shared_attributes("""coefs_ : list of ndarray of shape (n_in, n_out)
         Per layer, the weights the network predicts with; zero exactly where ``masks_`` is
@@ -76,6 +80,11 @@ class _PrunedBase(_DenseBase):
         "finetune_epochs", "n_rounds", "density", "pruning", "rewind"}
 
     def _check_params(self):
+        if self.architecture is not None:
+            raise ValueError(
+                f"{type(self).__name__} finds its architecture by pruning, so it takes no "
+                f"architecture; to train real weights on a given architecture use "
+                f"DenseClassifier(architecture=...) or DenseRegressor(architecture=...).")
         if self.rewind and self.finetune_epochs == 0:
             raise ValueError(
                 "rewind=True resets the kept weights to their initial values, so it needs "
@@ -238,7 +247,7 @@ class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, density=0.3,
+                 input_shape=None, architecture=None, density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  class_weight=None):
         store_params(self, locals())
@@ -273,7 +282,7 @@ class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, density=0.3,
+                 input_shape=None, architecture=None, density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  loss="squared_error"):
         store_params(self, locals())

@@ -6,10 +6,10 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
-from ._weight_free import _ZERO_ONE_ATTRIBUTES, _check_template_signs
+from ._weight_free import _ZERO_ONE_ATTRIBUTES, _check_template_signs, restrict_to_architecture
 from .nn import (UNIT_SIGN_MODES, FrozenRule, TemplateNetwork, WeightFreeMLP, layer_signs,
                  unit_sign_mode, weight_free_from_template)
-from .nn._rules import default_rule
+from .nn._rules import default_rule, edge_rule
 
 _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_readout=True`` the output layer's
     {0,1} mask is searched with the surrogate method of :class:`WeightFreeClassifier` and the
@@ -30,7 +30,17 @@ module, input_shape, unit_signs
         Probability that each hidden-layer edge (line, when paired) exists.
     train_readout : bool, default=True
         Search the output layer's mask (and train unit normalisation parameters). With a
-        ``module`` template, the output layer is its last weight layer."""
+        ``module`` template, the output layer is its last weight layer.
+    architecture : list of ndarray of bool, default=None
+        The edges, as in :class:`DenseClassifier`, instead of edges drawn with
+        ``density``: "the architecture with weights that were never trained". With
+        ``unit_signs="paired"`` each edge gets a frozen random sign (exactly one of its
+        two twin lines on, drawn from ``random_state``), so that ``coefs_`` stays 0/1;
+        the per-unit normalisation parameters and, with ``train_readout=True``, the
+        output layer's edge signs are learned as in
+        ``WeightFreeClassifier(architecture=...)``. With "fixed", "random" or "none" the
+        edges are on and only the per-unit parameters train. ``density`` is then not
+        used."""
 
 
 class _RandomBase(BaseNetwork):
@@ -48,17 +58,28 @@ class _RandomBase(BaseNetwork):
         return super()._check_params()
 
     def _build_module(self, n_features, n_outputs, generator):
-        hidden_rule = FrozenRule(density=self.density)
+        signs = layer_signs(unit_sign_mode(self.unit_signs))
+        hidden_rule = (FrozenRule(density=self.density) if self.architecture is None
+                       else edge_rule(signs))
         if self.module is not None:
             module = TemplateNetwork(weight_free_from_template(
                 self._template(n_features, n_outputs, generator),
-                signs=layer_signs(unit_sign_mode(self.unit_signs)), rule=hidden_rule,
+                signs=signs, rule=hidden_rule,
                 generator=generator), self._input_shape)
         else:
             module = WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
                                    activation=self.activation, rule=hidden_rule,
                                    unit_signs=self.unit_signs, generator=generator)
-        if self.train_readout:  # the output layer is searched as in WeightFreeClassifier
+        if self.architecture is not None:
+            # frozen random signs (the initial scores) on the edges; the readout's signs
+            # train as in WeightFreeClassifier(architecture=...)
+            layers = module.scored_layers()
+            restrict_to_architecture(self, layers)
+            for layer in layers[:-1]:
+                layer.scores.requires_grad_(False)
+            if not self.train_readout:
+                module.requires_grad_(False)
+        elif self.train_readout:  # the output layer is searched as in WeightFreeClassifier
             readout = module.scored_layers()[-1]
             readout.rule = default_rule()
             readout.rule.init_scores(readout.scores.data, generator)
@@ -102,7 +123,8 @@ class RandomNetworkClassifier(ClassifierHeadMixin, _RandomBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, density=0.5,
+                 input_shape=None, architecture=None,
+                 density=0.5,
                  train_readout=True, unit_signs="paired", class_weight=None):
         store_params(self, locals())
 
@@ -136,6 +158,7 @@ class RandomNetworkRegressor(RegressorHeadMixin, _RandomBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, density=0.5,
+                 input_shape=None, architecture=None,
+                 density=0.5,
                  train_readout=True, unit_signs="paired", loss="squared_error"):
         store_params(self, locals())

@@ -14,6 +14,7 @@ from ._params import WeightValues
 from ._search import DEPRECATED, MaskRuleMixin
 from ._training import DeviceBatchIterator
 from .nn import SharedWeightMLP, SharedWeightTemplate, make_rule, shared_weight_from_template
+from .nn._rules import FrozenRule, SignRule
 
 _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic networks, the edge mask is searched with
     the surrogate-gradient method of :class:`WeightFreeClassifier` to minimise the loss
@@ -50,7 +51,15 @@ module, input_shape
         How edge scores become the mask, as in :class:`WeightFreeClassifier`; None is
         ``ThresholdRule(init_density=0.5)``.
     sampling, temperature, final_temperature
-        Deprecated, as in :class:`WeightFreeClassifier`: pass a mask rule."""
+        Deprecated, as in :class:`WeightFreeClassifier`: pass a mask rule.
+    architecture : list of ndarray of bool, default=None
+        The edges, as in :class:`DenseClassifier`, instead of searched ones: they are
+        fixed, every bias-node edge is fixed on (each unit gets ``w`` as its bias), and
+        only the shared value is chosen, as without it (``weight_scores_``,
+        ``shared_weight_``). A template's edges (paired lines) get frozen random signs,
+        as the multilayer network's hidden units have fixed random signs. Nothing is
+        trained in the classifier (no epoch runs); the regressor trains its output scale
+        and offset. ``mask_rule`` is then not used."""
 
 _AGNOSTIC_ATTRIBUTES = shared_attributes(
     """coefs_ : list of ndarray of shape (n_in, n_out)
@@ -88,7 +97,10 @@ class _WeightAgnosticBase(MaskRuleMixin, BaseNetwork):
     _OLD_INIT_DENSITY = 0.5
 
     def _check_params(self):
-        return {**super()._check_params(), "mask_rule_": self._make_mask_rule(),
+        rule = self._make_mask_rule()
+        if self.architecture is not None:  # every edge fixed: only the value is chosen
+            rule = FrozenRule(density=1.0)
+        return {**super()._check_params(), "mask_rule_": rule,
                 "_weight_values": np.asarray(self.weight_values, dtype=float).ravel()}
 
     def _warn_about_features(self, X):
@@ -108,21 +120,45 @@ class _WeightAgnosticBase(MaskRuleMixin, BaseNetwork):
         rule = make_rule(self.mask_rule_)  # the network's own copy, with run-time state
         rule.reseed(self._sample_seed)
         if self.module is not None:
-            return SharedWeightTemplate(
+            module = SharedWeightTemplate(
                 shared_weight_from_template(self._template(n_features, n_outputs, generator),
                                             rule=rule, generator=generator),
                 self._input_shape, n_outputs, weight_values=self._weight_values,
                 normalize_output=is_regressor(self))
-        return SharedWeightMLP(
-            n_features, self._hidden_sizes, n_outputs, weight_values=self._weight_values,
-            activation=self.activation, rule=rule, normalize_output=is_regressor(self),
-            generator=generator,
-        )
+        else:
+            module = SharedWeightMLP(
+                n_features, self._hidden_sizes, n_outputs, weight_values=self._weight_values,
+                activation=self.activation, rule=rule, normalize_output=is_regressor(self),
+                generator=generator,
+            )
+        if self.architecture is not None:
+            self._restrict(module, generator)
+        return module
+
+    def _restrict(self, module, generator):
+        """Fix the edges to ``architecture`` and every bias-node edge on (the rule
+        ``FrozenRule(density=1.0)``); a template's paired edges get frozen random signs."""
+        if isinstance(module, SharedWeightTemplate):
+            layers = [unit.masked for unit in module._units()]
+            edges = self._architecture_edges([layer.edge_shape for layer in layers])
+            sign_rule = SignRule()
+            for layer, layer_edges in zip(layers, edges):
+                layer.restrict_to(layer_edges, sign_rule, generator=generator)
+                layer.scores.requires_grad_(False)
+            return
+        layers = list(module.linears)
+        edges = self._architecture_edges([(layer.out_features, layer.in_features - 1)
+                                          for layer in layers])
+        for layer, layer_edges in zip(layers, edges):  # the bias node: the last column
+            layer.restrict_to(torch.cat([layer_edges, layer_edges.new_ones(
+                layer_edges.shape[0], 1)], dim=1))
 
     def _train(self, train_data, epochs, incremental):
         # a continuing fit searches again: training and validation see every value
         self.net_.module_.searching = True
-        super()._train(train_data, epochs, incremental)
+        # with a given architecture the classifier has nothing to train
+        if any(p.requires_grad for p in self.net_.module_.parameters()):
+            super()._train(train_data, epochs, incremental)
 
     def _finish_training(self, train_data, valid_data):
         super()._finish_training(train_data, valid_data)  # output statistics, if any
@@ -193,7 +229,8 @@ class WeightAgnosticClassifier(ClassifierHeadMixin, _WeightAgnosticBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,
+                 input_shape=None, architecture=None,
+                 weight_values=(0.5, 1.0, 2.0), ensemble=False,
                  mask_rule=None, sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED,
                  class_weight=None):
@@ -229,7 +266,8 @@ class WeightAgnosticRegressor(RegressorHeadMixin, _WeightAgnosticBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, weight_values=(0.5, 1.0, 2.0), ensemble=False,
+                 input_shape=None, architecture=None,
+                 weight_values=(0.5, 1.0, 2.0), ensemble=False,
                  mask_rule=None, sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED,
                  loss="squared_error"):

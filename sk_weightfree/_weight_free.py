@@ -10,6 +10,7 @@ from ._dense import shared_attributes
 from ._search import DEPRECATED, MaskRuleMixin
 from .nn import (UNIT_SIGN_MODES, TemplateNetwork, WeightFreeMLP, layer_signs,
                  make_rule, unit_sign_mode, weight_free_from_template)
+from .nn._rules import edge_rule
 
 _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges exist. Each possible edge has a real
     score; a *mask rule* (``mask_rule``) turns the scores into the {0,1} weights and gives
@@ -67,7 +68,15 @@ input_shape
         accepted for "random"/"none". With a ``module`` template, every ``nn.Linear`` and
         ``nn.Conv2d`` becomes a {0,1}-masked layer followed by a batch norm, its input
         paired (channels, for a convolution) unless "none"; "random" is for the
-        multilayer network only. The ``"signed-supermask"`` rule needs "paired"."""
+        multilayer network only. The ``"signed-supermask"`` rule needs "paired".
+    architecture : list of ndarray of bool, default=None
+        The edges to train on, as in :class:`DenseClassifier`; None searches them. Given,
+        the network keeps exactly these edges: with ``unit_signs="paired"`` each edge's
+        sign is learned (one score per edge, :class:`~sk_weightfree.nn.SignRule`, so that
+        exactly one of its two twin lines is on); with "fixed", "random" or "none"
+        nothing in the mask is learned (only the per-unit parameters train).
+        ``mask_rule`` and ``density`` are then not used (``mask_rule_`` is the rule
+        used)."""
 
 _ZERO_ONE_COEFS = """coefs_ : list of ndarray of shape (n_in, n_out), or (2 * n_in, n_out) when paired
         Exactly 0.0 or 1.0.
@@ -113,19 +122,34 @@ class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
 
     def _check_params(self):
         _check_template_signs(self)
-        return {**super()._check_params(), "mask_rule_": self._make_mask_rule()}
+        rule = self._make_mask_rule()
+        if self.architecture is not None:  # the edges are given: only their signs learn
+            rule = edge_rule(layer_signs(unit_sign_mode(self.unit_signs)))
+        return {**super()._check_params(), "mask_rule_": rule}
 
     def _build_module(self, n_features, n_outputs, generator):
         rule = make_rule(self.mask_rule_)  # the network's own copy, with run-time state
         rule.reseed(self._sample_seed)
         if self.module is not None:
-            return TemplateNetwork(weight_free_from_template(
+            module = TemplateNetwork(weight_free_from_template(
                 self._template(n_features, n_outputs, generator),
                 signs=layer_signs(unit_sign_mode(self.unit_signs)), rule=rule,
                 generator=generator), self._input_shape)
-        return WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
-                             activation=self.activation, rule=rule,
-                             unit_signs=self.unit_signs, generator=generator)
+        else:
+            module = WeightFreeMLP(n_features, self._hidden_sizes, n_outputs,
+                                   activation=self.activation, rule=rule,
+                                   unit_signs=self.unit_signs, generator=generator)
+        if self.architecture is not None:
+            restrict_to_architecture(self, module.scored_layers())
+        return module
+
+
+def restrict_to_architecture(estimator, layers):
+    """Keep each scored layer on its edges of ``estimator.architecture`` (checked
+    against the layers' shapes: a ``ValueError`` naming the layer)."""
+    edges = estimator._architecture_edges([layer.edge_shape for layer in layers])
+    for layer, layer_edges in zip(layers, edges):
+        layer.restrict_to(layer_edges)
 
 
 class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
@@ -168,7 +192,8 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, mask_rule="threshold", density=None,
+                 input_shape=None, architecture=None,
+                 mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED, init_density=DEPRECATED, class_weight=None):
         store_params(self, locals())
@@ -206,7 +231,8 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, mask_rule="threshold", density=None,
+                 input_shape=None, architecture=None,
+                 mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED, init_density=DEPRECATED, loss="squared_error"):
         store_params(self, locals())

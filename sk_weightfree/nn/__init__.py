@@ -6,7 +6,7 @@ from ._networks import (ACTIVATIONS, UNIT_SIGN_MODES, DenseMLP, SharedValueNetwo
                         SharedWeightMLP, ValueEnsemble, WeightFreeMLP, layer_signs,
                         unit_sign_mode)
 from ._rules import (MASK_RULES, SAMPLING_RULES, EdgePopupRule, FrozenRule, MaskRule, SignedSupermaskRule,
-                     SupermaskRule, ThresholdRule, make_rule)
+                     SignRule, SupermaskRule, ThresholdRule, make_rule)
 from ._surrogate import straight_through_mask
 from ._templates import (MaskedUnit, SharedWeightTemplate, SharedWeightUnit, SmallCNN,
                          TemplateNetwork, shared_weight_from_template,
@@ -22,6 +22,7 @@ __all__ = [
     "SAMPLING_RULES",
     "SIGN_MODES",
     "SignedSupermaskRule",
+    "SignRule",
     "SupermaskRule",
     "ThresholdRule",
     "layer_signs",

@@ -39,6 +39,10 @@ class ScoredMask(nn.Module):
     - ``"none"``: the mask is the weight.
 
     The product uses the signed weight ``M₊ - M₋``, one operation of the original size.
+
+    ``edges`` (None, or a boolean buffer shaped ``(out, n_in, *kernel)``, set by
+    :meth:`restrict_to`) is a given architecture: every mask and weight the layer uses is
+    zero outside it, in training and prediction alike.
     Subclasses set the geometry and implement :meth:`_apply_weight`.
     """
 
@@ -60,6 +64,7 @@ class ScoredMask(nn.Module):
                                                *kernel_size),
                                    requires_grad=self.rule.trains_scores)
         self.rule.init_scores(self.scores.data, generator)
+        self.register_buffer("edges", None)
         if signs == "fixed":
             self.register_buffer("edge_signs", torch.randint(
                 0, 2, self.scores.shape, generator=generator).to(self.scores.dtype) * 2 - 1)
@@ -73,6 +78,51 @@ class ScoredMask(nn.Module):
         """Inputs (features or channels) before pairing."""
         return self._n_in
 
+    @property
+    def edge_shape(self):
+        """``(out, n_in, *kernel)``: one entry per possible edge, before pairing."""
+        return (self.scores.shape[0], self.n_in, *self.scores.shape[2:])
+
+    def restrict_to(self, edges, rule=None, *, generator=None):
+        """Keep the layer on the given edges; with ``rule``, that rule and fresh scores.
+
+        Parameters
+        ----------
+        edges : bool tensor of shape :attr:`edge_shape`
+            The architecture of the layer: every mask and weight is zero elsewhere.
+        rule : MaskRule, optional
+            A rule to replace the layer's (:class:`SignRule` learns each edge's sign on
+            paired lines; ``FrozenRule(density=1.0)`` keeps every edge on); its scores
+            are drawn anew from ``generator``.
+        generator : torch.Generator, optional
+        """
+        shape = self.edge_shape
+        if tuple(edges.shape) != shape:
+            raise ValueError(f"edges of shape {tuple(edges.shape)} for a layer of {shape}.")
+        if rule is not None:
+            if rule.scores_per_edge == 1 and self.signs != "paired":
+                raise ValueError(f"The {rule.name!r} rule needs paired lines; got "
+                                 f"{self.signs!r}.")
+            two = self.signs == "paired" and rule.scores_per_edge == 2
+            self.rule = rule
+            self.scores = nn.Parameter(
+                self.scores.data.new_empty((shape[0], 2 * shape[1] if two else shape[1],
+                                            *shape[2:])),
+                requires_grad=rule.trains_scores)
+            rule.init_scores(self.scores.data, generator)
+        self.edges = edges.to(device=self.scores.device, dtype=torch.bool)
+        self._cached_mask = None
+        return self
+
+    def _on_edges(self, mask):
+        """``mask`` (a rule's, on edges or on both twin lines) zero outside ``edges``."""
+        edges = getattr(self, "edges", None)  # None, or missing in models pickled before
+        if edges is None:
+            return mask
+        if mask.shape[1] != edges.shape[1]:
+            edges = torch.cat([edges, edges], dim=1)
+        return mask & edges if mask.dtype == torch.bool else mask * edges.to(mask.dtype)
+
     def _signed_rule(self):
         """Whether one score drives both twin lines (the rule's mask is ``M₊ - M₋``)."""
         return self.signs == "paired" and self.rule.scores_per_edge == 1
@@ -80,7 +130,7 @@ class ScoredMask(nn.Module):
     def hard_mask(self):
         """Boolean mask used for prediction, shaped ``(out, lines, *kernel)``: the input axis
         doubled to both twin lines when paired, whatever the rule's score layout."""
-        mask = self.rule.hard_mask(self.scores)
+        mask = self._on_edges(self.rule.hard_mask(self.scores))
         return self._fixed_sign_lines(mask) if self.signs == "fixed" else mask
 
     def _fixed_sign_lines(self, mask):
@@ -107,7 +157,7 @@ class ScoredMask(nn.Module):
         mode, ``torch.no_grad()``, frozen scores)."""
         if not self._training_mask():
             return self._cached("mask", lambda: self.hard_mask().to(self.scores.dtype))
-        mask = self.rule.train_mask(self.scores)
+        mask = self._on_edges(self.rule.train_mask(self.scores))
         if self.signs == "fixed":
             return self._fixed_sign_lines(mask)
         if self._signed_rule():
@@ -125,7 +175,7 @@ class ScoredMask(nn.Module):
         return mask[:, :self.n_in] - mask[:, self.n_in:]
 
     def _training_weight(self):
-        mask = self.rule.train_mask(self.scores)
+        mask = self._on_edges(self.rule.train_mask(self.scores))
         if self.signs == "fixed":
             return mask * self.edge_signs
         if self._signed_rule():

@@ -327,6 +327,18 @@ class _SignedIdentity(torch.autograd.Function):
         return grad_output, None
 
 
+class _SignIdentity(torch.autograd.Function):
+    """Forward: ``1[m >= 0] - 1[m < 0]`` (±1, never 0). Backward: the gradient as is."""
+
+    @staticmethod
+    def forward(ctx, scores):
+        return torch.where(scores >= 0, 1.0, -1.0).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output
+
+
 class SignedSupermaskRule(MaskRule):
     """One score per edge with a learned sign (Koster et al., "Signing the Supermask",
     ICLR 2022; kosnil/signed_supermasks).
@@ -391,8 +403,10 @@ class FrozenRule(MaskRule):
     _parameter_constraints = {"density": [_FRACTION]}
 
     def init_scores(self, scores, generator=None):
-        # ndtri(1) is infinite: a density of one is approached, not reached
-        _normal_init(scores, min(self.density, 1.0 - 1e-7), 1.0, generator)
+        if self.density >= 1:  # every edge (ndtri(1) is infinite)
+            scores.fill_(1.0)
+            return
+        _normal_init(scores, self.density, 1.0, generator)
 
     def hard_mask(self, scores):
         with torch.no_grad():
@@ -400,6 +414,42 @@ class FrozenRule(MaskRule):
 
     def train_mask(self, scores):
         return self.hard_mask(scores).to(scores.dtype)
+
+
+class SignRule(MaskRule):
+    """Every edge on, its sign learned from one score: ``M₊ = 1[m >= 0]``,
+    ``M₋ = 1[m < 0]`` on paired lines, so exactly one of the two twin lines of each edge
+    is on. The gradient is the identity (straight-through, as
+    :class:`SignedSupermaskRule`'s with ``tau = 0``). With a layer's ``edges`` (a given
+    architecture, see :meth:`ScoredMask.restrict_to`) it learns the sign of each edge of
+    the architecture and never adds or drops one. Needs ``unit_signs="paired"``.
+
+    Parameters
+    ----------
+    score_std : float > 0, default=0.5
+        Standard deviation of the initial scores ``N(0, score_std)``: each edge starts
+        with a random sign.
+    """
+
+    name = "sign"
+    scores_per_edge = 1
+
+    def __init__(self, *, score_std=0.5):
+        self.score_std = score_std
+
+    _parameter_constraints = {"score_std": [_POSITIVE]}
+
+    def init_scores(self, scores, generator=None):
+        torch.nn.init.normal_(scores, mean=0.0, std=self.score_std, generator=generator)
+
+    def train_mask(self, scores):
+        """The signed weight ``M₊ - M₋`` (±1 on every edge), identity gradient."""
+        return _SignIdentity.apply(scores)
+
+    def hard_mask(self, scores):
+        """Both twin lines: ``[1[m >= 0], 1[m < 0]]`` along the input axis."""
+        with torch.no_grad():
+            return torch.cat([scores >= 0, scores < 0], dim=1)
 
 
 #: Every named rule: ``mask_rule="<name>"`` selects the class with its defaults.
@@ -416,6 +466,14 @@ def default_rule():
     network's trained readout): :class:`ThresholdRule` with ``init_density=0.5``, each
     edge's score starting as likely on as off."""
     return ThresholdRule(init_density=0.5)
+
+
+def edge_rule(signs):
+    """The rule of a layer on a given architecture (``ScoredMask.restrict_to``), by its
+    ``signs``: on paired lines each edge's sign is learned (:class:`SignRule`); otherwise
+    every edge of the architecture is on and nothing in the mask is learned
+    (``FrozenRule(density=1.0)``)."""
+    return SignRule() if signs == "paired" else FrozenRule(density=1.0)
 
 
 def make_rule(rule):

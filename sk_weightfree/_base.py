@@ -71,6 +71,8 @@ def store_params(estimator, params):
 
 
 def _same_param(a, b):
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):  # (an architecture)
+        return len(a) == len(b) and all(_same_param(x, y) for x, y in zip(a, b))
     try:
         return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object))) \
             and np.shape(a) == np.shape(b)

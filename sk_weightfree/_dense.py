@@ -2,6 +2,7 @@
 
 from string import Template
 
+import torch
 from torch.nn.utils import prune
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
@@ -167,6 +168,14 @@ class _DenseBase(BaseNetwork):
             for layer, layer_edges in zip(layers, edges):
                 prune.custom_from_mask(layer, "weight", layer_edges.to(layer.weight.device))
         return module
+
+    def _finish_training(self, train_data, valid_data):
+        # prune's forward hook leaves ``weight`` as a non-leaf tensor of the last training
+        # step, which can be neither deep-copied nor pickled: recompute it without a graph.
+        with torch.no_grad():
+            for layer in self.net_.module_.weight_layers():
+                if prune.is_pruned(layer):
+                    layer.weight = layer.weight_orig * layer.weight_mask
 
 
 class DenseClassifier(ClassifierHeadMixin, _DenseBase):

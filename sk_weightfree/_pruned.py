@@ -141,14 +141,6 @@ class _PrunedBase(_DenseBase):
                   else self.finetune_epochs)
         return min(wanted, (epochs - 1) // self.n_rounds)
 
-    def _finish_training(self, train_data, valid_data):
-        # prune's forward hook leaves ``weight`` as a non-leaf tensor of the last training
-        # step, which can be neither deep-copied nor pickled: recompute it without a graph.
-        with torch.no_grad():
-            for layer in self.net_.module_.weight_layers():
-                if prune.is_pruned(layer):
-                    layer.weight = layer.weight_orig * layer.weight_mask
-
     def _prune_to(self, layers, sizes, kept_fraction):
         """Prune (by magnitude, among survivors) until ``kept_fraction`` of weights remain."""
         if self.pruning == "global":

@@ -426,7 +426,7 @@ class SignRule(MaskRule):
 
     Parameters
     ----------
-    score_std : float > 0, default=0.5
+    score_std : float > 0, default=0.1
         Standard deviation of the initial scores ``N(0, score_std)``: each edge starts
         with a random sign.
     """
@@ -434,7 +434,7 @@ class SignRule(MaskRule):
     name = "sign"
     scores_per_edge = 1
 
-    def __init__(self, *, score_std=0.5):
+    def __init__(self, *, score_std=0.1):
         self.score_std = score_std
 
     _parameter_constraints = {"score_std": [_POSITIVE]}

@@ -19,8 +19,8 @@ import numpy as np
 from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, _one_line,
                      build_estimators, check_search_space, check_seeds, check_tunable,
                      check_tune, detect_task, device_name, family_classes, format_matrix,
-                     jsonable, mean_interval, resolve_task, search_space, split_and_encode,
-                     tune, versions)
+                     jsonable, mean_interval, paired_difference, resolve_task, search_space,
+                     split_and_encode, tune, versions)
 
 #: Where each architecture comes from, in the order of the table's rows.
 SOURCES = ("learned", "pruned", "rewired", "random")
@@ -96,6 +96,14 @@ class Disentanglement:
                 return cell
         raise KeyError(f"no cell ({source!r}, {regime!r}); sources {list(SOURCES)}, "
                        f"regimes {list(REGIMES)}")
+
+    def difference(self, source, regime, reference="learned"):
+        """``(mean, low, high)``: the cell ``(source, regime)`` minus the cell
+        ``(reference, regime)``, paired by seed, with its 95 % t interval
+        (:func:`~sk_weightfree._study.paired_difference`; ``nan`` bounds with one seed).
+        """
+        return paired_difference(self.cell(source, regime)["scores"],
+                                 self.cell(reference, regime)["scores"])
 
     def matrix(self, key="mean"):
         """``key`` of every cell as a (source, regime) array."""

@@ -55,6 +55,10 @@ def test_the_table_has_every_source_times_every_regime_with_per_seed_scores(two_
     sim = result.similarity
     assert sim.shape == (4, 4) and np.allclose(sim, sim.T) and np.allclose(np.diag(sim), 1)
     assert ((0 <= sim) & (sim <= 1)).all()
+    mean, low, high = result.difference("rewired", "dense")
+    paired = np.subtract(result.cell("rewired", "dense")["scores"],
+                         result.cell("learned", "dense")["scores"])
+    assert mean == pytest.approx(paired.mean()) and low <= mean <= high
     table = result.table()
     assert all(s in table for s in SOURCES) and "{0,1} signs" in table and " ± " in table
     saved = json.loads(result.to_json(tmp_path / "r.json").read_text())

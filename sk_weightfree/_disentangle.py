@@ -18,9 +18,9 @@ import numpy as np
 
 from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, _one_line,
                      build_estimators, check_search_space, check_seeds, check_tunable,
-                     check_tune, detect_task, device_name, family_classes, format_matrix,
-                     jsonable, mean_interval, paired_difference, resolve_task, search_space,
-                     split_and_encode, tune, versions)
+                     check_tune, device_name, family_classes, format_matrix, jsonable,
+                     mean_interval, paired_difference, prepare_arrays, search_space, tune,
+                     versions)
 
 #: Where each architecture comes from, in the order of the table's rows.
 SOURCES = ("learned", "pruned", "rewired", "random")
@@ -456,28 +456,9 @@ def disentangle(X, y, *, hidden_layer_sizes=None, epochs=None, seeds=3, tune=0,
     >>> len(result.cells)  # doctest: +SKIP
     16
     """
-    from ._base import resolve_device
-
-    X, y = np.asarray(X), np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    description = f"data ({X.shape[0]} rows, {X.shape[1]} features)"
-    task = resolve_task(task, detect_task(y, description), y, description)
-    if task == "classification" and y.dtype.kind == "f" and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
     hidden_layer_sizes = check_widths(hidden_layer_sizes)
-    try:
-        device = resolve_device(device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-    def make_data(seed):
-        data = split_and_encode(X, y, task, seed, description, train_size=train_size,
-                                X_test=X_test, y_test=None if y_test is None
-                                else np.asarray(y_test))
-        data["description"] = description
-        return data
-
+    make_data, task, device, description = prepare_arrays(
+        X, y, task=task, X_test=X_test, y_test=y_test, train_size=train_size, device=device)
     result = run_disentangle(make_data, task, hidden_layer_sizes=hidden_layer_sizes,
                              epochs=epochs, seeds=seeds, n_trials=tune,
                              random_state=random_state, device=device, verbose=verbose)

@@ -1227,6 +1227,39 @@ def _thread_count():
     return torch.get_num_threads()
 
 
+def prepare_arrays(X, y, *, task="auto", X_test=None, y_test=None, train_size=None,
+                   device="auto"):
+    """The input checks of :func:`compare` (and :func:`sk_weightfree.disentangle`) on
+    arrays: the task decided (or refused), class labels given as floats made integers,
+    the device resolved, all before any fit.
+
+    Returns ``(make_data, task, device, description)``: ``make_data(seed)`` is one
+    repeat's data, :func:`split_and_encode` with ``train_size`` and the given test part.
+    """
+    from ._base import resolve_device
+
+    X, y = np.asarray(X), np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    description = f"data ({X.shape[0]} rows, {X.shape[1]} features)"
+    task = resolve_task(task, detect_task(y, description), y, description)
+    if task == "classification" and y.dtype.kind == "f" and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    try:
+        device = resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    def make_data(seed):
+        data = split_and_encode(X, y, task, seed, description, train_size=train_size,
+                                X_test=X_test, y_test=None if y_test is None
+                                else np.asarray(y_test))
+        data["description"] = description
+        return data
+
+    return make_data, task, device, description
+
+
 def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=None,
             settings=None, task="auto", random_state=0, X_test=None, y_test=None,
             train_size=None, search=None, device="auto", verbose=0):
@@ -1297,27 +1330,8 @@ def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=Non
     >>> [len(row["scores"]) for row in result.rows]
     [2, 2]
     """
-    from ._base import resolve_device
-
-    X, y = np.asarray(X), np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    description = f"data ({X.shape[0]} rows, {X.shape[1]} features)"
-    task = resolve_task(task, detect_task(y, description), y, description)
-    if task == "classification" and y.dtype.kind == "f" and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    try:
-        device = resolve_device(device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-    def make_data(seed):
-        data = split_and_encode(X, y, task, seed, description, train_size=train_size,
-                                X_test=X_test, y_test=None if y_test is None
-                                else np.asarray(y_test))
-        data["description"] = description
-        return data
-
+    make_data, task, device, description = prepare_arrays(
+        X, y, task=task, X_test=X_test, y_test=y_test, train_size=train_size, device=device)
     comparison = run_study(list(estimators or FAMILIES), make_data, family_classes(task),
                            task, epochs=epochs, seeds=seeds, n_trials=tune,
                            baseline=baseline, settings=settings, search=search,

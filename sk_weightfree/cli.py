@@ -332,29 +332,11 @@ def run_compare(args, argv=()):
     before the first fit; the files are written only once everything succeeded, all at
     once.
     """
-    from ._base import resolve_device
-
     names = list(args.estimators or ESTIMATOR_NAMES)
     check_names(names)
     settings = parse_settings(args.set, names)
     model = model_params(args.model, args.dataset)
-    out = None if args.no_output or not args.out else Path(args.out)
-    if out is not None:
-        _check_output_folder(out)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    prepared = {}
-
-    def make_data(seed):
-        if seed not in prepared:
-            prepared[seed] = prepare_dataset(
-                args.dataset, args.target, seed, args.task, train_size=args.train_size,
-                categorical=args.categorical, max_categories=args.max_categories)
-        return prepared[seed]
-
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    out, device, prepared, make_data, say = _prepare_run(args)
 
     def announce(budget, warned):
         for warning in warned:  # shown with --quiet too: they are about the results
@@ -390,6 +372,32 @@ def run_compare(args, argv=()):
             say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, "
                 f"{out / 'report.png'}")
     return comparison.results
+
+
+def _prepare_run(args):
+    """What both subcommands check and load before any fit: ``(out, device, prepared,
+    make_data, say)``; ``make_data(seed)`` loads ``--dataset`` once per seed (kept in
+    ``prepared``), ``say`` prints a status line unless ``--quiet``."""
+    from ._base import resolve_device
+
+    out = None if args.no_output or not args.out else Path(args.out)
+    if out is not None:
+        _check_output_folder(out)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    prepared = {}
+
+    def make_data(seed):
+        if seed not in prepared:
+            prepared[seed] = prepare_dataset(
+                args.dataset, args.target, seed, args.task, train_size=args.train_size,
+                categorical=args.categorical, max_categories=args.max_categories)
+        return prepared[seed]
+
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    return out, device, prepared, make_data, say
 
 
 def prepare_task(make_data, args):
@@ -687,26 +695,9 @@ def run_disentangle_command(args, argv=()):
     """Load the data, run :func:`sk_weightfree.disentangle`'s experiment, print and
     write it. Every check runs before the first fit; the files are written together at
     the end."""
-    from ._base import resolve_device
     from ._disentangle import run_disentangle
 
-    out = None if args.no_output or not args.out else Path(args.out)
-    if out is not None:
-        _check_output_folder(out)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    prepared = {}
-
-    def make_data(seed):
-        if seed not in prepared:
-            prepared[seed] = prepare_dataset(
-                args.dataset, args.target, seed, args.task, train_size=args.train_size,
-                categorical=args.categorical, max_categories=args.max_categories)
-        return prepared[seed]
-
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    out, device, prepared, make_data, say = _prepare_run(args)
 
     def announce(budget, warned):
         for warning in warned:

@@ -28,7 +28,8 @@ from ._export import NON_FINITE_TRAINING, FittedFormMixin
 from ._heads import ClassifierHeadMixin, RegressorHeadMixin, _softmax_last
 from ._net import OPTIMIZERS, NetMixin, _no_output
 from ._architecture import check_architecture
-from ._params import ArchitectureList, DeviceString, PositiveInts, parse_device, positive_ints
+from ._params import (ArchitectureList, DeviceString, PositiveInts, SkorchCallbacks,
+                      parse_device, positive_ints)
 from ._templating import TemplateMixin
 from ._training import DeviceBatchIterator
 from .nn import ACTIVATIONS
@@ -119,12 +120,14 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         "torch_compile": ["boolean"],
         "module": [None, callable],
         "input_shape": [None, PositiveInts(allow_empty=False)],
+        "callbacks": [None, SkorchCallbacks()],
         "architecture": [None, ArchitectureList()],
     }
 
     # Defaults for models pickled before these parameters existed.
     module = None
     input_shape = None
+    callbacks = None
     architecture = None
     shuffle = True
     alpha = 0.0
@@ -177,6 +180,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         """
         self._validate_params()
         self._check_params()
+        self._check_callbacks()
         resolve_device(self.device)
         return self
 
@@ -278,7 +282,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         "max_epochs", "batch_size", "shuffle", "lr", "alpha", "lr_schedule", "verbose",
         "warm_start",
         "early_stopping", "validation_fraction", "n_iter_no_change", "tol",
-        "torch_compile", "class_weight", "random_state", "device",
+        "torch_compile", "class_weight", "random_state", "device", "callbacks",
     })
 
     def _params_snapshot(self):
@@ -297,6 +301,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         """Apply a continuing fit's settings to the family's search state (mask rules)."""
 
     def _fit(self, X, y, sample_weight, *, incremental, continuing, classes, validation):
+        self._check_callbacks()
         if not continuing:
             self.__dict__.update(self._check_params())
             device = resolve_device(self.device)
@@ -335,7 +340,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         # travel with it.
         net.train_split = None if valid_data is None else predefined_split(valid_data)
         net.valid_score_fn = self._valid_score if valid_data is not None else None
-        net.scheduled_ = not incremental
+        net.scheduled = not incremental  # partial_fit keeps the schedules still
         self._check_batch_norms(net.module_)
         # Layers that draw random numbers (dropout in a template) use torch's global
         # generator: seed it from random_state for this fit, and leave the caller's as it was.

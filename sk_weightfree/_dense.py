@@ -7,6 +7,7 @@ from torch.nn.utils import prune
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from .nn import DenseMLP, TemplateNetwork
+from .nn._layers import pruned_weight
 
 _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         Width of each hidden layer.
@@ -95,6 +96,16 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
     input_shape : tuple of int, default=None
         Shape of one sample for ``module`` (e.g. ``(1, 28, 28)``): each row of ``X`` is
         reshaped to it. None passes the rows as they are.
+    callbacks : list of skorch callbacks, default=None
+        skorch callbacks (``skorch.callbacks.Callback`` instances, or ``(name, callback)``
+        pairs as ``skorch.NeuralNet`` takes them) run beside the package's own: their
+        batch, epoch, gradient and training hooks fire with skorch's arguments
+        (``TensorBoard``, ``Checkpoint``, ``MlflowLogger``, ``LRScheduler``,
+        ``GradientNormClipping``...; see the user guide's "skorch callbacks"). Each fit
+        or ``partial_fit`` call runs a copy of each, initialised by skorch, so this
+        parameter is never changed (the copies are in ``net_.callbacks_``). A name taken
+        by the package's own callbacks or given twice, or an ``LRScheduler`` with
+        ``lr_schedule="cosine"``, is a ``ValueError`` at fit.
     architecture : list of ndarray of bool, default=None
         The edges to train on (see the user guide, "Training on a given architecture"):
         one boolean array per weight layer in ``coefs_`` order, shaped like ``coefs_``
@@ -175,7 +186,7 @@ class _DenseBase(BaseNetwork):
         with torch.no_grad():
             for layer in self.net_.module_.weight_layers():
                 if prune.is_pruned(layer):
-                    layer.weight = layer.weight_orig * layer.weight_mask
+                    layer.weight = pruned_weight(layer).applied()
 
 
 class DenseClassifier(ClassifierHeadMixin, _DenseBase):
@@ -219,7 +230,7 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None,
+                 input_shape=None, callbacks=None, architecture=None,
                  class_weight=None):
         store_params(self, locals())
 
@@ -265,6 +276,6 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None,
+                 input_shape=None, callbacks=None, architecture=None,
                  loss="squared_error"):
         store_params(self, locals())

@@ -35,7 +35,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, logsumexp
 
-ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
+# Each hidden activation in numpy, computed in place; its name is the one list of activation
+# names: ``sk_weightfree.nn`` derives its torch modules and functions from ACTIVATIONS.
+NUMPY_ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0, out=z),
+    "tanh": lambda z: np.tanh(z, out=z),
+    "logistic": lambda z: expit(z, out=z),
+    "identity": lambda z: z,
+}
+ACTIVATIONS = tuple(NUMPY_ACTIVATIONS)
 OUT_ACTIVATIONS = ("softmax", "logistic", "identity")
 # Rows per batch, and values of a batch's largest intermediate array (a layer's output, a
 # convolution's unfolded input: 64 MiB in float64). Splitting 10,000 rows of 784 features
@@ -51,16 +59,6 @@ def compute_dtype(dtype):
     """The floating type a network computes in for input of ``dtype``: float32 stays,
     anything else is float64 (as scikit-learn's MLPs)."""
     return np.dtype(np.float32) if np.dtype(dtype) == np.float32 else np.dtype(np.float64)
-
-
-def _activate(name, z):
-    if name == "relu":
-        return np.maximum(z, 0.0, out=z)
-    if name == "tanh":
-        return np.tanh(z, out=z)
-    if name == "logistic":
-        return expit(z, out=z)
-    return z
 
 
 def _prod(values):
@@ -271,7 +269,7 @@ class Activation(_Op):
         self.name = name
 
     def __call__(self, a):
-        return _activate(self.name, a)
+        return NUMPY_ACTIVATIONS[self.name](a)
 
     def describe(self):
         return self.name
@@ -484,11 +482,37 @@ def _plan(ops, dtype, shared):
     return steps
 
 
+def fold_paired(weight, axis=1):
+    """The signed weight of a layer that sees ``[h, -h]``: ``W₊ - W₋``.
+
+    The paired lines of a layer lie along ``axis``: its first half are the excitatory
+    lines, its second half their inhibitory twins (a linear weight (out, 2 * in) or a
+    kernel (out, 2 * in, kh, kw) along axis 1, a ``coefs_`` array (2 * in, out) along
+    axis 0). A line and its twin are one edge, so two that are both on cancel.
+
+    This is the only place the fold is written: it uses slicing and subtraction alone, so
+    it serves numpy arrays and torch tensors alike (``nn.ScoredMask`` folds its masks
+    with it) without this module importing torch.
+
+    Parameters
+    ----------
+    weight : ndarray or torch.Tensor
+        The weight over the paired lines; ``weight.shape[axis]`` is even.
+    axis : int, default=1
+        The axis of the paired lines.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        ``weight`` with ``axis`` halved.
+    """
+    n_in = weight.shape[axis] // 2
+    before = (slice(None),) * axis
+    return weight[before + (slice(None, n_in),)] - weight[before + (slice(n_in, None),)]
+
+
 def _signed(weight, paired):
-    if not paired:
-        return weight
-    n_in = weight.shape[1] // 2
-    return weight[:, :n_in] - weight[:, n_in:]
+    return fold_paired(weight) if paired else weight
 
 
 # ---------------------------------------------------------------------------- compute

@@ -1,12 +1,14 @@
 """The skorch net an estimator trains: its construction, callbacks, continuing-fit
 update and device errors (the estimators' :class:`NetMixin`)."""
 
+import copy
 from contextlib import contextmanager
 
 import torch
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import EarlyStopping, LRScheduler
 
-from ._training import CosineLR, EpochLog, EpochProgressBar, print_line
+from ._params import named_callback
+from ._training import CosineLR, EpochLog, EpochProgressBar, ResidentNetMixin, print_line
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -71,11 +73,58 @@ class NetMixin:
                 "autocast_dtype": torch.bfloat16 if self.precision == "bfloat16" else None,
                 "use_torch_compile": self.torch_compile,
                 # skorch's own messages (the stopping rule's, re-initialisations) with the log
-                "verbose": int(self.verbose >= 2)}
+                "verbose": int(self.verbose >= 2),
+                # skorch's per-batch history rows, for the user's callbacks that read them
+                "batch_history": bool(self.callbacks)}
+
+    # The names of the package's own callbacks (the net's defaults and _callbacks whatever
+    # the options); a family's _extra_callbacks add theirs.
+    _INTERNAL_CALLBACKS = frozenset(
+        {*ResidentNetMixin.DEFAULT_CALLBACKS, "epoch_log", "stopping", "lr_schedule",
+         "progress"})
+
+    def _check_callbacks(self):
+        """Raise ``ValueError`` when a callback of ``callbacks`` takes the name of one of
+        the package's own or of another given callback, or is an ``LRScheduler`` beside
+        ``lr_schedule="cosine"`` (both would set the learning rate)."""
+        named = [named_callback(item) for item in self.callbacks or ()]
+        reserved = self._INTERNAL_CALLBACKS | {name for name, _ in self._extra_callbacks()}
+        taken = sorted({name for name, _ in named} & reserved)
+        if taken:
+            raise ValueError(
+                f"callbacks: the name{'s' if len(taken) > 1 else ''} {', '.join(taken)} "
+                f"{'are' if len(taken) > 1 else 'is'} taken by {type(self).__name__}'s own "
+                f"callbacks ({', '.join(sorted(reserved))}); give yours another name with a "
+                f"(name, callback) pair.")
+        # skorch numbers unnamed callbacks of one class (Checkpoint_1, Checkpoint_2); a
+        # name given in a pair must be unique
+        given = [item[0] for item in self.callbacks or () if isinstance(item, (tuple, list))]
+        names = [name for name, _ in named]
+        duplicates = sorted({name for name in given if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"callbacks: more than one callback is named "
+                             f"{', '.join(duplicates)}; names must be unique.")
+        if self.lr_schedule == "cosine" and any(isinstance(cb, LRScheduler)
+                                                for _, cb in named):
+            raise ValueError(
+                "callbacks: an LRScheduler sets the learning rate, and so does "
+                "lr_schedule='cosine'; use lr_schedule='constant' (the default) to let the "
+                "LRScheduler schedule it.")
+
+    def _user_callbacks(self):
+        """The ``callbacks`` parameter for one fit: each callback a shallow copy, which
+        the net initialises (its state), so that the parameter is left as it was; the
+        copy shares the callback's parameters (a writer, a client) with it."""
+        # an unnamed one stays unnamed: skorch names it after its class, and numbers
+        # several of one class
+        return [(item[0], copy.copy(item[1])) if isinstance(item, (tuple, list))
+                else copy.copy(item) for item in self.callbacks or ()]
 
     def _callbacks(self):
         log = self.verbose >= 2  # a line per epoch and the stopping rule's messages
         callbacks = [("epoch_log", EpochLog())] if log else []
+        # before the stopping rule, whose KeyboardInterrupt ends the last epoch's hooks
+        callbacks += self._user_callbacks()
         callbacks.append(
             ("stopping", EarlyStopping(
                 monitor="valid_score" if self.early_stopping else "train_loss",

@@ -11,6 +11,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 from sklearn.utils._param_validation import Options
 
 
@@ -88,6 +89,32 @@ class WeightValues(_Constraint):
         return ("a non-empty array-like of finite numbers, none of them 0 (with w = 0 "
                 "every edge, bias-node edges too, is zero: the network outputs a constant "
                 "and its mask cannot be searched)")
+
+
+def named_callback(item):
+    """``(name, callback)`` for an entry of ``callbacks`` as skorch names it (a pair's
+    name, else the callback's class name), or None when the entry is neither a skorch
+    ``Callback`` instance nor a ``(str, Callback)`` pair."""
+    if isinstance(item, Callback):
+        return type(item).__name__, item
+    if (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
+            and isinstance(item[1], Callback)):
+        return tuple(item)
+    return None
+
+
+class SkorchCallbacks(_Constraint):
+    """A list or tuple of skorch callbacks: ``Callback`` instances or ``(name, callback)``
+    pairs (whether their names are free is the fit's question:
+    :meth:`~sk_weightfree._net.NetMixin._check_callbacks`)."""
+
+    def is_satisfied_by(self, val):
+        return isinstance(val, (list, tuple)) and all(
+            named_callback(item) is not None for item in val)
+
+    def __str__(self):
+        return ("a list of skorch callbacks (skorch.callbacks.Callback instances or "
+                "(name, callback) pairs)")
 
 
 class ArchitectureList(_Constraint):

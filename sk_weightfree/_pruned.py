@@ -10,6 +10,7 @@ from torch.nn.utils import prune
 
 from ._base import BaseNetwork, ClassifierHeadMixin, RegressorHeadMixin, store_params
 from ._dense import _DenseBase, shared_attributes
+from .nn._layers import pruned_weight
 
 _PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining included: training runs
     ``max_epochs - n_rounds * finetune_epochs`` epochs on the dense network (by default a
@@ -30,7 +31,7 @@ _PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining
 _PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
 lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
 warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
-module, input_shape
+module, input_shape, callbacks
         As in :class:`DenseClassifier`; ``max_epochs`` counts the retraining after
         pruning too (see above), so ``n_iter_ <= max_epochs``. ``alpha`` penalises the
         weights as the network uses them: once pruned, only the kept ones.
@@ -110,12 +111,12 @@ class _PrunedBase(_DenseBase):
             self.net_.partial_fit(train_data, epochs=epochs)
             return
         layers = self.net_.module_.weight_layers()
-        initial = [(_weight_parameter(layer).detach().clone(),
+        initial = [(pruned_weight(layer).trained.detach().clone(),
                     None if layer.bias is None else layer.bias.detach().clone())
                    for layer in layers]
         finetune = self._finetune_epochs(epochs)
         self.net_.partial_fit(train_data, epochs=epochs - self.n_rounds * finetune)
-        sizes = [_weight_parameter(layer).numel() for layer in layers]
+        sizes = [pruned_weight(layer).trained.numel() for layer in layers]
         for round_ in range(1, self.n_rounds + 1):
             if self.net_.interrupted_:  # stop where the user interrupted
                 warnings.warn(
@@ -150,7 +151,7 @@ class _PrunedBase(_DenseBase):
         else:
             for layer, size in zip(layers, sizes):
                 target = max(1, round(kept_fraction * size))
-                n_kept = int(_alive(layer).sum())
+                n_kept = int(pruned_weight(layer).alive().sum())
                 prune.l1_unstructured(layer, "weight", amount=max(0, n_kept - target))
 
     @staticmethod
@@ -164,14 +165,14 @@ class _PrunedBase(_DenseBase):
         proportion, keeping at least one edge per layer); the rest of the budget goes to
         the largest remaining weights anywhere.
         """
-        alive = [_alive(layer) for layer in layers]
+        alive = [pruned_weight(layer).alive() for layer in layers]
         floors = [min(int(a.sum()), max(a.shape[0], a[0].numel()))  # fan-out, fan-in
                   for a in alive]
         if sum(floors) > target:  # a tiny budget: share it, at least one edge per layer
             floors = [max(1, target * f // sum(floors)) for f in floors]
         scores = []
         for layer, layer_alive, floor in zip(layers, alive, floors):
-            weight = (_weight_parameter(layer) * layer_alive).detach().abs()
+            weight = (pruned_weight(layer).trained * layer_alive).detach().abs()
             score = torch.where(layer_alive, weight,
                                 torch.full_like(weight, -torch.inf)).flatten()
             if floor:
@@ -180,33 +181,22 @@ class _PrunedBase(_DenseBase):
         flat = torch.cat(scores)
         keep = torch.zeros_like(flat, dtype=torch.bool)
         keep[torch.topk(flat, min(max(target, sum(floors)), len(flat))).indices] = True
-        parts = keep.split([_weight_parameter(layer).numel() for layer in layers])
-        return [part.view_as(_weight_parameter(layer)).to(_weight_parameter(layer).dtype)
-                for part, layer in zip(parts, layers)]
+        trained = [pruned_weight(layer).trained for layer in layers]
+        parts = keep.split([weight.numel() for weight in trained])
+        return [part.view_as(weight).to(weight.dtype) for part, weight in zip(parts, trained)]
 
     def _rewind(self, layers, initial):
         with torch.no_grad():
             for layer, (weight, bias) in zip(layers, initial):
-                layer.weight_orig.copy_(weight)
+                pruned_weight(layer).trained.copy_(weight)
                 if bias is not None:
                     layer.bias.copy_(bias)
         self.net_.initialize_optimizer()
 
 
-def _weight_parameter(layer):
-    """The trained weight tensor: ``weight_orig`` once ``torch.nn.utils.prune`` has
-    reparametrised the layer (``weight`` is then recomputed at each forward pass)."""
-    return getattr(layer, "weight_orig", layer.weight)
-
-
 def _kept(layers, sizes):
     """Fraction of the weights still present."""
-    return sum(int(_alive(layer).sum()) for layer in layers) / sum(sizes)
-
-
-def _alive(layer):
-    """Boolean mask of the weights ``torch.nn.utils.prune`` has not removed yet."""
-    return getattr(layer, "weight_mask", torch.ones_like(_weight_parameter(layer))).bool()
+    return sum(int(pruned_weight(layer).alive().sum()) for layer in layers) / sum(sizes)
 
 class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
     __doc__ = f"""Dense MLP trained, then magnitude-pruned to ``density`` (optionally iteratively).
@@ -239,7 +229,8 @@ class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None, density=0.3,
+                 input_shape=None, callbacks=None, architecture=None,
+                 density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  class_weight=None):
         store_params(self, locals())
@@ -274,7 +265,8 @@ class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None, density=0.3,
+                 input_shape=None, callbacks=None, architecture=None,
+                 density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
                  loss="squared_error"):
         store_params(self, locals())

@@ -1,7 +1,7 @@
 """{0,1} weights on a random, unsearched structure: RandomNetworkClassifier and
 RandomNetworkRegressor."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -22,7 +22,7 @@ _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_re
 _RANDOM_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
 lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
 warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
-module, input_shape, unit_signs
+module, input_shape, callbacks, unit_signs
         As in :class:`WeightFreeClassifier`; ``alpha`` penalises the scores of the output
         layer (the only edge scores trained), and has no effect with
         ``train_readout=False``.
@@ -46,8 +46,6 @@ module, input_shape, unit_signs
 class _RandomBase(BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
-        # batch normalisation needs at least two samples per training batch
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
         "density": [Interval(Real, 0, 1, closed="right")],
         "train_readout": ["boolean"],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
@@ -123,7 +121,7 @@ class RandomNetworkClassifier(ClassifierHeadMixin, _RandomBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None,
+                 input_shape=None, callbacks=None, architecture=None,
                  density=0.5,
                  train_readout=True, unit_signs="paired", class_weight=None):
         store_params(self, locals())
@@ -158,7 +156,7 @@ class RandomNetworkRegressor(RegressorHeadMixin, _RandomBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None,
+                 input_shape=None, callbacks=None, architecture=None,
                  density=0.5,
                  train_readout=True, unit_signs="paired", loss="squared_error"):
         store_params(self, locals())

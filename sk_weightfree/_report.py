@@ -42,8 +42,10 @@ def _label_placement(slot):
 
 
 def plot_report(rows, names, similarity, densities, path, title="", *,
-                score_key="test_accuracy", score_label="test accuracy"):
-    """Score vs density, the spectral-similarity heatmap and the spectral densities.
+                score_key="test_accuracy", score_label="test accuracy", learned=None,
+                image_shape=None):
+    """Score vs density, the spectral-similarity heatmap and the spectral densities;
+    below them, what a weight-free network learned.
 
     Parameters
     ----------
@@ -61,12 +63,24 @@ def plot_report(rows, names, similarity, densities, path, title="", *,
     score_key, score_label : str
         Which entry of each row is plotted against density (``"test_accuracy"`` for
         classifiers, ``"test_r2"`` for regressors) and the axis label saying so.
+    learned : fitted estimator, default=None
+        A weight-free network: a bottom row shows its receptive fields when the data are
+        images (``image_shape``), its degree distributions beside a random network's
+        otherwise (:func:`sk_weightfree.plotting.plot_learned_architecture`).
+    image_shape : tuple of int, default=None
+        One input row as an image, e.g. ``(8, 8)`` for digits.
     """
     if len(set(names)) != len(names) or similarity.shape != (len(names), len(names)):
         raise ValueError(f"names must be distinct and match the similarity matrix; got "
                          f"{list(names)} and a matrix of shape {similarity.shape}")
-    fig, (ax_acc, ax_sim, ax_spec) = plt.subplots(1, 3, figsize=(17, 5.2),
-                                                  layout="constrained")
+    if learned is None:
+        fig, (ax_acc, ax_sim, ax_spec) = plt.subplots(1, 3, figsize=(17, 5.2),
+                                                      layout="constrained")
+    else:
+        fig = plt.figure(figsize=(17, 10), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=(5.2, 4.8))
+        ax_acc, ax_sim, ax_spec = top.subplots(1, 3)
+        _plot_learned(learned, bottom, image_shape)
     colors = {name: f"C{i}" for i, name in enumerate(names)}
     markers = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
     positions = marker_positions(rows, score_key)
@@ -122,3 +136,14 @@ def plot_report(rows, names, similarity, densities, path, title="", *,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _plot_learned(estimator, figure, image_shape):
+    """The weight-free network's receptive fields or degree distributions, in ``figure``."""
+    from .plotting import plot_learned_architecture
+
+    ax = figure.subplots()
+    plot_learned_architecture(estimator, ax=ax, image_shape=image_shape, n_units=16, n_cols=8)
+    what = "receptive fields" if image_shape is not None else "degree distributions"
+    figure.suptitle(f"what the weight-free network learned: "
+                    f"{'first-layer ' if image_shape is not None else ''}{what}")

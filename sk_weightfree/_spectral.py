@@ -35,6 +35,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._inference import fold_paired
+
 __all__ = [
     "pairwise_spectral_similarity",
     "rewire",
@@ -257,10 +259,7 @@ def _fold_paired(w, i):
         )
     if w.dtype.kind != "f":  # bool cannot subtract, unsigned ints wrap
         w = w.astype(np.float64)
-    n_in = w.shape[axis] // 2
-    if axis == 0:
-        return w[:n_in] - w[n_in:]
-    return w[:, :n_in] - w[:, n_in:]
+    return fold_paired(w, axis)
 
 
 def _as_numeric(w, i):

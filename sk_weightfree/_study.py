@@ -774,10 +774,40 @@ def fit_and_score(name, estimator, data, task, *, n_trials=0, space=None, seed=0
     """Fit one row on ``data``'s training part (tuned first over ``space`` when
     ``n_trials``), score the test part once. Returns ``(fitted estimator, measurement
     dict)``."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
 
     description = data.get("description", "the data")
     start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator, trials, chosen, fit_seconds = _fit_row(
+            name, estimator, data, task, n_trials, space, seed, description, start)
+    not_converged = 0
+    for warning in caught:  # counted per row, not printed per fit; others pass on
+        if issubclass(warning.category, ConvergenceWarning):
+            not_converged += 1
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    if check is not None:
+        check(name, estimator)
+    start = time.perf_counter()
+    predicted = estimator.predict(data["X_test"])
+    predict_seconds = time.perf_counter() - start
+    score = (r2_score if task == "regression" else accuracy_score)(data["y_test"], predicted)
+    return estimator, {"score": float(score), "density": float(estimator.density_),
+                       "connections": int(estimator.n_connections_),
+                       "epochs": int(estimator.n_iter_), "fit_seconds": fit_seconds,
+                       "predict_seconds": predict_seconds, "trials": trials,
+                       "chosen": chosen, "not_converged": not_converged}
+
+
+def _fit_row(name, estimator, data, task, n_trials, space, seed, description, start):
+    """Fit (or tune, then refit) one row on the training part: ``(estimator, trials,
+    chosen, fit seconds)``."""
     trials, chosen = [], None
     try:
         if n_trials:
@@ -790,17 +820,7 @@ def fit_and_score(name, estimator, data, task, *, n_trials=0, space=None, seed=0
     except ValueError as exc:
         raise UsageError(f"{name} could not be fitted on {description}: "
                          f"{_one_line(exc)}") from None
-    if check is not None:
-        check(name, estimator)
-    start = time.perf_counter()
-    predicted = estimator.predict(data["X_test"])
-    predict_seconds = time.perf_counter() - start
-    score = (r2_score if task == "regression" else accuracy_score)(data["y_test"], predicted)
-    return estimator, {"score": float(score), "density": float(estimator.density_),
-                       "connections": int(estimator.n_connections_),
-                       "epochs": int(estimator.n_iter_), "fit_seconds": fit_seconds,
-                       "predict_seconds": predict_seconds, "trials": trials,
-                       "chosen": chosen}
+    return estimator, trials, chosen, fit_seconds
 
 
 def _one_line(exc):
@@ -1025,7 +1045,11 @@ ROW_NOTE = ("score: mean over seeds of the test score; scores: one per seed (see
             "connections, epochs and the file sizes are of the first seed's fitted model; "
             "recipe_differs: the recipe parameters in which this row differs from the "
             "comparison's shared recipe; trials: every tuning trial (validation split "
-            "carved from the training part), chosen: the configuration refitted per seed")
+            "carved from the training part), chosen: the configuration refitted per seed "
+            "(with tune, recipe is the untuned starting point: the schedule and the rate "
+            "each seed trained with are in chosen); not_converged: how many of the row's "
+            "fits (tuning trials included) ended at max_epochs while still improving by "
+            "more than tol (scikit-learn's ConvergenceWarning, counted rather than printed)")
 
 
 class Comparison:
@@ -1067,9 +1091,12 @@ class Comparison:
         Path(path).write_text(json.dumps(self.results, indent=2, default=jsonable))
         return path
 
-    def plot(self, path, title=None):
+    def plot(self, path, title=None, image_shape=None):
         """Write the report figure (score vs density with 95 % error bars, the
-        spectral similarity heatmap, the spectral densities) to ``path``."""
+        spectral similarity heatmap, the spectral densities and, when a weight-free row
+        was fitted, what it learned: its receptive fields as images of ``image_shape``
+        (e.g. ``(8, 8)`` for digits), or its degree distributions without one) to
+        ``path``."""
         from . import spectral_density
         from ._report import plot_report
 
@@ -1078,10 +1105,13 @@ class Comparison:
         densities = {name: spectral_density(est, random_state=seed)
                      for name, est in self.estimators_.items()}
         score_key, _, label = METRICS[self.results["task"]]
+        learned = next((est for name, est in self.estimators_.items()
+                        if split_name(name)[0] == "weight-free"), None)
         return plot_report(self.rows, names, self.similarity_, densities, path,
                            title=title or f"sk-weightfree compare: "
                                           f"{self.results.get('description', '')}",
-                           score_key=score_key, score_label=label)
+                           score_key=score_key, score_label=label, learned=learned,
+                           image_shape=image_shape)
 
 
 def check_seeds(seeds):
@@ -1188,12 +1218,12 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
             "trials": [{"seed": seed, **trial} for seed, m in zip(repeat_seeds, measured[name])
                        for trial in m["trials"]],
             "chosen": [m["chosen"] for m in measured[name]] if n_trials else [],
+            "not_converged": sum(m["not_converged"] for m in measured[name]),
         })
     results = {
         "task": task, "metric": score_key, "seed": random_state, "seeds": repeat_seeds,
         "tune": n_trials, "baseline": baseline, "recipe": shared,
-        "search_spaces": ({name: {param: repr(values) if hasattr(values, "rvs") else values
-                                  for param, values in space.items()}
+        "search_spaces": ({name: {param: _described(values) for param, values in space.items()}
                            for name, space in spaces.items()} if n_trials else None),
         "recipe_note": (f"one recipe: every row trains with lr_schedule={SHARED_SCHEDULE!r} "
                         f"and the same epoch budget unless --set changed it; a row whose "
@@ -1215,6 +1245,16 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
     return Comparison(results, fitted_first)
 
 
+def _described(values):
+    """A search-space entry for results.json: the list, or a distribution's name and
+    arguments (``{"dist": "loguniform", "args": [0.0001, 0.01]}``)."""
+    if not hasattr(values, "rvs"):
+        return values
+    return {"dist": getattr(getattr(values, "dist", None), "name", type(values).__name__),
+            "args": [_plain(a) for a in getattr(values, "args", ())],
+            "kwds": {k: _plain(v) for k, v in getattr(values, "kwds", {}).items()}}
+
+
 def _as_device(device):
     import torch
 
@@ -1231,7 +1271,7 @@ def prepare_arrays(X, y, *, task="auto", X_test=None, y_test=None, train_size=No
                    device="auto"):
     """The input checks of :func:`compare` (and :func:`sk_weightfree.disentangle`) on
     arrays: the task decided (or refused), class labels given as floats made integers,
-    the device resolved, all before any fit.
+    the device resolved, a given test part checked, all before any fit.
 
     Returns ``(make_data, task, device, description)``: ``make_data(seed)`` is one
     repeat's data, :func:`split_and_encode` with ``train_size`` and the given test part.
@@ -1249,11 +1289,22 @@ def prepare_arrays(X, y, *, task="auto", X_test=None, y_test=None, train_size=No
         device = resolve_device(device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if (X_test is None) != (y_test is None):
+        raise UsageError("X_test and y_test go together: give both (a fixed test part) or "
+                         "neither (a 70/30 split per seed)")
+    if X_test is not None:
+        X_test, y_test = np.asarray(X_test), np.asarray(y_test)
+        if y_test.ndim == 2 and y_test.shape[1] == 1:
+            y_test = y_test.ravel()
+        if len(X_test) != len(y_test) or X_test.ndim != 2 or X_test.shape[1] != X.shape[1]:
+            raise UsageError(f"the test part must have one target per row and X's "
+                             f"{X.shape[1]} features; got X_test of shape {X_test.shape} "
+                             f"and {len(y_test)} targets")
+        detect_task(y_test, "the test part")  # NaN, infinite or unusable targets
 
     def make_data(seed):
         data = split_and_encode(X, y, task, seed, description, train_size=train_size,
-                                X_test=X_test, y_test=None if y_test is None
-                                else np.asarray(y_test))
+                                X_test=X_test, y_test=y_test)
         data["description"] = description
         return data
 
@@ -1330,6 +1381,8 @@ def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=Non
     >>> [len(row["scores"]) for row in result.rows]
     [2, 2]
     """
+    if isinstance(estimators, str):
+        estimators = [estimators]
     make_data, task, device, description = prepare_arrays(
         X, y, task=task, X_test=X_test, y_test=y_test, train_size=train_size, device=device)
     comparison = run_study(list(estimators or FAMILIES), make_data, family_classes(task),

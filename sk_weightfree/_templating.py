@@ -139,8 +139,10 @@ class TemplateMixin:
         return template
 
     def _check_batch_norms(self, module):
-        """Batch norms need two samples a batch."""
+        """Batch norms need two samples a batch: the one check of ``batch_size >= 2``, for
+        every network with batch normalisation (the weight-free and random networks', a
+        template's), at each fit."""
         if self.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                                        for m in module.modules()):
-            raise ValueError("The network has batch normalisation, which needs "
-                             "batch_size >= 2.")
+            raise ValueError(f"The network has batch normalisation, which needs "
+                             f"batch_size >= 2; got batch_size={self.batch_size}.")

@@ -19,6 +19,16 @@ from torch.nn import functional as F
 from ._inference import (Activation, Affine, Chain, Conv2d, Linear, Paired, Pool2d, Reshape,
                          _prod, merge_affines)
 from .nn import ACTIVATIONS
+from .nn._layers import pruned_weight
+from .nn._networks import TORCH_ACTIVATIONS
+
+# What a traced template's activations are called in a chain: modules, torch functions and
+# tensor methods, read from the one torch table (an nn.Identity is dropped before, as a no-op).
+_MODULE_ACTIVATIONS = {act.module: name for name, act in TORCH_ACTIVATIONS.items()}
+_FUNCTION_ACTIVATIONS = {function: name for name, act in TORCH_ACTIVATIONS.items()
+                         for function in act.functions}
+_METHOD_ACTIVATIONS = {act.method: name for name, act in TORCH_ACTIVATIONS.items()
+                       if act.method}
 
 
 class NotAChainError(ValueError):
@@ -207,8 +217,7 @@ def _trace_chain(est, plain):
                                           f"channels) is supported")
             return [Paired()]
         if type(m) in (nn.Linear, nn.Conv2d):
-            weight = (m.weight_orig * m.weight_mask if hasattr(m, "weight_mask")
-                      else m.weight).detach().double().numpy().copy()
+            weight = pruned_weight(m).applied().detach().double().numpy().copy()
             if isinstance(m, nn.Conv2d):
                 if m.groups != 1 or m.padding_mode != "zeros":
                     _refuse(est, where(node), f"has groups={m.groups}, padding_mode="
@@ -236,12 +245,11 @@ def _trace_chain(est, plain):
 
             scale, offset = batch_norm_affine(m)
             return [Affine(scale.numpy().copy(), offset.numpy().copy())]
-        activations = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "logistic"}
-        if type(m) in activations:
-            return [Activation(activations[type(m)])]
         if type(m) in (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout,
                        nn.FeatureAlphaDropout):
             return []  # identity at inference (the network is in eval mode)
+        if type(m) in _MODULE_ACTIVATIONS:
+            return [Activation(_MODULE_ACTIVATIONS[type(m)])]
         if type(m) in (nn.MaxPool2d, nn.AvgPool2d):
             mode = "max" if isinstance(m, nn.MaxPool2d) else "avg"
             options = dict(padding=m.padding, ceil_mode=m.ceil_mode,
@@ -261,15 +269,13 @@ def _trace_chain(est, plain):
                                       f"ceil_mode=False are supported)")
         return Pool2d(mode, kernel, stride)
 
-    functions = {torch.relu: "relu", F.relu: "relu", torch.tanh: "tanh", F.tanh: "tanh",
-             torch.sigmoid: "logistic", F.sigmoid: "logistic"}
     dropouts = (F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout,
                 F.feature_alpha_dropout)
 
     def convert_function(node):
         target = node.target
-        if target in functions:
-            return [Activation(functions[target])]
+        if target in _FUNCTION_ACTIVATIONS:
+            return [Activation(_FUNCTION_ACTIVATIONS[target])]
         if target in dropouts:
             if bind(node, ("p", "training"), {"training": True}).get("training"):
                 _refuse(est, where(node), "drops units at inference (training=True)")
@@ -301,8 +307,8 @@ def _trace_chain(est, plain):
 
     def convert_method(node):
         name = node.target
-        if name in ("relu", "tanh", "sigmoid"):
-            return [Activation({"sigmoid": "logistic"}.get(name, name))]
+        if name in _METHOD_ACTIVATIONS:
+            return [Activation(_METHOD_ACTIVATIONS[name])]
         if name in ("contiguous",):
             return []
         if name == "flatten":

@@ -12,7 +12,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
 from .nn import ScoredMask
-from .nn._layers import sample_weighted
+from .nn._layers import pruned_weight, sample_weighted
 from .nn._templates import WEIGHT_LAYERS
 
 
@@ -149,13 +149,22 @@ def edge_tensors(module):
             if layer.scores.requires_grad:
                 yield layer.scores
         elif isinstance(layer, WEIGHT_LAYERS):
-            if getattr(layer, "weight_orig", layer.weight).requires_grad:
+            if pruned_weight(layer).trained.requires_grad:
                 yield layer.weight
 
 
 def print_line(text):
     """The picklable stdout sink of the ``verbose >= 2`` log."""
     print(text, flush=True)
+
+
+class _PlainPrintLog(PrintLog):
+    """``PrintLog`` without colour: skorch colours a value whose ``<key>_best`` mark
+    (:class:`BestLoss`) is set, escape codes that a log file would keep."""
+
+    def format_row(self, row, key, color):
+        return super().format_row({k: v for k, v in row.items() if not k.endswith("_best")},
+                                  key, color)
 
 
 class EpochLog(Callback):
@@ -170,7 +179,7 @@ class EpochLog(Callback):
         self.sink = sink
 
     def initialize(self):
-        self.table_ = PrintLog(sink=self.sink).initialize()
+        self.table_ = _PlainPrintLog(sink=self.sink).initialize()
         return self
 
     def on_epoch_end(self, net, **kwargs):
@@ -202,12 +211,27 @@ class EpochProgressBar(Callback):
         return state
 
 
+class BestLoss(Callback):
+    """Record ``train_loss_best`` (and ``valid_loss_best`` with validation data) each
+    epoch, as skorch's default scoring does, for the callbacks that read them (a
+    ``Checkpoint`` monitors ``valid_loss_best``): whether the epoch's loss is the lowest
+    of the current training call."""
+
+    def on_epoch_end(self, net, **kwargs):
+        rows = net.history[getattr(net, "call_start_epoch_", 0):]
+        for key in ("train_loss", "valid_loss"):
+            if key in rows[-1]:
+                earlier = [row[key] for row in rows[:-1] if key in row]
+                net.history.record(f"{key}_best", not earlier or rows[-1][key] < min(earlier))
+
+
 class ScheduledCallback(Callback):
     """Base of the per-epoch schedules: the position within the current training call.
 
     ``epoch_in_call(net)`` is 0 at the first epoch of a ``fit`` (or of a fine-tuning phase)
     and counts the epochs of that call; ``active(net)`` is False during an estimator's
-    ``partial_fit`` (``net.scheduled_``), where a schedule keeps its starting value.
+    ``partial_fit`` (the net's ``scheduled`` parameter is False), where a schedule keeps its
+    starting value.
     """
 
     @staticmethod
@@ -215,7 +239,7 @@ class ScheduledCallback(Callback):
         return len(net.history) - 1 - net.call_start_epoch_
 
     def active(self, net):
-        return getattr(net, "scheduled_", True)
+        return getattr(net, "scheduled", True)  # any skorch net: scheduled unless told
 
 
 class CosineLR(ScheduledCallback):
@@ -246,12 +270,16 @@ class ResidentNetMixin:
     skorch's arguments); with ``valid_score_fn`` set the validation pass also records
     ``valid_score``. An interrupted epoch (KeyboardInterrupt, which skorch catches) is
     rolled back: module and optimiser return to the last completed epoch and the partial
-    history row is dropped. ``shuffle_generator`` (a CPU ``torch.Generator``) makes
+    history row is dropped. With ``batch_history=True`` (set when the estimator is given
+    ``callbacks``) each batch's loss and size are also recorded in the history's batch rows,
+    as skorch records them, for callbacks that read them (one device sync a batch).
+    ``shuffle_generator`` (a CPU ``torch.Generator``) makes
     shuffling reproducible without touching torch's global random state;
     ``iterator_train__shuffle=False`` (skorch's own parameter) feeds the training batches in
     data order instead. With ``alpha > 0`` each training batch's loss gets the L2 penalty
     ``0.5 * alpha * sum(t ** 2) / n_batch`` over :func:`edge_tensors` (as
-    ``MLPClassifier``'s).
+    ``MLPClassifier``'s). ``scheduled=False`` (an estimator's ``partial_fit``) holds the
+    :class:`ScheduledCallback` schedules at their starting values.
     """
 
     # Defaults for nets pickled before these parameters existed.
@@ -260,19 +288,27 @@ class ResidentNetMixin:
     autocast_dtype = None
     use_torch_compile = False
     valid_score_fn = None
+    batch_history = False
+    scheduled = True
+
+    # the names of the net's own callbacks (``_default_callbacks``)
+    DEFAULT_CALLBACKS = ("epoch_timer", "best_loss")
 
     def __init__(self, module, *args, alpha=0.0, shuffle_generator=None, autocast_dtype=None,
-                 use_torch_compile=False, valid_score_fn=None, **kwargs):
+                 use_torch_compile=False, valid_score_fn=None, batch_history=False,
+                 scheduled=True, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.alpha = alpha  # the L2 penalty of edge_tensors
         self.shuffle_generator = shuffle_generator  # a CPU torch.Generator, or None
         self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16: forward under autocast
         self.use_torch_compile = use_torch_compile  # train through torch.compile(module_)
         self.valid_score_fn = valid_score_fn  # (outputs, y, w) -> float, set for a fit
+        self.batch_history = batch_history  # skorch's per-batch history rows
+        self.scheduled = scheduled  # False in partial_fit: ScheduledCallbacks keep still
 
     @property
     def _default_callbacks(self):
-        return [("epoch_timer", EpochTimer())]
+        return list(zip(self.DEFAULT_CALLBACKS, (EpochTimer(), BestLoss())))
 
     def get_dataset(self, X, y=None):
         if isinstance(X, ResidentData):
@@ -361,8 +397,10 @@ class ResidentNetMixin:
         state = dict(state)
         if "compile_forward" in state:
             state.setdefault("use_torch_compile", state.pop("compile_forward"))
+        if "scheduled_" in state:  # the attribute each fit wrote before it was a parameter
+            state.setdefault("scheduled", state.pop("scheduled_"))
         for name in ("alpha", "shuffle_generator", "autocast_dtype", "use_torch_compile",
-                     "valid_score_fn"):
+                     "valid_score_fn", "batch_history", "scheduled"):
             state.setdefault(name, getattr(type(self), name))
         super().__setstate__(state)
 
@@ -390,6 +428,9 @@ class ResidentNetMixin:
             if scoring:
                 outputs.append(step["y_pred"].detach())
                 targets.append(batch[1])
+            if self.batch_history:
+                self.history.record_batch(prefix + "_loss", step["loss"].item())
+                self.history.record_batch(prefix + "_batch_size", size)
             self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_loss", float(loss_sum / max(n_samples, 1)))
         self.history.record(prefix + "_batch_count", n_batches)

@@ -1,7 +1,7 @@
 """{0,1} weights, the architecture found by surrogate gradients: WeightFreeClassifier and
 WeightFreeRegressor."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -30,7 +30,7 @@ _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges e
 _WEIGHT_FREE_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, optimizer, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
 early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, \
-input_shape
+input_shape, callbacks
         As in :class:`DenseClassifier` (``batch_size`` must be at least 2 for the batch
         normalisation).
     lr : float, default=0.05
@@ -109,8 +109,6 @@ def _check_template_signs(estimator):
 class _WeightFreeBase(MaskRuleMixin, BaseNetwork):
     _parameter_constraints = {
         **BaseNetwork._parameter_constraints,
-        # batch normalisation needs at least two samples per training batch
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
         **MaskRuleMixin._surrogate_constraints,
         "density": [Interval(Real, 0, 1, closed="right"), None],
         "unit_signs": [StrOptions(set(UNIT_SIGN_MODES)), "boolean"],
@@ -192,7 +190,7 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None,
+                 input_shape=None, callbacks=None, architecture=None,
                  mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED, init_density=DEPRECATED, class_weight=None):
@@ -231,7 +229,7 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, precision="float32", torch_compile=False, module=None,
-                 input_shape=None, architecture=None,
+                 input_shape=None, callbacks=None, architecture=None,
                  mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
                  final_temperature=DEPRECATED, init_density=DEPRECATED, loss="squared_error"):

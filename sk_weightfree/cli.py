@@ -364,11 +364,18 @@ def run_compare(args, argv=()):
                               "description": data["description"], "model": args.model,
                               **comparison.results}
         print(comparison.table())
+        unconverged = [f"{row['estimator']} ({row['not_converged']})"
+                       for row in comparison.rows if row.get("not_converged")]
+        if unconverged:  # one line, as scikit-learn's ConvergenceWarning, counted per row
+            print(f"sk-weightfree: note: fits that ended at the epoch budget while still "
+                  f"improving by more than tol: {', '.join(unconverged)}; more epochs "
+                  f"(--epochs) may score higher (results.json: not_converged)",
+                  file=sys.stderr)
         print("")
         print("spectral similarity (1 = identical spectra)")
         print(format_matrix(names, comparison.similarity_))
         if out is not None:
-            _write_outputs(out, comparison)
+            _write_outputs(out, comparison, IMAGE_SHAPES.get(args.dataset))
             say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, "
                 f"{out / 'report.png'}")
     return comparison.results
@@ -491,8 +498,10 @@ def _check_output_folder(out):
         raise UsageError(f"--out {str(out)!r}: cannot write in {str(existing)!r}")
 
 
-def _write_outputs(out, comparison):
-    """Write the three files into a temporary folder beside ``out``, then move them in.
+def _write_outputs(out, comparison, image_shape=None):
+    """Write the three files into a temporary folder beside ``out``, then move them in
+    (the report shows the weight-free network's receptive fields as ``image_shape``
+    images, for the built-in image data sets).
 
     A failure or an interrupt while writing leaves ``out`` as it was.
     """
@@ -501,7 +510,7 @@ def _write_outputs(out, comparison):
         "results.csv": lambda path: _write_csv(
             path, comparison.rows, comparison.results["spectral_similarity"]["estimators"],
             comparison.similarity_),
-        "report.png": comparison.plot})
+        "report.png": lambda path: comparison.plot(path, image_shape=image_shape)})
 
 
 def _write_staged(out, writers):

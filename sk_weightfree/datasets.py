@@ -359,7 +359,9 @@ def load_csv(path, target, *, categorical=(), return_X_y=True):
         ``y``, of shape (n_samples,), is the target column: float64 when every
         value is a number, else the strings as written (class labels). An empty
         target field is an error (as ``nan`` in a target is for the estimators):
-        it would otherwise turn a numeric target into text or add a class ``""``.
+        it would otherwise turn a numeric target into text or add a class ``""``;
+        so is a text (``NA``, ``?``) among a target's numbers when numbers are the
+        majority.
 
     Raises
     ------
@@ -427,10 +429,17 @@ def load_csv(path, target, *, categorical=(), return_X_y=True):
         raise ValueError(
             f"{path}: line {line}, target column {target!r} is empty; fill it in or "
             "drop the line (missing targets are not allowed)")
-    try:
-        y = np.array([float(v) for v in labels])
-    except ValueError:
-        y = np.array(labels)
+    numbers = [_number(v) for v in labels]
+    texts = [k for k, x in enumerate(numbers) if x is None]
+    if texts and len(texts) < len(labels) - len(texts):
+        # mostly numbers: a text among them is a missing-value marker ("NA", "?") or a
+        # typo, which would otherwise turn a numeric target into class labels
+        k = texts[0]
+        raise ValueError(
+            f"{path}: line {lines[k]}, target column {target!r} has a non-numeric value "
+            f"({labels[k]!r}) among numbers; missing targets are not allowed: fill it in or "
+            "drop the line")
+    y = np.array(labels) if texts else np.array(numbers, dtype=np.float64)
     if return_X_y:
         return X, y
     return Bunch(data=X, target=y, feature_names=np.array([header[i] for i in features],

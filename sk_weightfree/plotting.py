@@ -680,7 +680,8 @@ class NetworkDisplay:
         return self
 
 
-def plot_learned_architecture(estimator, ax=None, *, image_shape=None, n_units=16):
+def plot_learned_architecture(estimator, ax=None, *, image_shape=None, n_units=16,
+                              n_cols=None):
     """One panel of what a network learned: receptive fields or degree distributions.
 
     The receptive fields (:class:`ReceptiveFieldDisplay`) when the input is an
@@ -699,6 +700,8 @@ def plot_learned_architecture(estimator, ax=None, *, image_shape=None, n_units=1
         :meth:`ReceptiveFieldDisplay.from_estimator`).
     n_units : int, default=16
         How many receptive fields to show.
+    n_cols : int, default=None
+        Receptive fields per row (None: a square grid).
 
     Returns
     -------
@@ -708,5 +711,5 @@ def plot_learned_architecture(estimator, ax=None, *, image_shape=None, n_units=1
     if (image_shape is not None or getattr(estimator, "input_shape", None) is not None
             or np.ndim(estimator.coefs_[0]) == 4):
         return ReceptiveFieldDisplay.from_estimator(estimator, image_shape=image_shape,
-                                                    n_units=n_units, ax=ax)
+                                                    n_units=n_units, ax=ax, n_cols=n_cols)
     return DegreeDisplay.from_estimator(estimator, ax=ax)

@@ -322,3 +322,17 @@ def test_families_on_a_learned_digits_architecture(digits_split):
             np.testing.assert_array_equal(got, edges)
         if cls is DenseClassifier:
             assert est.score(X_test, y_test) > 0.8
+
+
+def test_sign_rule_puts_one_twin_line_on_with_an_identity_gradient():
+    rule = SignRule()
+    scores = torch.tensor([[0.3, -0.2, 0.0]], requires_grad=True)
+    np.testing.assert_array_equal(rule.hard_mask(scores).numpy(),
+                                  [[True, False, True, False, True, False]])
+    signed = rule.train_mask(scores)
+    np.testing.assert_array_equal(signed.detach().numpy(), [[1.0, -1.0, 1.0]])
+    (signed * torch.tensor([[2.0, 3.0, 4.0]])).sum().backward()
+    np.testing.assert_array_equal(scores.grad.numpy(), [[2.0, 3.0, 4.0]])
+    layer = sk_weightfree.nn.ScoredMaskLinear(3, 1, signs="none")
+    with pytest.raises(ValueError, match="needs paired lines"):
+        layer.restrict_to(torch.ones(1, 3, dtype=torch.bool), SignRule())

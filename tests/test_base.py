@@ -29,14 +29,14 @@ def _variants(cls):
 
 @pytest.mark.parametrize("cls", ALL_ESTIMATORS, ids=lambda c: c.__name__)
 def test_validation_leaves_an_unfitted_estimator_unfitted(cls):
-    from sk_weightfree import cli
+    from sk_weightfree._study import validate_params
 
     for est in _variants(cls):
         before = dict(vars(est))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             assert est.validate_params() is est
-            cli._validate(est)  # the command line's path
+            validate_params(est)  # the command line's path
         assert vars(est).keys() == before.keys()
         with pytest.raises(NotFittedError):
             check_is_fitted(est)

@@ -3,6 +3,7 @@
 import gzip
 import io
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -352,6 +353,20 @@ def test_load_csv_refuses_an_empty_target_cell(tmp_path, values):
                                          r"is empty") as exc:
         load_csv(f, "price")
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("marker", ["NA", "N/A", "?", "null", "-"])
+def test_load_csv_refuses_a_missing_value_marker_among_numeric_targets(tmp_path, marker):
+    # "NA" in a price column turned the regression into a 60-class classification.
+    values = [f"{1.5 + 0.37 * i:.2f}" for i in range(60)]
+    values[9] = marker
+    f = tmp_path / "na.csv"
+    f.write_text("x,price\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    with pytest.raises(ValueError, match=rf"na.csv: line 11, target column 'price' has a "
+                                         rf"non-numeric value \('{re.escape(marker)}'\)"):
+        load_csv(f, "price")
+    f.write_text("x,label\n1,yes\n2,3\n3,no\n")  # labels that happen to hold a number
+    assert list(load_csv(f, "label")[1]) == ["yes", "3", "no"]
 
 
 def test_compare_refuses_an_empty_target_cell_before_any_fit(tmp_path, capsys):

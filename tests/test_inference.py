@@ -202,3 +202,32 @@ banned = [m for m in ("torch", "skorch", "sklearn") if m in sys.modules]
 assert not banned, banned
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 8), 1), ((8, 3), 0), ((2, 6, 3, 3), 1)])
+def test_fold_paired_one_rule_for_numpy_and_torch(shape, axis):
+    import torch
+    from sk_weightfree._inference import fold_paired
+
+    weight = np.random.default_rng(0).integers(0, 2, shape).astype(np.float64)
+    n_in = shape[axis] // 2
+    want = np.take(weight, range(n_in), axis) - np.take(weight, range(n_in, 2 * n_in), axis)
+    np.testing.assert_array_equal(fold_paired(weight, axis), want)
+    np.testing.assert_array_equal(fold_paired(torch.from_numpy(weight), axis).numpy(), want)
+
+
+def test_scored_mask_folds_its_paired_lines_with_fold_paired(monkeypatch):
+    import torch
+    from sk_weightfree import nn as wf_nn
+    from sk_weightfree._inference import fold_paired
+
+    layer = wf_nn.ScoredMaskLinear(4, 3, signs="paired")
+    layer.eval()
+    mask = layer.mask()
+    assert mask.shape == (3, 8)
+    torch.testing.assert_close(layer.effective_weight(), fold_paired(mask))
+    calls = []
+    monkeypatch.setattr("sk_weightfree.nn._layers.fold_paired",
+                        lambda w: calls.append(w.shape) or fold_paired(w))
+    layer.signed_weight(mask)
+    assert calls == [(3, 8)]

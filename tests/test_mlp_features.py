@@ -9,7 +9,6 @@ from sklearn.datasets import make_classification, make_friedman1, make_multilabe
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import check_classifiers_train
 
 import sk_weightfree
 from sk_weightfree import (DenseClassifier, DenseRegressor, PrunedClassifier,
@@ -247,14 +246,6 @@ def test_early_stopping_watches_the_validation_score(cls, small_data, regression
     best = int(np.argmax(scores))
     if est.n_iter_ < 60:  # stopped: n_iter_no_change epochs without a better score
         assert est.n_iter_ - 1 - best <= 3
-
-
-def test_sgd_has_momentum_like_mlp_and_passes_classifiers_train():
-    clf = DenseClassifier(optimizer="sgd", activation="logistic", random_state=0)
-    check_classifiers_train("DenseClassifier", clf)
-    fitted = small(DenseClassifier, optimizer="sgd").fit(*make_classification(random_state=0))
-    group = fitted.net_.optimizer_.param_groups[0]
-    assert group["momentum"] == 0.9 and group["nesterov"] is True
 
 
 def test_weight_agnostic_ensemble_is_fixed_at_fit(small_data):

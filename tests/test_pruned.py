@@ -102,3 +102,27 @@ def test_a_small_network_on_a_small_budget_is_not_pruned_into_uselessness():
     scores = cross_val_score(PrunedClassifier(hidden_layer_sizes=(32,), max_epochs=15,
                                               device="cpu", random_state=0), X / 16, y, cv=3)
     assert scores.min() >= 0.7, scores
+
+
+def test_pruned_weight_reads_a_layer_before_and_after_torch_pruning():
+    import torch
+    from torch.nn.utils import prune
+    from sk_weightfree.nn._layers import dense_connection, pruned_weight
+
+    layer = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        layer.weight[0, 0] = 0.0  # a zero weight that pruning did not remove
+    before = pruned_weight(layer)
+    assert before.trained is layer.weight and before.mask is None
+    assert before.alive().all() and before.applied() is layer.weight
+    weight, mask = dense_connection(layer)
+    assert not mask[0, 0] and mask.sum() == 11  # unpruned: the mask is weight != 0
+
+    prune.l1_unstructured(layer, "weight", amount=0.5)
+    after = pruned_weight(layer)
+    assert after.trained is layer.weight_orig and after.mask is layer.weight_mask
+    torch.testing.assert_close(after.applied(), layer.weight)
+    assert after.alive().dtype == torch.bool and int(after.alive().sum()) == 6
+    weight, mask = dense_connection(layer)
+    torch.testing.assert_close(weight, layer.weight.detach())
+    assert torch.equal(mask, layer.weight_mask.bool())

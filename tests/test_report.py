@@ -63,3 +63,32 @@ def test_rows_over_seeds_get_their_interval_as_an_error_bar(tmp_path, monkeypatc
     x, y, (below, above) = bars[0]
     assert (x, y) == (1.0, 0.9)
     assert np.allclose([below, above], [0.05, 0.03])
+
+
+def test_the_report_shows_what_the_weight_free_network_learned(tmp_path, monkeypatch,
+                                                                 small_data):
+    # Issue 31: receptive fields when the data are images, degree distributions otherwise.
+    import sk_weightfree.plotting as plotting
+    from sk_weightfree import WeightFreeClassifier
+
+    drawn = []
+    original = plotting.plot_learned_architecture
+
+    def spy(estimator, ax=None, **kwargs):
+        display = original(estimator, ax=ax, **kwargs)
+        drawn.append((estimator, kwargs.get("image_shape"), type(display).__name__))
+        return display
+
+    monkeypatch.setattr(plotting, "plot_learned_architecture", spy)
+    X, y = small_data
+    wf = WeightFreeClassifier(hidden_layer_sizes=(8,), max_epochs=1, device="cpu",
+                              random_state=0).fit(X, y)
+    grid = np.linspace(0, 2, 50)
+    rows = [{"estimator": "weight-free", "test_accuracy": 0.9, "density": 0.3}]
+    args = (rows, ["weight-free"], np.eye(1), {"weight-free": (grid, grid)})
+    plot_report(*args, tmp_path / "images.png", learned=wf, image_shape=(2, 4))
+    plot_report(*args, tmp_path / "tabular.png", learned=wf)
+    assert [(e is wf, shape, kind) for e, shape, kind in drawn] == [
+        (True, (2, 4), "ReceptiveFieldDisplay"), (True, None, "DegreeDisplay")]
+    for name in ("images.png", "tabular.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -259,6 +259,22 @@ def test_seeds_and_tune_are_checked_in_python_too():
             sk_weightfree.compare(X, y, estimators=["dense"], device="cpu", **bad)
 
 
+@pytest.mark.parametrize("test_part, message", [
+    (lambda X, y: {"X_test": X[:20]}, "X_test and y_test go together"),
+    (lambda X, y: {"X_test": X[:20], "y_test": y[:15]}, "one target per row"),
+    (lambda X, y: {"X_test": X[:20, :10], "y_test": y[:20]}, "64 features"),
+    (lambda X, y: {"X_test": X[:20], "y_test": np.full(20, np.nan)}, "missing .NaN."),
+])
+def test_a_bad_test_part_is_refused_before_any_fit(test_part, message, monkeypatch):
+    # A test part without targets, of another length or width, or with NaN targets was
+    # found only after every row had been fitted (a raw scikit-learn error).
+    X, y = digits(100)
+    fits = spy_fits(monkeypatch)
+    with pytest.raises(ValueError, match=message):
+        sk_weightfree.compare(X, y, estimators="dense", device="cpu", **test_part(X, y))
+    assert fits == []
+
+
 def test_tune_on_data_too_small_for_a_validation_split_is_refused(tmp_path, capsys,
                                                                     monkeypatch):
     rng = np.random.RandomState(0)
@@ -278,3 +294,17 @@ def test_tune_on_data_too_small_for_a_validation_split_is_refused(tmp_path, caps
     with pytest.raises(ValueError, match="at least 20 training rows"):
         sk_weightfree.compare(X, y, estimators=["dense"], tune=2, train_size=12,
                               device="cpu")
+
+
+def test_convergence_warnings_are_counted_per_row_not_printed_per_fit(tmp_path, capsys):
+    # Every fit printed a two-line ConvergenceWarning, --quiet or not.
+    code = main(["compare", "--estimators", "dense", "weight-free", "--epochs", "1",
+                 "--seeds", "2", "--device", "cpu", "--quiet", "--out", str(tmp_path / "out"),
+                 "--set", "dense.hidden_layer_sizes=[8]",
+                 "--set", "weight-free.hidden_layer_sizes=[8]"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "ConvergenceWarning" not in err
+    assert err.count("sk-weightfree: note: fits that ended at the epoch budget") == 1
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    assert [row["not_converged"] for row in rows] == [2, 2]

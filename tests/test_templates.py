@@ -120,7 +120,7 @@ def test_every_family_fits_a_cnn_template(cls, images):
     if cls in WEIGHT_FREE:
         assert all(set(np.unique(c)) <= {0.0, 1.0} for c in est.coefs_)
     if "Pruned" in cls.__name__:
-        assert est.density_ == pytest.approx(0.1, abs=0.02)
+        assert est.density_ == pytest.approx(0.3, abs=0.02)  # the default density
         assert all((c[~m] == 0).all() for c, m in zip(est.coefs_, est.masks_))
     predictions = est.predict(X)
     assert predictions.shape == y.shape and np.isfinite(predictions.astype(float)).all()
@@ -231,7 +231,7 @@ def _conv_net(*head, bias=True):
 def test_pruned_template_without_biases(images):
     est = fit_cnn(sk_weightfree.PrunedClassifier, images, input_shape=None, rewind=True,
                   module=_conv_net(nn.Linear(144, 10, bias=False), bias=False))
-    assert est.density_ == pytest.approx(0.1, abs=0.01)
+    assert est.density_ == pytest.approx(0.3, abs=0.01)  # the default density
 
 
 def test_dropout_template_is_reproducible_and_leaves_global_rng_alone(images):

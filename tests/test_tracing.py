@@ -48,3 +48,32 @@ def test_the_chain_module_computes_the_chain():
     with torch.no_grad():
         got = chain_module(chain)(torch.as_tensor(X)).numpy()
     np.testing.assert_allclose(got, _inference.forward(chain, X), rtol=1e-12, atol=1e-12)
+
+
+def test_torch_and_numpy_activations_cover_the_same_names_and_agree():
+    from sk_weightfree._inference import ACTIVATIONS as NAMES, NUMPY_ACTIVATIONS
+    from sk_weightfree.nn import ACTIVATIONS
+    from sk_weightfree.nn._networks import TORCH_ACTIVATIONS
+
+    assert tuple(TORCH_ACTIVATIONS) == tuple(ACTIVATIONS) == tuple(NUMPY_ACTIVATIONS) == NAMES
+    z = np.linspace(-3, 3, 13)
+    for name, act in TORCH_ACTIVATIONS.items():
+        want = NUMPY_ACTIVATIONS[name](z.copy())
+        computed = [act.module()(torch.from_numpy(z))]
+        computed += [function(torch.from_numpy(z)) for function in act.functions]
+        if act.method:
+            computed.append(getattr(torch.from_numpy(z), act.method)())
+        for got in computed:
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "logistic"])
+def test_traced_activations_read_the_torch_table(name):
+    from sk_weightfree._tracing import (_FUNCTION_ACTIVATIONS, _METHOD_ACTIVATIONS,
+                                        _MODULE_ACTIVATIONS)
+    from sk_weightfree.nn._networks import TORCH_ACTIVATIONS
+
+    act = TORCH_ACTIVATIONS[name]
+    assert _MODULE_ACTIVATIONS[act.module] == name
+    assert {_FUNCTION_ACTIVATIONS[f] for f in act.functions} == {name}
+    assert _METHOD_ACTIVATIONS[act.method] == name

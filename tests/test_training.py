@@ -337,5 +337,9 @@ def test_the_nets_own_parameters_are_declared(small_data):
     assert params["alpha"] == 0.5 and params["autocast_dtype"] is torch.bfloat16
     assert isinstance(params["shuffle_generator"], torch.Generator)
     assert params["use_torch_compile"] is False and params["valid_score_fn"] is None
+    assert params["scheduled"] is True and not hasattr(est.net_, "scheduled_")
     est.set_params(alpha=0.25, warm_start=True).fit(*small_data)  # a continuing fit
     assert est.net_.get_params()["alpha"] == 0.25
+    est.partial_fit(*small_data)  # no schedule: ScheduledCallbacks read scheduled=False
+    assert est.net_.get_params()["scheduled"] is False
+    assert clone(est.net_).get_params()["scheduled"] is False

@@ -386,3 +386,5 @@ def test_a_model_pickled_by_0_2_0_has_the_new_defaults_and_loss():
         old = pickle.load(f)
     assert old.alpha == 0.0 and old.shuffle is True
     assert old.loss_ == old.loss_curve_[-1]
+    # the net's per-fit attribute scheduled_ (0.2.0) is its declared parameter scheduled now
+    assert "scheduled_" not in vars(old.net_) and old.net_.get_params()["scheduled"] is True

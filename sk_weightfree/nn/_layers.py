@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._inference import fold_paired
 from ._rules import SAMPLING_RULES, ThresholdRule
 
 SIGN_MODES = ("paired", "fixed", "none")
@@ -172,7 +173,7 @@ class ScoredMask(nn.Module):
         """The weight a line mask amounts to: the mask, or ``M₊ - M₋`` when paired."""
         if not self.paired:
             return mask
-        return mask[:, :self.n_in] - mask[:, self.n_in:]
+        return fold_paired(mask)
 
     def _training_weight(self):
         mask = self._on_edges(self.rule.train_mask(self.scores))
@@ -618,10 +619,37 @@ def recalibrate_batch_norms(module, batches):
     module.train(was_training)
 
 
+class PrunedWeight(NamedTuple):
+    """A real-weight layer's weight, read the same way whether or not
+    ``torch.nn.utils.prune`` has reparametrised it (see :func:`pruned_weight`)."""
+
+    trained: torch.Tensor
+    """The parameter the optimiser updates: ``weight_orig`` once pruned, else ``weight``."""
+    mask: torch.Tensor = None
+    """prune's ``weight_mask`` (1 where a weight survives), or None when not pruned."""
+
+    def applied(self):
+        """The weight the forward pass uses: ``trained * mask`` once pruned."""
+        return self.trained if self.mask is None else self.trained * self.mask
+
+    def alive(self):
+        """Boolean mask of the weights pruning has not removed (all, when not pruned)."""
+        return torch.ones_like(self.trained, dtype=torch.bool) if self.mask is None \
+            else self.mask.bool()
+
+
+def pruned_weight(layer):
+    """The :class:`PrunedWeight` of an ``nn.Linear``/``nn.Conv2d``: the one place that
+    knows how ``torch.nn.utils.prune`` stores a pruned weight (``weight_orig`` and
+    ``weight_mask``; ``weight`` is then recomputed at each forward pass)."""
+    if hasattr(layer, "weight_mask"):
+        return PrunedWeight(layer.weight_orig, layer.weight_mask)
+    return PrunedWeight(layer.weight)
+
+
 def dense_connection(layer):
     """``(weight, mask)`` of a real-weight layer; a layer pruned with
     ``torch.nn.utils.prune`` reports its pruning mask, otherwise the mask is ``w != 0``."""
-    if hasattr(layer, "weight_mask"):
-        mask = layer.weight_mask.detach().bool()
-        return (layer.weight_orig * layer.weight_mask).detach(), mask
-    return layer.weight.detach(), layer.weight.detach() != 0
+    weight = pruned_weight(layer)
+    applied = weight.applied().detach()
+    return applied, (applied != 0 if weight.mask is None else weight.alive().detach())

@@ -2,22 +2,40 @@
 
 import copy
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._inference import ACTIVATIONS as ACTIVATION_NAMES
 from ._layers import (OutputAffine, PairedInput, PooledMoments, ScoredMaskLinear, UnitSigns,
                       batch_norm_affine, dense_connection, random_signs,
                       recalibrate_batch_norms, weighted_batches, weighted_moments)
 from ._rules import ThresholdRule, default_rule
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "logistic": nn.Sigmoid,
-    "identity": nn.Identity,
+
+class TorchActivation(NamedTuple):
+    """An activation in torch: its module, and how a traced template may call it."""
+
+    module: type
+    """The ``nn.Module`` class."""
+    functions: tuple = ()
+    """The torch functions computing it (``torch.relu``, ``F.relu``)."""
+    method: str = None
+    """The name of the tensor method computing it (``x.relu()``)."""
+
+
+_TORCH = {
+    "relu": TorchActivation(nn.ReLU, (torch.relu, F.relu), "relu"),
+    "tanh": TorchActivation(nn.Tanh, (torch.tanh, F.tanh), "tanh"),
+    "logistic": TorchActivation(nn.Sigmoid, (torch.sigmoid, F.sigmoid), "sigmoid"),
+    "identity": TorchActivation(nn.Identity),
 }
+# Derived by name from the one list of names (numpy's, sk_weightfree._inference): a name
+# without a torch entry fails here, at import.
+TORCH_ACTIVATIONS = {name: _TORCH[name] for name in ACTIVATION_NAMES}
+ACTIVATIONS = {name: activation.module for name, activation in TORCH_ACTIVATIONS.items()}
 
 
 def _layer_sizes(n_features, hidden_layer_sizes, n_outputs):

@@ -11,15 +11,14 @@ the tuning and the intervals are those of :func:`sk_weightfree.compare` (``_stud
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, _one_line,
-                     build_estimators, check_search_space, check_seeds, check_tunable,
-                     check_tune, device_name, family_classes, format_matrix, jsonable,
-                     mean_interval, paired_difference, prepare_arrays, search_space, tune,
+from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, build_estimators,
+                     check_search_space, check_seeds, check_tunable, check_tune,
+                     device_name, family_classes, fit_counted, format_matrix, jsonable,
+                     mean_interval, paired_difference, prepare_arrays, search_space,
                      versions)
 
 #: Where each architecture comes from, in the order of the table's rows.
@@ -66,7 +65,9 @@ class Disentanglement:
         the regime puts on the edges), ``scores`` and ``seeds`` (one per seed), ``mean``,
         ``std`` (sample std; None with one seed), ``ci95`` (t interval; None with one
         seed), ``density`` and ``connections`` (of the source architecture, per seed),
-        ``epochs``, ``fit_seconds``, ``trials`` and ``chosen`` (with ``tune``).
+        ``epochs``, ``fit_seconds``, ``not_converged`` (fits, tuning trials included, that
+        reached the epoch budget still improving: ConvergenceWarnings, counted rather than
+        printed), ``trials`` and ``chosen`` (with ``tune``).
     similarity : ndarray of shape (4, 4)
         Spectral similarity between the source architectures
         (:func:`sk_weightfree.pairwise_spectral_similarity` on the boolean
@@ -128,12 +129,16 @@ class Disentanglement:
         widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
         lines = [header, ["-" * w for w in widths], *body]
         n = len(self.results["seeds"])
+        notes = [f"mean ± sample std over {n} seeds" if n > 1 else "one seed",
+                 "density: the source architecture's share of possible edges"]
+        unconverged = sum(c.get("not_converged", 0) for c in self.cells)
+        if unconverged:
+            notes.append(f"{unconverged} fits reached the epoch budget still improving "
+                         "(ConvergenceWarning; not_converged in results.json)")
         return "\n".join(
             "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                       for i, (c, w) in enumerate(zip(line, widths))) for line in lines
-        ) + (f"\nmean ± sample std over {n} seeds; density: the source architecture's "
-             "share of possible edges" if n > 1 else
-             "\none seed; density: the source architecture's share of possible edges")
+        ) + "\n" + "; ".join(notes)
 
     def similarity_table(self):
         """The spectral similarity matrix between the sources, as text."""
@@ -149,7 +154,8 @@ class Disentanglement:
         import csv
 
         fields = ["source", "regime", "weights", "mean", "std", "ci95", "scores", "seeds",
-                  "density", "connections", "epochs", "fit_seconds", "trials", "chosen"]
+                  "density", "connections", "epochs", "fit_seconds", "not_converged",
+                  "trials", "chosen"]
         with open(path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
@@ -211,22 +217,9 @@ class Disentanglement:
 def _fit(name, estimator, data, task, n_trials, space, seed, check):
     """Fit ``estimator`` on the training part (tuned over ``space`` with ``n_trials``);
     the test part is not read. Returns ``(fitted, measurement)``."""
-    start = time.perf_counter()
-    trials, chosen = [], None
-    try:
-        if n_trials:
-            estimator, trials, chosen, _ = tune(estimator, space, data["X_train"],
-                                                data["y_train"], n_trials=n_trials,
-                                                seed=seed, task=task)
-        else:
-            estimator.fit(data["X_train"], data["y_train"])
-    except ValueError as exc:
-        raise UsageError(f"{name} could not be fitted on "
-                         f"{data.get('description', 'the data')}: {_one_line(exc)}") from None
-    if check is not None:
-        check(name, estimator)
-    return estimator, {"fit_seconds": time.perf_counter() - start, "trials": trials,
-                       "chosen": chosen, "epochs": int(estimator.n_iter_)}
+    estimator, measurement = fit_counted(name, estimator, data, task, n_trials=n_trials,
+                                         space=space, seed=seed, check=check)
+    return estimator, {**measurement, "epochs": int(estimator.n_iter_)}
 
 
 def _score(estimator, data, task):
@@ -334,6 +327,7 @@ def run_disentangle(make_data, task, *, hidden_layer_sizes=None, epochs=None, se
                 "connections": [s["connections"] for s in sources_seen[source]],
                 "epochs": [m["epochs"] for m in runs],
                 "fit_seconds": [m["fit_seconds"] for m in runs],
+                "not_converged": sum(m["not_converged"] for m in runs),
                 "trials": [{"seed": seed, **t} for seed, m in zip(repeat_seeds, runs)
                            for t in m["trials"]],
                 "chosen": [m["chosen"] for m in runs] if n_trials else [],

@@ -774,10 +774,28 @@ def fit_and_score(name, estimator, data, task, *, n_trials=0, space=None, seed=0
     """Fit one row on ``data``'s training part (tuned first over ``space`` when
     ``n_trials``), score the test part once. Returns ``(fitted estimator, measurement
     dict)``."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    estimator, fitted = fit_counted(name, estimator, data, task, n_trials=n_trials,
+                                    space=space, seed=seed, check=check)
+    start = time.perf_counter()
+    predicted = estimator.predict(data["X_test"])
+    predict_seconds = time.perf_counter() - start
+    score = (r2_score if task == "regression" else accuracy_score)(data["y_test"], predicted)
+    return estimator, {"score": float(score), "density": float(estimator.density_),
+                       "connections": int(estimator.n_connections_),
+                       "epochs": int(estimator.n_iter_), "predict_seconds": predict_seconds,
+                       **fitted}
+
+
+def fit_counted(name, estimator, data, task, *, n_trials=0, space=None, seed=0, check=None):
+    """Fit (or tune, then refit) one row on ``data``'s training part, reading nothing
+    else; its ConvergenceWarnings are counted, not printed. ``check(name, fitted)`` runs
+    after the fit. Returns ``(fitted estimator, {"fit_seconds", "trials", "chosen",
+    "not_converged"})``."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import accuracy_score, r2_score
 
     description = data.get("description", "the data")
     start = time.perf_counter()
@@ -794,15 +812,8 @@ def fit_and_score(name, estimator, data, task, *, n_trials=0, space=None, seed=0
                                    warning.lineno)
     if check is not None:
         check(name, estimator)
-    start = time.perf_counter()
-    predicted = estimator.predict(data["X_test"])
-    predict_seconds = time.perf_counter() - start
-    score = (r2_score if task == "regression" else accuracy_score)(data["y_test"], predicted)
-    return estimator, {"score": float(score), "density": float(estimator.density_),
-                       "connections": int(estimator.n_connections_),
-                       "epochs": int(estimator.n_iter_), "fit_seconds": fit_seconds,
-                       "predict_seconds": predict_seconds, "trials": trials,
-                       "chosen": chosen, "not_converged": not_converged}
+    return estimator, {"fit_seconds": fit_seconds, "trials": trials, "chosen": chosen,
+                       "not_converged": not_converged}
 
 
 def _fit_row(name, estimator, data, task, n_trials, space, seed, description, start):

@@ -11,6 +11,8 @@ __version__ = "0.2.0"
 _ESTIMATOR_MODULES = {
     "Comparison": "._study",
     "compare": "._study",
+    "Disentanglement": "._disentangle",
+    "disentangle": "._disentangle",
     "DenseClassifier": "._dense",
     "DenseRegressor": "._dense",
     "PrunedClassifier": "._pruned",

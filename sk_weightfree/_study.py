@@ -784,10 +784,28 @@ def fit_and_score(name, estimator, data, task, *, n_trials=0, space=None, seed=0
     """Fit one row on ``data``'s training part (tuned first over ``space`` when
     ``n_trials``), score the test part once. Returns ``(fitted estimator, measurement
     dict)``."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    estimator, fitted = fit_counted(name, estimator, data, task, n_trials=n_trials,
+                                    space=space, seed=seed, check=check)
+    start = time.perf_counter()
+    predicted = estimator.predict(data["X_test"])
+    predict_seconds = time.perf_counter() - start
+    score = (r2_score if task == "regression" else accuracy_score)(data["y_test"], predicted)
+    return estimator, {"score": float(score), "density": float(estimator.density_),
+                       "connections": int(estimator.n_connections_),
+                       "epochs": int(estimator.n_iter_), "predict_seconds": predict_seconds,
+                       **fitted}
+
+
+def fit_counted(name, estimator, data, task, *, n_trials=0, space=None, seed=0, check=None):
+    """Fit (or tune, then refit) one row on ``data``'s training part, reading nothing
+    else; its ConvergenceWarnings are counted, not printed. ``check(name, fitted)`` runs
+    after the fit. Returns ``(fitted estimator, {"fit_seconds", "trials", "chosen",
+    "not_converged"})``."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import accuracy_score, r2_score
 
     description = data.get("description", "the data")
     start = time.perf_counter()
@@ -804,15 +822,8 @@ def fit_and_score(name, estimator, data, task, *, n_trials=0, space=None, seed=0
                                    warning.lineno)
     if check is not None:
         check(name, estimator)
-    start = time.perf_counter()
-    predicted = estimator.predict(data["X_test"])
-    predict_seconds = time.perf_counter() - start
-    score = (r2_score if task == "regression" else accuracy_score)(data["y_test"], predicted)
-    return estimator, {"score": float(score), "density": float(estimator.density_),
-                       "connections": int(estimator.n_connections_),
-                       "epochs": int(estimator.n_iter_), "fit_seconds": fit_seconds,
-                       "predict_seconds": predict_seconds, "trials": trials,
-                       "chosen": chosen, "not_converged": not_converged}
+    return estimator, {"fit_seconds": fit_seconds, "trials": trials, "chosen": chosen,
+                       "not_converged": not_converged}
 
 
 def _fit_row(name, estimator, data, task, n_trials, space, seed, description, start):
@@ -1274,6 +1285,50 @@ def _thread_count():
     return torch.get_num_threads()
 
 
+def prepare_arrays(X, y, *, task="auto", X_test=None, y_test=None, train_size=None,
+                   device="auto"):
+    """The input checks of :func:`compare` (and :func:`sk_weightfree.disentangle`) on
+    arrays: the task decided (or refused), class labels given as floats made integers,
+    the device resolved, a given test part checked, all before any fit.
+
+    Returns ``(make_data, task, device, description)``: ``make_data(seed)`` is one
+    repeat's data, :func:`split_and_encode` with ``train_size`` and the given test part.
+    """
+    from ._base import resolve_device
+
+    X, y = np.asarray(X), np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    description = f"data ({X.shape[0]} rows, {X.shape[1]} features)"
+    task = resolve_task(task, detect_task(y, description), y, description)
+    if task == "classification" and y.dtype.kind == "f" and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    try:
+        device = resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if (X_test is None) != (y_test is None):
+        raise UsageError("X_test and y_test go together: give both (a fixed test part) or "
+                         "neither (a 70/30 split per seed)")
+    if X_test is not None:
+        X_test, y_test = np.asarray(X_test), np.asarray(y_test)
+        if y_test.ndim == 2 and y_test.shape[1] == 1:
+            y_test = y_test.ravel()
+        if len(X_test) != len(y_test) or X_test.ndim != 2 or X_test.shape[1] != X.shape[1]:
+            raise UsageError(f"the test part must have one target per row and X's "
+                             f"{X.shape[1]} features; got X_test of shape {X_test.shape} "
+                             f"and {len(y_test)} targets")
+        detect_task(y_test, "the test part")  # NaN, infinite or unusable targets
+
+    def make_data(seed):
+        data = split_and_encode(X, y, task, seed, description, train_size=train_size,
+                                X_test=X_test, y_test=y_test)
+        data["description"] = description
+        return data
+
+    return make_data, task, device, description
+
+
 def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=None,
             settings=None, task="auto", random_state=0, X_test=None, y_test=None,
             train_size=None, search=None, device="auto", verbose=0):
@@ -1344,40 +1399,10 @@ def compare(X, y, *, estimators=None, epochs=None, seeds=1, tune=0, baseline=Non
     >>> [len(row["scores"]) for row in result.rows]
     [2, 2]
     """
-    from ._base import resolve_device
-
-    X, y = np.asarray(X), np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    description = f"data ({X.shape[0]} rows, {X.shape[1]} features)"
-    task = resolve_task(task, detect_task(y, description), y, description)
-    if task == "classification" and y.dtype.kind == "f" and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    try:
-        device = resolve_device(device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     if isinstance(estimators, str):
         estimators = [estimators]
-    if (X_test is None) != (y_test is None):
-        raise UsageError("X_test and y_test go together: give both (a fixed test part) or "
-                         "neither (a 70/30 split per seed)")
-    if X_test is not None:
-        X_test, y_test = np.asarray(X_test), np.asarray(y_test)
-        if y_test.ndim == 2 and y_test.shape[1] == 1:
-            y_test = y_test.ravel()
-        if len(X_test) != len(y_test) or X_test.ndim != 2 or X_test.shape[1] != X.shape[1]:
-            raise UsageError(f"the test part must have one target per row and X's "
-                             f"{X.shape[1]} features; got X_test of shape {X_test.shape} "
-                             f"and {len(y_test)} targets")
-        detect_task(y_test, "the test part")  # NaN, infinite or unusable targets
-
-    def make_data(seed):
-        data = split_and_encode(X, y, task, seed, description, train_size=train_size,
-                                X_test=X_test, y_test=y_test)
-        data["description"] = description
-        return data
-
+    make_data, task, device, description = prepare_arrays(
+        X, y, task=task, X_test=X_test, y_test=y_test, train_size=train_size, device=device)
     comparison = run_study(list(estimators or FAMILIES), make_data, family_classes(task),
                            task, epochs=epochs, seeds=seeds, n_trials=tune,
                            baseline=baseline, settings=settings, search=search,

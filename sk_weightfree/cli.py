@@ -1,4 +1,5 @@
-"""The ``sk-weightfree`` command: ``sk-weightfree compare`` fits every estimator and reports."""
+"""The ``sk-weightfree`` command: ``sk-weightfree compare`` fits every estimator and reports;
+``sk-weightfree disentangle`` crosses architecture sources with weight regimes."""
 
 import argparse
 import csv
@@ -331,29 +332,11 @@ def run_compare(args, argv=()):
     before the first fit; the files are written only once everything succeeded, all at
     once.
     """
-    from ._base import resolve_device
-
     names = list(args.estimators or ESTIMATOR_NAMES)
     check_names(names)
     settings = parse_settings(args.set, names)
     model = model_params(args.model, args.dataset)
-    out = None if args.no_output or not args.out else Path(args.out)
-    if out is not None:
-        _check_output_folder(out)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    prepared = {}
-
-    def make_data(seed):
-        if seed not in prepared:
-            prepared[seed] = prepare_dataset(
-                args.dataset, args.target, seed, args.task, train_size=args.train_size,
-                categorical=args.categorical, max_categories=args.max_categories)
-        return prepared[seed]
-
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    out, device, prepared, make_data, say = _prepare_run(args)
 
     def announce(budget, warned):
         for warning in warned:  # shown with --quiet too: they are about the results
@@ -396,6 +379,32 @@ def run_compare(args, argv=()):
             say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, "
                 f"{out / 'report.png'}")
     return comparison.results
+
+
+def _prepare_run(args):
+    """What both subcommands check and load before any fit: ``(out, device, prepared,
+    make_data, say)``; ``make_data(seed)`` loads ``--dataset`` once per seed (kept in
+    ``prepared``), ``say`` prints a status line unless ``--quiet``."""
+    from ._base import resolve_device
+
+    out = None if args.no_output or not args.out else Path(args.out)
+    if out is not None:
+        _check_output_folder(out)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    prepared = {}
+
+    def make_data(seed):
+        if seed not in prepared:
+            prepared[seed] = prepare_dataset(
+                args.dataset, args.target, seed, args.task, train_size=args.train_size,
+                categorical=args.categorical, max_categories=args.max_categories)
+        return prepared[seed]
+
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    return out, device, prepared, make_data, say
 
 
 def prepare_task(make_data, args):
@@ -496,16 +505,24 @@ def _write_outputs(out, comparison, image_shape=None):
 
     A failure or an interrupt while writing leaves ``out`` as it was.
     """
+    _write_staged(out, {
+        "results.json": comparison.to_json,
+        "results.csv": lambda path: _write_csv(
+            path, comparison.rows, comparison.results["spectral_similarity"]["estimators"],
+            comparison.similarity_),
+        "report.png": lambda path: comparison.plot(path, image_shape=image_shape)})
+
+
+def _write_staged(out, writers):
+    """Call each ``writers[name](path)`` in a temporary folder beside ``out``, then move
+    the files into ``out`` together: a failure or an interrupt leaves ``out`` as it was."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        comparison.to_json(staging / "results.json")
-        _write_csv(staging / "results.csv", comparison.rows,
-                   comparison.results["spectral_similarity"]["estimators"],
-                   comparison.similarity_)
-        comparison.plot(staging / "report.png", image_shape=image_shape)
+        for name, write in writers.items():
+            write(staging / name)
         out.mkdir(exist_ok=True)
-        for name in ("results.json", "results.csv", "report.png"):
+        for name in writers:
             os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -642,7 +659,85 @@ def build_parser():
                          help="write no files (print the results only)")
     compare.add_argument("--quiet", action="store_true",
                          help="no progress bars or status lines; the results still print")
+    add_disentangle_parser(commands, compare)
     return parser
+
+
+#: Options ``disentangle`` takes from ``compare`` unchanged (the data and the run).
+_SHARED_OPTIONS = ("dataset", "target", "categorical", "max_categories", "task", "epochs",
+                   "device", "seed", "tune", "threads", "train_size", "no_output", "quiet")
+
+
+def add_disentangle_parser(commands, compare):
+    """The ``disentangle`` subcommand: ``compare``'s data and run options (the same
+    argparse actions) and its own widths, seeds and output folder."""
+    parser = commands.add_parser(
+        "disentangle", help="cross architecture sources with weight regimes (issue 30)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="How much of the accuracy is the architecture and how much the "
+                    "weights? Per seed: the architecture a weight-free network learns, a "
+                    "dense network magnitude-pruned to its density, the learned one rewired "
+                    "(degrees kept) and a random one (per-layer edge counts kept), each "
+                    "trained with {0,1} learned signs, one shared value, trained real "
+                    "weights and frozen random weights; the test score of every cell "
+                    "(mean ± std over seeds) and the spectral similarity of the sources.",
+        epilog="Every fit trains on one recipe (lr_schedule=constant, the same --epochs) "
+               "on the training part;\nthe test part is scored once per seed, after every "
+               "fit of that seed. Bad input is one line on\nstandard error and exit status "
+               "2, before any fit; nothing is written then. results.json\nrecords the "
+               "command line, the data, the split, the seeds, the versions and every\n"
+               "cell's per-seed scores.")
+    for action in compare._actions:
+        if action.dest in _SHARED_OPTIONS:
+            parser._add_action(action)  # the same option, help and default as compare's
+    parser.add_argument("--hidden-layer-sizes", type=_positive_int, nargs="+", metavar="N",
+                        help="widths of every network (default: the estimators' 300 100)")
+    parser.add_argument("--seeds", type=_integer, default=3, metavar="K",
+                        help="repeats, seeds --seed ... --seed+K-1 (default 3)")
+    parser.add_argument("--out", default="disentangle-results",
+                        help="folder for results.json, results.csv, disentangle.png "
+                             "(default: disentangle-results)")
+    return parser
+
+
+def run_disentangle_command(args, argv=()):
+    """Load the data, run :func:`sk_weightfree.disentangle`'s experiment, print and
+    write it. Every check runs before the first fit; the files are written together at
+    the end."""
+    from ._disentangle import run_disentangle
+
+    out, device, prepared, make_data, say = _prepare_run(args)
+
+    def announce(budget, warned):
+        for warning in warned:
+            print(f"sk-weightfree: warning: {warning}", file=sys.stderr)
+        data = prepared[args.seed]
+        say(f"data: {data['description']}, {data['task']}; train {data['X_train'].shape}, "
+            f"test {data['X_test'].shape}; device: {device}; {budget} epoch"
+            f"{'' if budget == 1 else 's'} each fit; {args.seeds} seed"
+            f"{'' if args.seeds == 1 else 's'}"
+            + (f"; tune {args.tune} trials per fit" if args.tune else ""))
+
+    task = prepare_task(make_data, args)
+    with _CtrlC() as ctrl_c:
+        result = run_disentangle(
+            make_data, task, hidden_layer_sizes=args.hidden_layer_sizes, epochs=args.epochs,
+            seeds=args.seeds, n_trials=args.tune, random_state=args.seed, device=device,
+            verbose=0, announce=announce, say=say,
+            check=lambda name, estimator: _stop_if_interrupted(estimator, name, ctrl_c))
+        data = prepared[args.seed]
+        result.results = {"command": ["sk-weightfree", *argv], "dataset": data["info"],
+                          "description": data["description"], **result.results}
+        print(result.table())
+        print("")
+        print("spectral similarity of the source architectures (1 = identical spectra)")
+        print(result.similarity_table())
+        if out is not None:
+            _write_staged(out, {"results.json": result.to_json, "results.csv": result.to_csv,
+                                "disentangle.png": result.plot})
+            say(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, "
+                f"{out / 'disentangle.png'}")
+    return result.results
 
 
 #: Largest seed numpy and scikit-learn accept (``random_state`` is a 32-bit seed).
@@ -683,8 +778,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
+        run = run_disentangle_command if args.command == "disentangle" else run_compare
         with _torch_threads(args.threads):
-            run_compare(args, argv)
+            run(args, argv)
         sys.stdout.flush()
     except BrokenPipeError:
         return _closed_pipe()

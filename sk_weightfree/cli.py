@@ -342,12 +342,9 @@ def run_compare(args, argv=()):
         for warning in warned:  # shown with --quiet too: they are about the results
             print(f"sk-weightfree: warning: {warning}", file=sys.stderr)
         data = prepared[args.seed]
-        say(f"data: {data['description']}, {data['task']}; train {data['X_train'].shape}, "
-            f"test {data['X_test'].shape}{_one_hot_summary(data['info'])}; device: "
-            f"{device}; {budget} epoch{'' if budget == 1 else 's'} each, "
-            f"lr_schedule={args_schedule(settings)}; {args.seeds} "
-            f"seed{'' if args.seeds == 1 else 's'}"
-            + (f"; tune {args.tune} trials per row" if args.tune else ""))
+        say(_status_line(data, device, f"{budget} epoch{'' if budget == 1 else 's'} each, "
+                         f"lr_schedule={args_schedule(settings)}", args, "row",
+                         _one_hot_summary(data["info"])))
 
     task = prepare_task(make_data, args)
     with _CtrlC() as ctrl_c:
@@ -405,6 +402,14 @@ def _prepare_run(args):
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     return out, device, prepared, make_data, say
+
+
+def _status_line(data, device, budget, args, unit, extra=""):
+    """The line a run prints before its first fit: data, device, budget, seeds, tuning."""
+    return (f"data: {data['description']}, {data['task']}; train {data['X_train'].shape}, "
+            f"test {data['X_test'].shape}{extra}; device: {device}; {budget}; {args.seeds} "
+            f"seed{'' if args.seeds == 1 else 's'}"
+            + (f"; tune {args.tune} trials per {unit}" if args.tune else ""))
 
 
 def prepare_task(make_data, args):
@@ -712,11 +717,8 @@ def run_disentangle_command(args, argv=()):
         for warning in warned:
             print(f"sk-weightfree: warning: {warning}", file=sys.stderr)
         data = prepared[args.seed]
-        say(f"data: {data['description']}, {data['task']}; train {data['X_train'].shape}, "
-            f"test {data['X_test'].shape}; device: {device}; {budget} epoch"
-            f"{'' if budget == 1 else 's'} each fit; {args.seeds} seed"
-            f"{'' if args.seeds == 1 else 's'}"
-            + (f"; tune {args.tune} trials per fit" if args.tune else ""))
+        say(_status_line(data, device, f"{budget} epoch{'' if budget == 1 else 's'} each fit",
+                         args, "fit"))
 
     task = prepare_task(make_data, args)
     with _CtrlC() as ctrl_c:

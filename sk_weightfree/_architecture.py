@@ -7,6 +7,8 @@ kh, kw)`` for a convolution's kernel taps — ``coefs_``'s shapes without the ``
 pairing. numpy only.
 """
 
+import sys
+
 import numpy as np
 from sklearn.utils import check_random_state
 
@@ -36,19 +38,37 @@ def architecture_of(estimator):
     >>> [a.shape for a in architecture_of(wf)]  # doctest: +SKIP
     [(64, 32), (32, 10)]
     """
-    masks = getattr(estimator, "masks_", None)
-    if masks is None:
-        if hasattr(estimator, "get_params") and type(estimator).__module__.startswith(
-                "sk_weightfree"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(f"This {type(estimator).__name__} instance is not fitted "
-                                 "yet; call fit first.")
-        raise TypeError("architecture_of reads a fitted estimator of sk_weightfree; got a "
-                        f"{type(estimator).__name__}.")
+    check_network(estimator, "architecture_of", sklearn_mlp=False,
+                  pipeline_advice="pass its last step (pipeline[-1]).")
     paired = bool(getattr(estimator, "paired_inputs_", False))
     return [_either_twin(np.asarray(mask, dtype=bool)) if paired
-            else np.array(mask, dtype=bool) for mask in masks]
+            else np.array(mask, dtype=bool) for mask in estimator.masks_]
+
+
+def check_network(estimator, caller, *, pipeline_advice, sklearn_mlp=True):
+    """Refuse what ``caller`` cannot read: ``TypeError`` for what is not a network of this
+    package (or, with ``sklearn_mlp``, scikit-learn's ``MLPClassifier``/``MLPRegressor``)
+    — a pipeline gets ``pipeline_advice`` —, ``NotFittedError`` for a network not fitted.
+
+    Needs no torch: an estimator of this package exists only once its base module has
+    been imported.
+    """
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    base = sys.modules.get("sk_weightfree._base")
+    ours = base is not None and isinstance(estimator, base.BaseNetwork)
+    mlp = sklearn_mlp and isinstance(estimator, (MLPClassifier, MLPRegressor))
+    name = type(estimator).__name__
+    if not (ours or mlp):
+        if hasattr(estimator, "steps") and hasattr(estimator, "named_steps"):
+            raise TypeError(f"{caller} reads one network, not a {name}: {pipeline_advice}")
+        accepted = "sk_weightfree's estimators" + (
+            " and scikit-learn's MLPClassifier/MLPRegressor" if sklearn_mlp else "")
+        raise TypeError(f"{caller} reads the networks of {accepted}; got a {name}.")
+    if not hasattr(estimator, "coefs_"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(f"This {name} instance is not fitted yet; call fit first.")
 
 
 def _either_twin(mask):

@@ -57,26 +57,13 @@ _HEADER_KEY = "header"
 
 # ---------------------------------------------------------------------------- dump
 def _check_network(estimator, function):
-    """TypeError for what is not a network :func:`dump`/:func:`to_onnx` write (a pipeline,
-    another kind of model), NotFittedError for a network not fitted yet."""
-    if hasattr(estimator, "steps") and hasattr(estimator, "named_steps"):
-        raise TypeError(
-            f"{function} writes one network, not a {type(estimator).__name__}: pass its last "
-            f"step ({function}(pipeline[-1], ...)); the steps before it are not stored, so "
-            "apply them to X yourself before predicting with what is read back.")
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    """What :func:`dump`/:func:`to_onnx` write: a fitted network (see
+    :func:`~sk_weightfree._architecture.check_network`)."""
+    from ._architecture import check_network
 
-    from ._base import BaseNetwork
-
-    if not isinstance(estimator, (BaseNetwork, MLPClassifier, MLPRegressor)):
-        raise TypeError(
-            f"{function} writes the networks of sk_weightfree's estimators and scikit-learn's "
-            f"MLPClassifier/MLPRegressor; got a {type(estimator).__name__}.")
-    if not hasattr(estimator, "coefs_"):
-        from sklearn.exceptions import NotFittedError
-
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet; call fit first.")
+    check_network(estimator, function, pipeline_advice=(
+        f"pass its last step ({function}(pipeline[-1], ...)); the steps before it are not "
+        "stored, so apply them to X yourself before predicting with what is read back."))
 
 
 def dump(estimator, path, *, precision="float32"):

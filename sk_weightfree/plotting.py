@@ -13,14 +13,13 @@ none. They accept every estimator of this package and scikit-learn's
 """
 
 import math
-import sys
 from numbers import Integral
 
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn_compat.utils._optional_dependencies import check_matplotlib_support
-from sklearn.utils.validation import check_is_fitted
 
+from ._architecture import check_network
 from ._spectral import _as_layers, _fold_paired
 
 __all__ = [
@@ -43,18 +42,8 @@ LEARNED, NULL = "#1b7837", "#bdbdbd"
 # --------------------------------------------------------------------------
 def _check_network(estimator):
     """Refuse what is not a fitted network of this package or an MLP."""
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-    # An estimator of this package exists only once its base module is imported.
-    base = sys.modules.get("sk_weightfree._base")
-    ours = base is not None and isinstance(estimator, base.BaseNetwork)
-    if not (ours or isinstance(estimator, (MLPClassifier, MLPRegressor))):
-        hint = (" For a Pipeline, pass its last step (pipe[-1])."
-                if hasattr(estimator, "steps") else "")
-        raise TypeError(
-            "Expected an estimator of sk_weightfree or scikit-learn's "
-            f"MLPClassifier/MLPRegressor, got {type(estimator).__name__}." + hint)
-    check_is_fitted(estimator, "coefs_")
+    check_network(estimator, "a display",
+                  pipeline_advice="for a Pipeline, pass its last step (pipe[-1]).")
 
 
 def _is_paired(estimator):

@@ -807,12 +807,10 @@ def fit_counted(name, estimator, data, task, *, n_trials=0, space=None, seed=0, 
 
     from sklearn.exceptions import ConvergenceWarning
 
-    description = data.get("description", "the data")
-    start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         estimator, trials, chosen, fit_seconds = _fit_row(
-            name, estimator, data, task, n_trials, space, seed, description, start)
+            name, estimator, data, task, n_trials, space, seed)
     not_converged = 0
     for warning in caught:  # counted per row, not printed per fit; others pass on
         if issubclass(warning.category, ConvergenceWarning):
@@ -826,9 +824,10 @@ def fit_counted(name, estimator, data, task, *, n_trials=0, space=None, seed=0, 
                        "not_converged": not_converged}
 
 
-def _fit_row(name, estimator, data, task, n_trials, space, seed, description, start):
+def _fit_row(name, estimator, data, task, n_trials, space, seed):
     """Fit (or tune, then refit) one row on the training part: ``(estimator, trials,
     chosen, fit seconds)``."""
+    start = time.perf_counter()
     trials, chosen = [], None
     try:
         if n_trials:
@@ -839,6 +838,7 @@ def _fit_row(name, estimator, data, task, n_trials, space, seed, description, st
             estimator.fit(data["X_train"], data["y_train"])
             fit_seconds = time.perf_counter() - start
     except ValueError as exc:
+        description = data.get("description", "the data")
         raise UsageError(f"{name} could not be fitted on {description}: "
                          f"{_one_line(exc)}") from None
     return estimator, trials, chosen, fit_seconds

@@ -31,6 +31,7 @@ from ._architecture import check_architecture
 from ._params import (ArchitectureList, DeviceString, PositiveInts, SkorchCallbacks,
                       parse_device, positive_ints)
 from ._templating import TemplateMixin
+from ._threads import fit_threads, step_work, torch_threads
 from ._training import DeviceBatchIterator
 from .nn import ACTIVATIONS
 from .nn._layers import weightable_norms
@@ -118,6 +119,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         "tol": [Interval(Real, 0, None, closed="left")],
         "precision": [StrOptions({"float32", "bfloat16", "float64"})],
         "torch_compile": ["boolean"],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "module": [None, callable],
         "input_shape": [None, PositiveInts(allow_empty=False)],
         "callbacks": [None, SkorchCallbacks()],
@@ -128,6 +130,7 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
     module = None
     input_shape = None
     callbacks = None
+    n_threads = None
     architecture = None
     shuffle = True
     alpha = 0.0
@@ -282,7 +285,8 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         "max_epochs", "batch_size", "shuffle", "lr", "alpha", "lr_schedule", "verbose",
         "warm_start",
         "early_stopping", "validation_fraction", "n_iter_no_change", "tol",
-        "torch_compile", "class_weight", "random_state", "device", "callbacks",
+        "torch_compile", "n_threads", "class_weight", "random_state", "device",
+        "callbacks",
     })
 
     def _params_snapshot(self):
@@ -346,22 +350,25 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
         # generator: seed it from random_state for this fit, and leave the caller's as it was.
         devices = [] if device.type != "cuda" else [
             torch.cuda.current_device() if device.index is None else device.index]
-        try:
-            # weighted batch norms keep one forward pass over the fit (torch.compile)
-            weighting = (nullcontext() if train_data.w is None
-                         else weightable_norms(net.module_))
-            with torch.random.fork_rng(devices=devices), weighting:
-                torch.manual_seed(self._sample_seed + n_epochs_before)
-                self._train(train_data, 1 if incremental else self.max_epochs, incremental)
-                self._finish_training(train_data, valid_data)
-        finally:
-            net.train_split = net.valid_score_fn = None
-            net.__dict__.pop("_last_epoch_state", None)
-        n_epochs = len(net.history) - n_epochs_before
-        self.t_ += len(train_data) * n_epochs
-        if not incremental:
-            self._warn_if_not_converged(n_epochs)
-        self._export_fitted_attributes()
+        self.n_threads_ = fit_threads(self.n_threads, step_work(net.module_, self.batch_size))
+        with torch_threads(self.n_threads_):
+            try:
+                # weighted batch norms keep one forward pass over the fit (torch.compile)
+                weighting = (nullcontext() if train_data.w is None
+                             else weightable_norms(net.module_))
+                with torch.random.fork_rng(devices=devices), weighting:
+                    torch.manual_seed(self._sample_seed + n_epochs_before)
+                    self._train(train_data, 1 if incremental else self.max_epochs,
+                                incremental)
+                    self._finish_training(train_data, valid_data)
+            finally:
+                net.train_split = net.valid_score_fn = None
+                net.__dict__.pop("_last_epoch_state", None)
+            n_epochs = len(net.history) - n_epochs_before
+            self.t_ += len(train_data) * n_epochs
+            if not incremental:
+                self._warn_if_not_converged(n_epochs)
+            self._export_fitted_attributes()
         return self
 
     def _warn_about_features(self, X):

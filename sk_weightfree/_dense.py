@@ -84,6 +84,15 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : tuple of int, default=(300, 100)
         the same fit up to float64 rounding, see ``tests/test_common.py``).
     torch_compile : bool, default=False
         Compile the module's forward pass with ``torch.compile`` for training.
+    n_threads : int, default=None
+        torch intra-op threads while fitting; torch's global setting is restored after.
+        None chooses from the work per training step (batch size times the network's
+        weights): one thread for a small network, where a second thread costs more than
+        it saves, otherwise torch's current setting (``torch.set_num_threads``,
+        ``OMP_NUM_THREADS`` and joblib's workers lower it). The number used is
+        ``n_threads_``. A fit is reproducible bit for bit at the same number of threads;
+        on a machine busy with other work, ``n_threads=1`` is often much faster (see the
+        user guide, "Performance").
     module : torch.nn.Module class or instance, default=None
         A network to use instead of the multilayer perceptron, as a *template* (for
         instance :class:`sk_weightfree.nn.SmallCNN`). A class is instantiated as
@@ -150,6 +159,9 @@ _SHARED_ATTRIBUTES = Template("""classes_ : ndarray of shape (n_classes,)
         Epochs run (over all calls).
     t_ : int
         Training samples seen (over all calls).
+    n_threads_ : int
+        torch intra-op threads of the last ``fit`` or ``partial_fit`` call (see
+        ``n_threads``).
     net_ : skorch.NeuralNet
         The underlying skorch net.""")
 
@@ -229,7 +241,8 @@ class DenseClassifier(ClassifierHeadMixin, _DenseBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  class_weight=None):
         store_params(self, locals())
@@ -275,7 +288,8 @@ class DenseRegressor(RegressorHeadMixin, _DenseBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  loss="squared_error"):
         store_params(self, locals())

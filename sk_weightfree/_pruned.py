@@ -30,7 +30,7 @@ _PRUNED_DESCRIPTION = """``max_epochs`` is the whole budget of a fit, retraining
 
 _PRUNED_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
 lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
-warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
+warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, n_threads, \
 module, input_shape, callbacks
         As in :class:`DenseClassifier`; ``max_epochs`` counts the retraining after
         pruning too (see above), so ``n_iter_ <= max_epochs``. ``alpha`` penalises the
@@ -236,7 +236,8 @@ class PrunedClassifier(ClassifierHeadMixin, _PrunedBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,
@@ -272,7 +273,8 @@ class PrunedRegressor(RegressorHeadMixin, _PrunedBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  density=0.3,
                  pruning="global", n_rounds=1, finetune_epochs=None, rewind=False,

@@ -21,7 +21,7 @@ _RANDOM_DESCRIPTION = """The hidden structure is never searched. With ``train_re
 
 _RANDOM_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
 lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
-warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
+warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, n_threads, \
 module, input_shape, callbacks, unit_signs
         As in :class:`WeightFreeClassifier`; ``alpha`` penalises the scores of the output
         layer (the only edge scores trained), and has no effect with
@@ -120,7 +120,8 @@ class RandomNetworkClassifier(ClassifierHeadMixin, _RandomBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  density=0.5,
                  train_readout=True, unit_signs="paired", class_weight=None):
@@ -155,7 +156,8 @@ class RandomNetworkRegressor(RegressorHeadMixin, _RandomBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  density=0.5,
                  train_readout=True, unit_signs="paired", loss="squared_error"):

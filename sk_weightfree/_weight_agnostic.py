@@ -33,7 +33,7 @@ _AGNOSTIC_DESCRIPTION = """In the spirit of Gaier & Ha's weight-agnostic network
 
 _AGNOSTIC_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, lr, alpha, optimizer, \
 lr_schedule, momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, \
-warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, \
+warm_start, early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, n_threads, \
 module, input_shape, callbacks
         As in :class:`WeightFreeClassifier`; ``alpha`` penalises every edge score, the
         bias node's edges included (the bias node is a node of the searched graph); the
@@ -228,7 +228,8 @@ class WeightAgnosticClassifier(ClassifierHeadMixin, _WeightAgnosticBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  weight_values=(0.5, 1.0, 2.0), ensemble=False,
                  mask_rule=None, sampling=DEPRECATED, temperature=DEPRECATED,
@@ -265,7 +266,8 @@ class WeightAgnosticRegressor(RegressorHeadMixin, _WeightAgnosticBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  weight_values=(0.5, 1.0, 2.0), ensemble=False,
                  mask_rule=None, sampling=DEPRECATED, temperature=DEPRECATED,

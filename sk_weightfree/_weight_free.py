@@ -29,7 +29,7 @@ _WEIGHT_FREE_DESCRIPTION = """What is learned is the architecture: which edges e
 
 _WEIGHT_FREE_PARAMETERS = """hidden_layer_sizes, activation, max_epochs, batch_size, shuffle, optimizer, \
 momentum, nesterovs_momentum, beta_1, beta_2, device, random_state, verbose, warm_start, \
-early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, module, \
+early_stopping, validation_fraction, n_iter_no_change, tol, precision, torch_compile, n_threads, module, \
 input_shape, callbacks
         As in :class:`DenseClassifier` (``batch_size`` must be at least 2 for the batch
         normalisation).
@@ -189,7 +189,8 @@ class WeightFreeClassifier(ClassifierHeadMixin, _WeightFreeBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,
@@ -228,7 +229,8 @@ class WeightFreeRegressor(RegressorHeadMixin, _WeightFreeBase):
                  lr_schedule="constant", momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
                  beta_2=0.999, device="auto", random_state=None, verbose=0, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-4, precision="float32", torch_compile=False, module=None,
+                 tol=1e-4, precision="float32", torch_compile=False, n_threads=None,
+                 module=None,
                  input_shape=None, callbacks=None, architecture=None,
                  mask_rule="threshold", density=None,
                  unit_signs="paired", sampling=DEPRECATED, temperature=DEPRECATED,

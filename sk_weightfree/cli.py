@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._threads import torch_threads
 from ._study import (FAMILIES as ESTIMATOR_NAMES, UsageError, _one_line, check_names,
                      detect_task as _detect_task, format_matrix, jsonable as _jsonable,
                      resolve_task as _resolve_task, row_settings, run_study,
@@ -436,28 +437,6 @@ def _one_hot_summary(info):
                "training (encoded as zeros)" if unseen else ""))
 
 
-class _torch_threads:
-    """Run the block with ``n`` torch intra-op threads (None: as they are), then restore."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        if self.n is not None:
-            import torch
-
-            self._previous = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.n is not None:
-            import torch
-
-            torch.set_num_threads(self._previous)
-        return False
-
-
 def _stop_if_interrupted(estimator, name, ctrl_c):
     # skorch catches Ctrl-C inside fit and the estimator keeps its last complete epoch;
     # the flag on the net says so, and _CtrlC catches a press the loop swallowed unflagged
@@ -781,7 +760,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         run = run_disentangle_command if args.command == "disentangle" else run_compare
-        with _torch_threads(args.threads):
+        with torch_threads(args.threads):
             run(args, argv)
         sys.stdout.flush()
     except BrokenPipeError:

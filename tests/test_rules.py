@@ -17,6 +17,8 @@ from sk_weightfree import WeightFreeClassifier, WeightFreeRegressor, io, spectra
 from sk_weightfree.nn import (MASK_RULES, EdgePopupRule, FrozenRule, MaskRule, ScoredMaskConv2d,
                               ScoredMaskLinear, SignedSupermaskRule, SupermaskRule,
                               ThresholdRule, WeightFreeMLP, make_rule)
+from sk_weightfree._inference import fold_paired
+from sk_weightfree.nn import straight_through_mask
 from conftest import flat_coefs, small
 
 DATA = Path(__file__).parent / "data"
@@ -431,3 +433,77 @@ def test_a_model_pickled_by_0_2_0_loads_predicts_and_continues():
         warnings.simplefilter("error", FutureWarning)  # the user set no old spelling now
         clf.set_params(warm_start=True, max_epochs=1).fit(X, y)
     assert clf.n_iter_ == 3
+
+
+# ============================================================== the fused paired weight
+def _reference_paired_weight(rule, scores):
+    """The signed weight as the papers define it: the threshold rule's straight-through
+    mask folded ``M₊ - M₋``; the signed rule's ``1[m > tau] - 1[m < -tau]`` with the
+    identity gradient."""
+    if rule.scores_per_edge == 2:
+        return fold_paired(straight_through_mask(rule.logits(scores),
+                                                 rule.current_temperature()))
+    hard = (scores > rule.tau).float() - (scores < -rule.tau).float()
+    return scores + (hard - scores).detach()
+
+
+@pytest.mark.parametrize("rule", [
+    ThresholdRule(), ThresholdRule(temperature=0.3), ThresholdRule(density=0.4),
+    SignedSupermaskRule(), SignedSupermaskRule(tau=0.2)],
+    ids=["threshold", "threshold-T0.3", "threshold-topk", "signed", "signed-tau0.2"])
+@pytest.mark.parametrize("shape", [(7, 10), (3, 8, 2, 2)], ids=["linear", "conv"])
+def test_paired_weight_equals_the_fold_of_the_train_mask(rule, shape):
+    """A rule's fused paired weight (fewer operations per step) has exactly the values
+    and gradients of folding its training mask ``M₊ - M₋``."""
+    lines = shape[1] if rule.scores_per_edge == 2 else shape[1] // 2
+    scores = torch.randn(shape[0], lines, *shape[2:], generator=torch.Generator().manual_seed(1))
+    scores[0, 0] = 0.0  # ties at the thresholds
+    if rule.scores_per_edge == 1:
+        scores[0, 1] = rule.tau
+        scores[0, 2] = -rule.tau
+    grad = torch.randn(shape[0], shape[1] // 2, *shape[2:],
+                       generator=torch.Generator().manual_seed(2))
+    results = []
+    for weight_of in (rule.paired_weight, lambda s: _reference_paired_weight(rule, s)):
+        leaf = scores.clone().requires_grad_(True)
+        weight = weight_of(leaf)
+        weight.backward(grad)
+        results.append((weight.detach(), leaf.grad))
+    (fused, fused_grad), (reference, reference_grad) = results
+    assert fused.shape == reference.shape
+    assert torch.equal(fused, reference)
+    assert set(fused.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    torch.testing.assert_close(fused_grad, reference_grad, rtol=1e-6, atol=1e-7)
+
+
+def test_a_threshold_subclass_with_its_own_mask_keeps_it_on_paired_layers():
+    """The fused weight is the threshold rule's own: a subclass that changes
+    ``train_mask`` gets the fold of its mask."""
+
+    class AlwaysOn(ThresholdRule):
+        def train_mask(self, scores):
+            return torch.ones_like(scores)
+
+    weight = AlwaysOn().paired_weight(torch.randn(3, 8))
+    assert torch.equal(weight, torch.zeros(3, 4))  # both twins on: they cancel
+
+
+def test_a_paired_layer_trains_with_the_rules_paired_weight(monkeypatch):
+    """The layer's training weight comes from the rule's ``paired_weight`` (the fused
+    path), restricted to the layer's edges."""
+    layer = _layer("threshold", "paired").train()
+    edges = torch.rand(layer.edge_shape, generator=torch.Generator().manual_seed(3)) > 0.5
+    layer.restrict_to(edges)
+    calls = []
+    original = ThresholdRule.paired_weight
+
+    def spy(self, scores):
+        calls.append(scores.shape)
+        return original(self, scores)
+
+    monkeypatch.setattr(ThresholdRule, "paired_weight", spy)
+    weight = layer.effective_weight()
+    assert calls == [layer.scores.shape]
+    assert not weight[~edges].any()
+    folded = layer.signed_weight(layer.mask())
+    assert torch.equal(weight, folded)

@@ -159,13 +159,18 @@ def test_temperature_is_annealed(digits, monkeypatch):
 
     X, y = digits
     seen = []
-    original = rules.straight_through_mask
 
-    def spy(logits, temperature, **kwargs):
-        seen.append(float(temperature))
-        return original(logits, temperature, **kwargs)
+    def spy_on(name):  # the mask of unpaired layers and the fused weight of paired ones
+        original = getattr(rules, name)
 
-    monkeypatch.setattr(rules, "straight_through_mask", spy)
+        def spy(logits, temperature, **kwargs):
+            seen.append(float(temperature))
+            return original(logits, temperature, **kwargs)
+
+        monkeypatch.setattr(rules, name, spy)
+
+    spy_on("straight_through_mask")
+    spy_on("paired_straight_through")
     clf = small(WeightFreeClassifier, max_epochs=4, hidden_layer_sizes=(8,),
                 mask_rule=ThresholdRule(temperature=2.0, final_temperature=0.25))
     clf.fit(X, y)

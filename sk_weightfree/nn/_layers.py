@@ -176,12 +176,10 @@ class ScoredMask(nn.Module):
         return fold_paired(mask)
 
     def _training_weight(self):
+        if self.signs == "paired":  # M₊ - M₋ is zero outside edges when both lines are
+            return self._on_edges(self.rule.paired_weight(self.scores))
         mask = self._on_edges(self.rule.train_mask(self.scores))
-        if self.signs == "fixed":
-            return mask * self.edge_signs
-        if self._signed_rule():
-            return mask  # the rule's signed weight
-        return self.signed_weight(mask)
+        return mask * self.edge_signs if self.signs == "fixed" else mask
 
     def effective_weight(self):
         """The weight the layer applies (surrogate-differentiable while training)."""

@@ -189,10 +189,14 @@ class WeightFreeMLP(nn.Module):
         self.sign_mode = mode
 
     def forward(self, x):
+        # the unit signs are all +1 unless drawn at random: a multiplication saved
+        signed = getattr(self, "sign_mode", "random") == "random"
         for i, (linear, norm) in enumerate(zip(self.linears, self.norms)):
             x = norm(linear(x))
             if i < len(self.signs):
-                x = self.signs[i](self.activation(x))
+                x = self.activation(x)
+                if signed:
+                    x = self.signs[i](x)
         return x
 
     def scored_layers(self):

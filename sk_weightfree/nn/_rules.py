@@ -24,7 +24,8 @@ import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._surrogate import straight_through_mask
+from .._inference import fold_paired
+from ._surrogate import paired_straight_through, straight_through_mask
 
 
 def _top_k_shift(scores, density):
@@ -87,6 +88,17 @@ class MaskRule(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def hard_mask(self, scores):
         """The boolean mask used for prediction (no gradient), shaped as ``scores``."""
+
+    def paired_weight(self, scores):
+        """The training-time signed weight ``M₊ - M₋`` of a paired layer's ``scores``,
+        shaped ``(out, in, *kernel)``, differentiable in ``scores``.
+
+        By default the fold of :meth:`train_mask` (whose mask is already the signed
+        weight for a rule with one score per edge); a rule may compute it with fewer
+        operations, to the same values and gradients.
+        """
+        mask = self.train_mask(scores)
+        return mask if self.scores_per_edge == 1 else fold_paired(mask)
 
     def schedule(self, fraction):
         """Per-epoch update: ``fraction`` is the position of the epoch in the fit (0 at
@@ -189,6 +201,11 @@ class ThresholdRule(_SurrogateRule):
 
     def train_mask(self, scores):
         return straight_through_mask(self.logits(scores), self.current_temperature())
+
+    def paired_weight(self, scores):
+        if type(self).train_mask is not ThresholdRule.train_mask:  # a subclass's own mask
+            return super().paired_weight(scores)
+        return paired_straight_through(self.logits(scores), self.current_temperature())
 
 
 class SupermaskRule(_SurrogateRule):
@@ -320,7 +337,8 @@ class _SignedIdentity(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, tau):
-        return (scores > tau).to(scores.dtype) - (scores < -tau).to(scores.dtype)
+        # hardshrink keeps m where |m| > tau and gives 0 elsewhere: two passes, not five
+        return torch.sign(torch.nn.functional.hardshrink(scores, tau))
 
     @staticmethod
     def backward(ctx, grad_output):

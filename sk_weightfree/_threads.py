@@ -1,0 +1,74 @@
+"""How many torch intra-op threads a fit uses, set for the fit and restored after."""
+
+import contextlib
+
+#: Multiply-accumulates per training step below which a fit runs on one thread. Found on
+#: 2 quiet x86-64 cores (``benchmarks/threads.py``): under it, a second thread costs
+#: more in start-up and synchronisation per operation than it saves.
+SMALL_STEP_WORK = 0
+
+
+def step_work(module, batch_size):
+    """Multiply-accumulates of one forward pass over a batch, counted on the weights.
+
+    Each weight of a linear layer is used once per sample; a convolution's weight is used
+    at every output position, which is not known before a forward pass, so it counts once
+    too (a lower bound: convolutional networks are counted as smaller than they are).
+    Paired layers count their folded weight, the one the product uses.
+    """
+    from .nn import ScoredMask
+    from .nn._templates import WEIGHT_LAYERS
+
+    total = 0
+    for layer in module.modules():
+        if isinstance(layer, ScoredMask):
+            total += _product(layer.edge_shape)
+        elif isinstance(layer, WEIGHT_LAYERS):
+            total += layer.weight.numel()
+    return batch_size * total
+
+
+def _product(shape):
+    result = 1
+    for size in shape:
+        result *= size
+    return result
+
+
+def fit_threads(n_threads, work):
+    """The intra-op threads of a fit.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        The estimator's ``n_threads``: an int is used as it is; None chooses from the
+        work: one thread for a step under :data:`SMALL_STEP_WORK`, otherwise torch's
+        current setting (which ``torch.set_num_threads``, ``OMP_NUM_THREADS``,
+        ``threadpoolctl`` and joblib's workers lower).
+    work : int
+        Multiply-accumulates per training step (:func:`step_work`).
+    """
+    import torch
+
+    if n_threads is not None:
+        return int(n_threads)
+    return 1 if work < SMALL_STEP_WORK else torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    """Run the block with ``n`` torch intra-op threads (None: as they are), then restore
+    the previous setting, as ``threadpoolctl`` limits a BLAS."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    if n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)

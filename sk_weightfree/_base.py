@@ -10,6 +10,7 @@ and search or pruning rule, and its classifier and regressor are that base with 
 
 import io
 import warnings
+from itertools import islice
 from abc import ABCMeta, abstractmethod
 from contextlib import nullcontext
 from numbers import Integral, Real
@@ -40,6 +41,19 @@ __all__ = ["BaseNetwork", "ClassifierHeadMixin", "RegressorHeadMixin", "NON_FINI
            "resolve_device", "store_params",
            # pickles of fitted models (0.2.x on) name these functions here
            "_no_output", "_softmax_last"]
+
+
+#: The batch-norm statistics of the final network are re-estimated on at most this many
+#: training rows: the standard error of a unit's mean is then at most 1 % of its standard
+#: deviation. On Fashion-MNIST (50,000 rows, 5 epochs, seeds 0-2) validation accuracy
+#: moved by -0.0008 to +0.0007 against the whole pass in batches, within its seed spread
+#: (``benchmarks/recalibration.py``).
+RECALIBRATION_ROWS = 10_240
+#: Rows per forward pass of the recalibration of a multilayer perceptron. The pass pools
+#: its chunks' moments; larger chunks mean fewer calls, and statistics nearer those each
+#: layer sees at prediction (during the pass, the layers below it normalise each chunk
+#: with the chunk's own statistics).
+RECALIBRATION_CHUNK = 1_024
 
 
 def resolve_device(device):
@@ -193,15 +207,19 @@ class BaseNetwork(TrainingDataMixin, TemplateMixin, NetMixin, FittedFormMixin, B
 
     def _finish_training(self, train_data, valid_data):
         """Work after training and before export: networks with batch norm re-estimate
-        its statistics with the final hard masks."""
+        its statistics with the final hard masks, over at most
+        :data:`RECALIBRATION_ROWS` training rows (a random subsample of larger data) in
+        chunks of :data:`RECALIBRATION_CHUNK` rows (a template's: its batch size)."""
         module = self.net_.module_
         if hasattr(module, "recalibrate_norms"):
+            chunk = (self.batch_size if self.module is not None
+                     else max(self.batch_size, RECALIBRATION_CHUNK))
             # shuffled, so that sorted data cannot give single-class batches
             generator = torch.Generator().manual_seed(self._sample_seed)
+            chunks = DeviceBatchIterator(train_data, chunk, shuffle=True, generator=generator)
             batches = ((X, None if w is None else w * train_data.weight_mean)
-                       for X, (_, w) in DeviceBatchIterator(
-                           train_data, self.batch_size, shuffle=True, generator=generator))
-            module.recalibrate_norms(batches)
+                       for X, (_, w) in chunks)
+            module.recalibrate_norms(islice(batches, -(-RECALIBRATION_ROWS // chunk)))
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)

@@ -5,7 +5,7 @@ import contextlib
 #: Multiply-accumulates per training step below which a fit runs on one thread. Found on
 #: 2 quiet x86-64 cores (``benchmarks/threads.py``): under it, a second thread costs
 #: more in start-up and synchronisation per operation than it saves.
-SMALL_STEP_WORK = 0
+SMALL_STEP_WORK = 8_000_000
 
 
 def step_work(module, batch_size):

@@ -106,6 +106,12 @@ def test_compiled_training_step_gives_the_same_loss(small_data):
     np.testing.assert_allclose([r["train_loss"] for r in compiled.history_],
                                [r["train_loss"] for r in eager.history_], rtol=1e-4)
     np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-4)
+    # a second fit of the same shapes (a search's refits) reuses the compiled graphs
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    DenseClassifier(torch_compile=True, **{**params, "random_state": 1}).fit(X, y)
+    assert counters["stats"]["unique_graphs"] == graphs
     import pickle
 
     restored = pickle.loads(pickle.dumps(compiled))  # the compiled forward is not pickled

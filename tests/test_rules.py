@@ -507,3 +507,19 @@ def test_a_paired_layer_trains_with_the_rules_paired_weight(monkeypatch):
     assert not weight[~edges].any()
     folded = layer.signed_weight(layer.mask())
     assert torch.equal(weight, folded)
+
+
+def test_the_temperature_is_copied_to_the_scores_once_an_epoch():
+    """The surrogate's temperature on the scores' device and dtype is one copy, made again
+    only when the schedule changes it (a copy to a GPU at every step would wait for it)."""
+    rule = ThresholdRule(temperature=2.0, final_temperature=0.5)
+    scores = torch.zeros(2, 4, dtype=torch.float64)
+    first = rule.temperature_like(scores)
+    assert first.dtype == torch.float64 and first.item() == 2.0
+    assert rule.temperature_like(scores) is first
+    rule.schedule(1.0)
+    assert rule.temperature_like(scores).item() == 0.5
+    assert rule.temperature_like(torch.zeros(1)) is rule.current_temperature()
+    restored = pickle.loads(pickle.dumps(rule))
+    assert "_temperature_copies" not in restored.__dict__
+    assert restored.temperature_like(scores).item() == 0.5

@@ -109,6 +109,7 @@ class MaskRule(BaseEstimator, metaclass=ABCMeta):
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: the live rule keeps its generator
+        state.pop("_temperature_copies", None)  # device copies, made again on demand
         generator = state.pop("generator_", None)
         if generator is not None:  # the sampling stream resumes where it was
             state["generator_state_"] = (str(generator.device), generator.get_state())
@@ -159,12 +160,30 @@ class _SurrogateRule(MaskRule):
             self.temperature_ = torch.tensor(float(self.temperature))
         return self.temperature_
 
+    def temperature_like(self, scores):
+        """:meth:`current_temperature` on ``scores``' device and in its dtype.
+
+        The copy is made once and refreshed by :meth:`schedule`, not at every step: a
+        copy from the host to a GPU at every forward pass would make each training step
+        wait for the device. Under ``torch.compile`` the copy is the graph's.
+        """
+        temperature = self.current_temperature()
+        if torch.compiler.is_compiling() or (temperature.device == scores.device
+                                             and temperature.dtype == scores.dtype):
+            return temperature
+        key = (scores.device, scores.dtype)
+        copies = self.__dict__.setdefault("_temperature_copies", {})
+        if key not in copies:
+            copies[key] = temperature.to(device=scores.device, dtype=scores.dtype)
+        return copies[key]
+
     def schedule(self, fraction):
         end = self.temperature if self.final_temperature is None else self.final_temperature
         value = self.temperature
         if fraction is not None:
             value = self.temperature * (end / self.temperature) ** min(1.0, fraction)
         self.current_temperature().fill_(value)
+        self.__dict__.pop("_temperature_copies", None)
 
     def logits(self, scores):
         """Scores shifted so that the kept edges are exactly those with a positive value."""
@@ -200,12 +219,12 @@ class ThresholdRule(_SurrogateRule):
     name = "threshold"
 
     def train_mask(self, scores):
-        return straight_through_mask(self.logits(scores), self.current_temperature())
+        return straight_through_mask(self.logits(scores), self.temperature_like(scores))
 
     def paired_weight(self, scores):
         if type(self).train_mask is not ThresholdRule.train_mask:  # a subclass's own mask
             return super().paired_weight(scores)
-        return paired_straight_through(self.logits(scores), self.current_temperature())
+        return paired_straight_through(self.logits(scores), self.temperature_like(scores))
 
 
 class SupermaskRule(_SurrogateRule):
@@ -258,7 +277,7 @@ class SupermaskRule(_SurrogateRule):
         return generator
 
     def train_mask(self, scores):
-        return straight_through_mask(self.logits(scores), self.current_temperature(),
+        return straight_through_mask(self.logits(scores), self.temperature_like(scores),
                                      sampling="bernoulli",
                                      generator=self._generator(scores.device))
 

@@ -449,8 +449,10 @@ def _reference_paired_weight(rule, scores):
 
 @pytest.mark.parametrize("rule", [
     ThresholdRule(), ThresholdRule(temperature=0.3), ThresholdRule(density=0.4),
+    ThresholdRule(temperature=2.0, final_temperature=0.5),
     SignedSupermaskRule(), SignedSupermaskRule(tau=0.2)],
-    ids=["threshold", "threshold-T0.3", "threshold-topk", "signed", "signed-tau0.2"])
+    ids=["threshold", "threshold-T0.3", "threshold-topk", "threshold-annealed", "signed",
+         "signed-tau0.2"])
 @pytest.mark.parametrize("shape", [(7, 10), (3, 8, 2, 2)], ids=["linear", "conv"])
 def test_paired_weight_equals_the_fold_of_the_train_mask(rule, shape):
     """A rule's fused paired weight (fewer operations per step) has exactly the values
@@ -523,3 +525,23 @@ def test_the_temperature_is_copied_to_the_scores_once_an_epoch():
     restored = pickle.loads(pickle.dumps(rule))
     assert "_temperature_copies" not in restored.__dict__
     assert restored.temperature_like(scores).item() == 0.5
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, torch.tensor(0.5), torch.tensor(1.0)],
+                         ids=["1.0", "0.5", "tensor-0.5", "tensor-1.0"])
+def test_paired_straight_through_takes_a_number_or_a_tensor(temperature):
+    """The fused function's two temperature paths (a host number in eager training, a
+    0-d tensor under ``torch.compile``) give the fold of the surrogate mask."""
+    from sk_weightfree.nn._surrogate import paired_straight_through
+
+    logits = torch.randn(5, 12, generator=torch.Generator().manual_seed(4))
+    grad = torch.randn(5, 6, generator=torch.Generator().manual_seed(5))
+    results = []
+    for weight_of in (lambda z: paired_straight_through(z, temperature),
+                      lambda z: fold_paired(straight_through_mask(z, temperature))):
+        leaf = logits.clone().requires_grad_(True)
+        weight_of(leaf).backward(grad)
+        results.append(leaf.grad)
+    torch.testing.assert_close(results[0], results[1], rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        paired_straight_through(logits, 0.0)

@@ -224,7 +224,11 @@ class ThresholdRule(_SurrogateRule):
     def paired_weight(self, scores):
         if type(self).train_mask is not ThresholdRule.train_mask:  # a subclass's own mask
             return super().paired_weight(scores)
-        return paired_straight_through(self.logits(scores), self.temperature_like(scores))
+        if torch.compiler.is_compiling():  # a tensor: annealing must not recompile
+            temperature = self.temperature_like(scores)
+        else:  # a number (on the host): no copy to the device, no arithmetic at 1.0
+            temperature = self.current_temperature().item()
+        return paired_straight_through(self.logits(scores), temperature)
 
 
 class SupermaskRule(_SurrogateRule):

@@ -55,15 +55,16 @@ class _PairedStraightThrough(torch.autograd.Function):
         n = logits.shape[1] // 2
         inverse = tensor[0].reciprocal() if tensor else 1.0 / ctx.temperature
         if tensor or inverse != 1.0:
-            p = torch.sigmoid(logits * inverse)
+            out = torch.sigmoid(logits * inverse)
             grad = grad_weight * inverse
         else:
-            p = torch.sigmoid(logits)
+            out = torch.sigmoid(logits)
             grad = grad_weight
-        out = torch.empty_like(logits)
+        # s (1 - s) g written over s, half by half: no temporary the size of the scores
         sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
-        sigmoid_backward(grad, p[:, :n], grad_input=out[:, :n])
-        sigmoid_backward(grad.neg(), p[:, n:], grad_input=out[:, n:])
+        sigmoid_backward(grad, out[:, :n], grad_input=out[:, :n])
+        sigmoid_backward(grad, out[:, n:], grad_input=out[:, n:])
+        out[:, n:].neg_()  # the inhibitory twin's line enters the weight with a minus
         return out, None
 
 

@@ -1229,6 +1229,7 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
             "ci95": None if np.isnan(low) else [low, high], "difference": difference,
             "density": first_fit["density"], "connections": first_fit["connections"],
             "epochs": first_fit["epochs"],
+            "threads": getattr(fitted_first[name], "n_threads_", None),
             "fit_seconds": float(np.mean([m["fit_seconds"] for m in measured[name]])),
             "predict_seconds": float(np.mean([m["predict_seconds"] for m in measured[name]])),
             **stored_bytes(fitted_first[name]),
@@ -1250,7 +1251,8 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
                            f"seeded random search over its search space, scored on a "
                            f"validation split of {VALIDATION_SIZE:.0%} of the training part"
                            if n_trials else "")),
-        "device": str(device), "threads": _thread_count(), "warnings": warned,
+        "device": str(device), "threads": _thread_count(), "threads_note": THREADS_NOTE,
+        "warnings": warned,
         "device_name": device_name(_as_device(device)), "epoch_budget": budget,
         "epoch_budget_note": BUDGET_NOTE, "timing_note": TIMING_NOTE, "row_note": ROW_NOTE,
         "versions": versions(),
@@ -1277,6 +1279,11 @@ def _as_device(device):
     import torch
 
     return torch.device(device)
+
+
+THREADS_NOTE = ("threads: torch's setting during the study, the most a fit may use; each row's "
+                "threads: what its fits used (the estimators' n_threads_: one thread for a "
+                "small network)")
 
 
 def _thread_count():

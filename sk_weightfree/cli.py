@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._threads import torch_threads
 from ._study import (FAMILIES as ESTIMATOR_NAMES, UsageError, _one_line, check_names,
                      detect_task as _detect_task, format_matrix, jsonable as _jsonable,
                      resolve_task as _resolve_task, row_settings, run_study,
@@ -23,6 +22,7 @@ from ._study import (FAMILIES as ESTIMATOR_NAMES, UsageError, _one_line, check_n
 # What moved to the study module and is still read from here (tests, benchmarks/pareto.py).
 from ._study import (WARMUP_ROWS as _WARMUP_ROWS, _as_dense_float32,  # noqa: F401
                      rewritten_file_bytes, stored_bytes)
+from ._threads import torch_threads
 
 _CLASSIFIERS = ("DenseClassifier", "WeightFreeClassifier", "PrunedClassifier",
                 "WeightAgnosticClassifier", "RandomNetworkClassifier")
@@ -629,9 +629,11 @@ def build_parser():
                          help="the row the others are differenced against, paired by "
                               "seed (default: dense, else the first row)")
     compare.add_argument("--threads", type=_positive_int,
-                         help="torch intra-op threads for the fits (default: torch's own "
-                              "choice). On a loaded machine 1 thread is often much faster; "
-                              "a fit is reproducible bit for bit at the same thread count")
+                         help="at most this many torch intra-op threads for the fits "
+                              "(default: torch's own setting); each estimator takes one "
+                              "thread for a small network. On a loaded machine 1 thread is "
+                              "often much faster; a fit is reproducible bit for bit at the "
+                              "same thread count")
     compare.add_argument("--train-size", type=_positive_int, metavar="N",
                          help="fit on N rows of the training part (stratified for "
                               "classification, drawn with --seed), e.g. a quick look at "

@@ -566,7 +566,9 @@ def test_threads_sets_torch_threads_for_the_fits_and_restores_them(tmp_path, mon
     out = tmp_path / "out"
     assert main([*tiny("dense"), "--threads", str(wanted), "--out", str(out), "--quiet"]) == 0
     assert seen == [wanted, wanted]  # warm-up and timed fit
-    assert json.loads((out / "results.json").read_text())["threads"] == wanted
+    results = json.loads((out / "results.json").read_text())
+    assert results["threads"] == wanted
+    assert [row["threads"] for row in results["results"]] == [1]  # a tiny network: one
     assert torch.get_num_threads() == before
 
 

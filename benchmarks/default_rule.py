@@ -32,9 +32,17 @@ rule named (a template could carry its own default rule otherwise) and records t
 rule's parameters, warnings, seconds and the load average. Results are appended to
 ``--out`` as each fit finishes (a run cut short is readable; a rerun skips what is there)::
 
-    OMP_NUM_THREADS=1 python benchmarks/default_rule.py            # both parts, ~25 min here
+    OMP_NUM_THREADS=1 python benchmarks/default_rule.py            # both parts, 11 min here
     python benchmarks/default_rule.py --report                      # the markdown tables
     python benchmarks/default_rule.py --smoke --out /tmp/smoke.json # 1 epoch, 300 rows
+
+More seeds for part 1 and one rate of the grid (``--learning-rates``), in a file of their
+own (a report needs every cell on the same seeds)::
+
+    OMP_NUM_THREADS=1 python benchmarks/default_rule.py --parts defaults \
+        --seeds 0 1 2 3 4 5 6 7 8 9 --out benchmarks/results/default_rule_10seeds.json
+    OMP_NUM_THREADS=1 python benchmarks/default_rule.py --parts tuning --learning-rates 0.02 \
+        --seeds 0 1 2 3 4 5 6 7 8 9 --out benchmarks/results/default_rule_10seeds.json
 """
 
 import argparse
@@ -52,7 +60,7 @@ from sklearn.model_selection import train_test_split
 from sk_weightfree import WeightFreeClassifier, WeightFreeRegressor
 from sk_weightfree._study import (SPLIT_SEED, Protocol, Result, _standardise,
                                   _stratified_subset, difference_to, machine_line,
-                                  markdown_table, mean_interval)
+                                  markdown_table)
 from sk_weightfree.nn import ScoredMask, SmallCNN
 
 RULES = ("threshold", "signed-supermask")
@@ -182,13 +190,14 @@ def cell_key(name, rule, lr, seed):
 
 
 # ---------------------------------------------------------------------------- driver
-def plan(names, parts, seeds):
+def plan(names, parts, seeds, learning_rates=LEARNING_RATES):
     """Cells in run order: part 1 (the default lr) for every data set first, then the
-    other learning rates; seed-major within a data set, the two rules side by side."""
+    other learning rates of the grid (``learning_rates``, a part of it: a partial run);
+    seed-major within a data set, the two rules side by side."""
     cells = []
     rates = [DEFAULT_LR]  # part 1, and the default cell of part 2's grid
     if "tuning" in parts:
-        rates += [lr for lr in LEARNING_RATES if lr != DEFAULT_LR]
+        rates += [lr for lr in learning_rates if lr != DEFAULT_LR]
     for lr in rates:
         for name in names:
             for seed in seeds:
@@ -207,7 +216,7 @@ def run(args):
     print(results["machine"], flush=True)
     cache, data = {}, {}
     fit_rows, val_rows, epochs = (300, 300, 1) if args.smoke else (None, None, None)
-    for name, rule, lr, seed in plan(args.datasets, args.parts, args.seeds):
+    for name, rule, lr, seed in plan(args.datasets, args.parts, args.seeds, args.learning_rates):
         key = cell_key(name, rule, lr, seed)
         if key in fits:
             continue
@@ -249,7 +258,9 @@ def _difference(signed, threshold):
                       "threshold")
     interval = f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d["ci95"] else "n/a"
     verdict = ("yes: signed better" if d["excludes_zero"] and d["mean"] > 0 else
-               "yes: threshold better" if d["excludes_zero"] else "no")
+               "yes: threshold better" if d["excludes_zero"] else
+               "no (the same difference on every seed)" if d["ci95"] and d["mean"] != 0
+               and d["ci95"][1] - d["ci95"][0] <= 1e-9 else "no")
     return [f"{d['mean']:+.4f} {interval}", verdict]
 
 
@@ -313,8 +324,29 @@ def report(results):
                                   "signed-supermask (best lr)",
                                   "signed − threshold, paired [95 % t CI]", "CI excludes 0"],
                                  best), ""]
+    lines += against_default(grouped, names)
     lines += notes(results)
     return "\n".join(lines)
+
+
+def against_default(grouped, names):
+    """Each signed-supermask cell against the default threshold cell (lr 0.05), paired by
+    seed: could the signed rule replace the default with another learning rate?"""
+    body = []
+    for name in names:
+        threshold = grouped.get((name, "threshold", DEFAULT_LR))
+        for lr in LEARNING_RATES:
+            signed = grouped.get((name, "signed-supermask", lr))
+            if threshold and signed and len(signed) == len(threshold):
+                body.append([name, _metric(name), as_result(threshold).accuracy(),
+                             f"{as_result(signed).accuracy()} (lr {lr})",
+                             *_difference(signed, threshold), len(signed)])
+    if not body:
+        return []
+    return ["Each signed-supermask lr against the default threshold rule (lr 0.05):", "",
+            markdown_table(["data set", "metric", "threshold, lr 0.05", "signed-supermask",
+                            "signed − threshold, paired [95 % t CI]", "CI excludes 0",
+                            "seeds"], body), ""]
 
 
 def notes(results):
@@ -347,6 +379,9 @@ def main():
     parser.add_argument("--parts", nargs="+", choices=("defaults", "tuning"),
                         default=["defaults", "tuning"])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--learning-rates", type=float, nargs="+",
+                        default=list(LEARNING_RATES),
+                        help="run only these rates of the grid (part 2; default all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--smoke", action="store_true",
                         help="300 fit and validation rows, 1 epoch: a check that it runs")

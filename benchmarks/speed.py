@@ -312,7 +312,8 @@ def busy(args):
 
     print("\n### Default WeightFreeClassifier(max_epochs=30) on digits, fit seconds: 2 "
           "threads, 1 thread, the estimator's choice (n_threads=None)\n")
-    print("| machine | 2 threads | 1 thread | n_threads=None (threads used) | 2 / 1 | None / 1 |")
+    print("| machine | 2 threads (epochs) | 1 thread (epochs) | n_threads=None (threads, "
+          "epochs) | 2 / 1 | None / 1 |")
     print("| --- | --- | --- | --- | --- | --- |")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -326,12 +327,15 @@ def busy(args):
                 time.sleep(1.0)
             try:
                 for _ in range(args.rounds):
-                    two, _ = fit(2)
-                    one, _ = fit(1)
+                    two, two_fit = fit(2)
+                    one, one_fit = fit(1)
                     chosen, estimator = fit(None)
                     used = getattr(estimator, "n_threads_", default_threads)
-                    print(f"| {label} | {two:.2f} {load()} | {one:.2f} | {chosen:.2f} "
-                          f"({used}) {load()} | {two / one:.2f}× | "
+                    # a thread count changes the float rounding, hence when the stopping
+                    # rule ends the fit: the epochs run are printed beside the seconds
+                    print(f"| {label} | {two:.2f} ({two_fit.n_iter_} ep.) {load()} | "
+                          f"{one:.2f} ({one_fit.n_iter_} ep.) | {chosen:.2f} "
+                          f"({used} thr., {estimator.n_iter_} ep.) {load()} | {two / one:.2f}× | "
                           f"{chosen / one:.2f}× |", flush=True)
             finally:
                 stop.set()

@@ -4,7 +4,7 @@ import contextlib
 
 #: Multiply-accumulates per training step below which a fit runs on one thread. Set on
 #: 2 quiet x86-64 cores (``benchmarks/threads.py``): under it a second thread gained at
-#: most about 10 % and often lost (whole 10-epoch fits, up to 1.3x slower), while beside
+#: most about 13 % and often lost (whole 10-epoch fits, up to 1.3x slower), while beside
 #: one busy process two threads made the default digits fit 2-2.5x slower.
 SMALL_STEP_WORK = 8_000_000
 

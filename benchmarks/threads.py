@@ -5,7 +5,8 @@ otherwise), ``WeightFreeClassifier`` and ``DenseClassifier`` are fitted for 10 e
 (``tol=0``) with ``n_threads=1`` and ``n_threads=2``, 3 interleaved rounds; the median fit
 seconds and the ratio 2 threads / 1 thread are printed beside the work of a training step
 (batch 128 times the network's weights, what ``sk_weightfree._threads.step_work`` counts).
-The estimators' ``SMALL_STEP_WORK`` (8 million) was set from this table on 2 quiet cores.
+With ``speed.py``'s busy row it is the evidence behind the estimators'
+``SMALL_STEP_WORK`` (8 million; see the comment there, and where the runs disagree).
 
 Run: python benchmarks/threads.py   (on a quiet machine: a busy one favours 1 thread)
 """

@@ -2,10 +2,13 @@
 
 import contextlib
 
-#: Multiply-accumulates per training step below which a fit runs on one thread. Set on
-#: 2 quiet x86-64 cores (``benchmarks/threads.py``): under it a second thread gained at
-#: most about 13 % and often lost (whole 10-epoch fits, up to 1.3x slower), while beside
-#: one busy process two threads made the default digits fit 2-2.5x slower.
+#: Multiply-accumulates per training step below which a fit runs on one thread. On 2
+#: quiet x86-64 cores (``benchmarks/threads.py``, ``benchmarks/speed.py``) a second
+#: thread never paid below it in whole fits on 1,797 rows (up to 1.36x slower; 4-13 %
+#: faster per epoch on the default digits fit in other runs), while beside one busy
+#: process it made the default digits fit 2-2.5x slower. Above it runs disagreed (on
+#: 1,797 rows two threads were 1.07-1.27x slower at 9-14 M and level at 34 M; epochs on
+#: 4,000 to 20,000 rows were 0.65-0.78x at 10-30 M): torch's setting is kept there.
 SMALL_STEP_WORK = 8_000_000
 
 

@@ -304,3 +304,63 @@ def test_to_module_during_a_weighted_fit_is_plain(small_data):
     Grab(hidden_layer_sizes=(8,), max_epochs=1).fit(X, y, sample_weight=np.arange(len(y)) + 1.0)
     assert copies and not any(name in norm.__dict__ for norm in copies[0].modules()
                               for name in ("forward", "_sample_weight", "_pool"))
+
+
+def _recalibration_chunks(monkeypatch, estimator, X, y):
+    """The row counts of the chunks the estimator's recalibration pass saw."""
+    from sk_weightfree.nn import WeightFreeMLP
+
+    seen = []
+    module_class = WeightFreeMLP
+    original = module_class.recalibrate_norms
+
+    def spy(module, batches):
+        batches = list(batches)
+        seen.extend(len(X) for X, _ in batches)
+        return original(module, batches)
+
+    monkeypatch.setattr(module_class, "recalibrate_norms", spy)
+    estimator.fit(X, y)
+    return seen
+
+
+def test_recalibration_takes_a_bounded_subsample_in_chunks(monkeypatch):
+    """At most RECALIBRATION_ROWS rows, in chunks of RECALIBRATION_CHUNK rows for an MLP,
+    fewer rows a chunk for wide inputs (prediction's bound on values per batch)."""
+    import sk_weightfree._base as base
+    from sk_weightfree import WeightFreeClassifier
+
+    monkeypatch.setattr(base, "RECALIBRATION_ROWS", 100)
+    monkeypatch.setattr(base, "RECALIBRATION_CHUNK", 40)
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(300, 6).astype(np.float32), np.arange(300) % 3
+    options = dict(hidden_layer_sizes=(5,), max_epochs=1, batch_size=16, random_state=0)
+    assert _recalibration_chunks(monkeypatch, WeightFreeClassifier(**options), X, y) == [40, 40]
+    monkeypatch.setattr(base, "MAX_BATCH_VALUES", 6 * 25)  # 25 rows of 6 values a chunk
+    assert _recalibration_chunks(monkeypatch, WeightFreeClassifier(**options), X, y) == [25] * 4
+    big_batch = WeightFreeClassifier(**{**options, "batch_size": 150})
+    assert _recalibration_chunks(monkeypatch, big_batch, X, y) == [150]  # one batch
+
+
+def test_a_template_recalibrates_in_batches_of_its_batch_size(monkeypatch):
+    import sk_weightfree._base as base
+    from sk_weightfree import WeightFreeClassifier
+    from sk_weightfree.nn._templates import TemplateNetwork
+
+    monkeypatch.setattr(base, "RECALIBRATION_ROWS", 100)
+    seen = []
+    original = TemplateNetwork.recalibrate_norms
+
+    def spy(module, batches):
+        batches = list(batches)
+        seen.extend(len(X) for X, _ in batches)
+        return original(module, batches)
+
+    monkeypatch.setattr(TemplateNetwork, "recalibrate_norms", spy)
+    template = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5),
+                                   torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(300, 6).astype(np.float32), np.arange(300) % 3
+    WeightFreeClassifier(module=template, max_epochs=1, batch_size=16,
+                         random_state=0).fit(X, y)
+    assert seen == [16] * 6

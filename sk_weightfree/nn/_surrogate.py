@@ -53,10 +53,10 @@ class _PairedStraightThrough(torch.autograd.Function):
     def backward(ctx, grad_weight):
         logits, *tensor = ctx.saved_tensors
         n = logits.shape[1] // 2
-        inverse = tensor[0].reciprocal() if tensor else 1.0 / ctx.temperature
-        if tensor or inverse != 1.0:
-            out = torch.sigmoid(logits * inverse)
-            grad = grad_weight * inverse
+        t = tensor[0] if tensor else ctx.temperature
+        if tensor or t != 1.0:  # divided, as _StraightThroughMask does: the same bits
+            out = torch.sigmoid(logits / t)
+            grad = grad_weight / t
         else:
             out = torch.sigmoid(logits)
             grad = grad_weight

@@ -5,7 +5,7 @@ import torch
 from skorch import NeuralNetClassifier
 
 from sk_weightfree import DenseClassifier, WeightFreeClassifier
-from sk_weightfree.nn import DenseMLP, WeightFreeMLP
+from sk_weightfree.nn import DenseMLP, ThresholdRule, WeightFreeMLP
 
 
 def _seeds(random_state):
@@ -95,6 +95,18 @@ def test_bfloat16_autocast_trains_to_a_similar_loss(small_data):
     np.testing.assert_allclose([r["train_loss"] for r in half.history_],
                                [r["train_loss"] for r in full.history_], rtol=0.05)
     assert half.net_.module_.linears[0].scores.dtype == torch.float32
+
+
+def test_a_compiled_weight_free_fit_trains_as_the_eager_one(small_data):
+    """Under torch.compile the paired layers take the plain fold of the surrogate mask
+    (inductor fuses it); the losses are the eager ones, annealed temperature included."""
+    X, y = small_data
+    params = dict(hidden_layer_sizes=(6,), max_epochs=2, batch_size=40, random_state=0,
+                  device="cpu", mask_rule=ThresholdRule(temperature=2.0, final_temperature=0.5))
+    eager = WeightFreeClassifier(**params).fit(X, y)
+    compiled = WeightFreeClassifier(torch_compile=True, **params).fit(X, y)
+    np.testing.assert_allclose([r["train_loss"] for r in compiled.history_],
+                               [r["train_loss"] for r in eager.history_], rtol=1e-4)
 
 
 def test_compiled_training_step_gives_the_same_loss(small_data):

@@ -530,8 +530,8 @@ def test_the_temperature_is_copied_to_the_scores_once_an_epoch():
 @pytest.mark.parametrize("temperature", [1.0, 0.5, torch.tensor(0.5), torch.tensor(1.0)],
                          ids=["1.0", "0.5", "tensor-0.5", "tensor-1.0"])
 def test_paired_straight_through_takes_a_number_or_a_tensor(temperature):
-    """The fused function's two temperature paths (a host number in eager training, a
-    0-d tensor under ``torch.compile``) give the fold of the surrogate mask."""
+    """The fused function's two temperature paths (a host number, as eager training
+    passes it, or a 0-d tensor) give the fold of the surrogate mask."""
     from sk_weightfree.nn._surrogate import paired_straight_through
 
     logits = torch.randn(5, 12, generator=torch.Generator().manual_seed(4))

@@ -34,8 +34,8 @@ class _PairedStraightThrough(torch.autograd.Function):
     The same values and gradients as :class:`_StraightThroughMask` followed by the fold
     ``M₊ - M₋``, in fewer and lighter operations: the twin lines are subtracted as bytes
     before one conversion to floats, and the fold's backward (two slice gradients filled
-    into zeros and added) becomes two writes into one output. ``temperature`` is a 0-d
-    tensor, or a Python float when it is constant (1.0 then costs no arithmetic).
+    into zeros and added) becomes two writes into one output. ``temperature`` is a
+    Python number (1.0 then costs no arithmetic) or a 0-d tensor.
     """
 
     @staticmethod

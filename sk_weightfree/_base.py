@@ -45,10 +45,10 @@ __all__ = ["BaseNetwork", "ClassifierHeadMixin", "RegressorHeadMixin", "NON_FINI
 
 
 #: The batch-norm statistics of the final network are re-estimated on at most this many
-#: training rows (one batch when a batch is larger): the standard error of a unit's mean is then at most 1 % of its standard
-#: deviation. On Fashion-MNIST (50,000 rows, 5 epochs, seeds 0-2) validation accuracy
-#: moved by -0.0008 to +0.0007 against the whole pass in batches, within its seed spread
-#: (``benchmarks/recalibration.py``).
+#: training rows (one batch when a batch is larger): the standard error of a unit's mean
+#: is then at most 1 % of its standard deviation. On Fashion-MNIST (50,000 rows, 5
+#: epochs, seeds 0-2) validation accuracy moved by -0.0008 to +0.0007 against the whole
+#: pass in batches, within its seed spread (``benchmarks/recalibration.py``).
 RECALIBRATION_ROWS = 10_240
 #: Rows per forward pass of the recalibration of a multilayer perceptron. The pass pools
 #: its chunks' moments; larger chunks mean fewer calls, and statistics nearer those each

@@ -381,10 +381,10 @@ class ResidentNetMixin:
 
         With ``into`` (an earlier snapshot of this net) the copies are written into its
         tensors where the shapes still match: the snapshot taken after every epoch then
-        allocates nothing. Fresh copies of a few megabytes at every epoch left glibc's
-        allocator returning and mapping memory again at every training step after it
-        (weight-free epochs on 60,000 Fashion-MNIST rows 2.1 s against 1.3 s, and every
-        later torch epoch in the process slower; ``benchmarks/README.md``, "Speed").
+        allocates nothing. Fresh copies of a few megabytes at every epoch slowed every
+        later training step in the process through glibc's allocator (weight-free epochs
+        on 60,000 Fashion-MNIST rows 2.1 s against 1.3 s without them, and a dense epoch
+        after them 1.43 s against 0.86 s; ``benchmarks/README.md``, "Speed").
         """
         module = {k: v.detach() for k, v in self.module_.state_dict().items()}
         optimizer = self.optimizer_.state_dict()

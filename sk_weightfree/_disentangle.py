@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, build_estimators,
-                     check_search_space, check_seeds, check_tunable, check_tune,
-                     device_name, family_classes, fit_counted, format_matrix, jsonable,
+from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, _as_device,
+                     _thread_count, build_estimators, check_search_space, check_seeds,
+                     check_tunable, check_tune, device_name, family_classes, fit_counted, format_matrix, jsonable,
                      mean_interval, paired_difference, prepare_arrays, search_space,
                      versions)
 
@@ -355,7 +355,7 @@ def run_disentangle(make_data, task, *, hidden_layer_sizes=None, epochs=None, se
                                   for p, v in space.items()}
                            for name, space in spaces.items()} if n_trials else None),
         "warnings": warned, "device": str(device),
-        "device_name": device_name(_torch_device(device)), "threads": _threads(),
+        "device_name": device_name(_as_device(device)), "threads": _thread_count(),
         "versions": versions(),
         "estimators": [{"family": f, "class": f"sk_weightfree.{type(e).__name__}",
                         "params": e.get_params(deep=False)} for f, e in built.items()],
@@ -368,18 +368,6 @@ def run_disentangle(make_data, task, *, hidden_layer_sizes=None, epochs=None, se
                                         "seeds"},
     }
     return Disentanglement(results, first_architectures, first_estimators)
-
-
-def _torch_device(device):
-    import torch
-
-    return torch.device(device)
-
-
-def _threads():
-    import torch
-
-    return torch.get_num_threads()
 
 
 def disentangle(X, y, *, hidden_layer_sizes=None, epochs=None, seeds=3, tune=0,

@@ -17,9 +17,9 @@ import numpy as np
 
 from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, _as_device,
                      _thread_count, build_estimators, check_search_space, check_seeds,
-                     check_tunable, check_tune, device_name, family_classes, fit_counted, format_matrix, jsonable,
-                     mean_interval, paired_difference, prepare_arrays, search_space,
-                     versions)
+                     check_tunable, check_tune, device_name, family_classes, fit_counted,
+                     format_matrix, jsonable, mean_interval, paired_difference,
+                     prepare_arrays, search_space, versions)
 
 #: Where each architecture comes from, in the order of the table's rows.
 SOURCES = ("learned", "pruned", "rewired", "random")

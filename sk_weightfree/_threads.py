@@ -1,6 +1,7 @@
 """How many torch intra-op threads a fit uses, set for the fit and restored after."""
 
 import contextlib
+import math
 
 #: Multiply-accumulates per training step below which a fit runs on one thread. On 2
 #: quiet x86-64 cores (``benchmarks/threads.py``, ``benchmarks/speed.py``) a second
@@ -26,17 +27,10 @@ def step_work(module, batch_size):
     total = 0
     for layer in module.modules():
         if isinstance(layer, ScoredMask):
-            total += _product(layer.edge_shape)
+            total += math.prod(layer.edge_shape)
         elif isinstance(layer, WEIGHT_LAYERS):
             total += layer.weight.numel()
     return batch_size * total
-
-
-def _product(shape):
-    result = 1
-    for size in shape:
-        result *= size
-    return result
 
 
 def fit_threads(n_threads, work):

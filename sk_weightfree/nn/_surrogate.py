@@ -35,26 +35,23 @@ class _PairedStraightThrough(torch.autograd.Function):
     ``M₊ - M₋``, in fewer and lighter operations: the twin lines are subtracted as bytes
     before one conversion to floats, and the fold's backward (two slice gradients filled
     into zeros and added) becomes two writes into one output. ``temperature`` is a
-    Python number (1.0 then costs no arithmetic) or a 0-d tensor.
+    Python number: 1.0 costs no arithmetic, and no tensor is copied to the device.
     """
 
     @staticmethod
     def forward(ctx, logits, temperature):
-        if isinstance(temperature, torch.Tensor):
-            ctx.save_for_backward(logits, temperature)
-        else:
-            ctx.save_for_backward(logits)
-            ctx.temperature = temperature
+        ctx.save_for_backward(logits)
+        ctx.temperature = temperature
         n = logits.shape[1] // 2
         on = (logits > 0).view(torch.int8)
         return torch.sub(on[:, :n], on[:, n:]).to(logits.dtype)
 
     @staticmethod
     def backward(ctx, grad_weight):
-        logits, *tensor = ctx.saved_tensors
+        (logits,) = ctx.saved_tensors
         n = logits.shape[1] // 2
-        t = tensor[0] if tensor else ctx.temperature
-        if tensor or t != 1.0:  # divided, as _StraightThroughMask does: the same bits
+        t = ctx.temperature
+        if t != 1.0:  # divided, as _StraightThroughMask does: the same bits
             out = torch.sigmoid(logits / t)
             grad = grad_weight / t
         else:
@@ -68,11 +65,15 @@ class _PairedStraightThrough(torch.autograd.Function):
         return out, None
 
 
+def _positive(temperature):
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    return temperature
+
+
 def _temperature_tensor(temperature, like):
     if not isinstance(temperature, torch.Tensor):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        temperature = torch.tensor(float(temperature))
+        temperature = torch.tensor(float(_positive(temperature)))
     return temperature.to(device=like.device, dtype=like.dtype)
 
 
@@ -90,7 +91,8 @@ def paired_straight_through(logits, temperature=1.0):
     logits : torch.Tensor of shape (out, 2 * in, *kernel)
         The paired layer's shifted scores.
     temperature : float or 0-d torch.Tensor, default=1.0
-        Width of the sigmoid surrogate (> 0).
+        Width of the sigmoid surrogate (> 0); a tensor is read as a number (on a GPU,
+        that waits for the device: the estimators pass a number).
 
     Returns
     -------
@@ -99,11 +101,7 @@ def paired_straight_through(logits, temperature=1.0):
     """
     if logits.shape[1] % 2:
         raise ValueError(f"paired logits need an even axis 1; got shape {tuple(logits.shape)}")
-    if not isinstance(temperature, torch.Tensor):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        return _PairedStraightThrough.apply(logits, float(temperature))
-    return _PairedStraightThrough.apply(logits, _temperature_tensor(temperature, logits))
+    return _PairedStraightThrough.apply(logits, _positive(float(temperature)))
 
 
 def straight_through_mask(logits, temperature=1.0, *, sampling="threshold", generator=None):

@@ -307,19 +307,18 @@ def test_to_module_during_a_weighted_fit_is_plain(small_data):
 
 
 def _recalibration_chunks(monkeypatch, estimator, X, y):
-    """The row counts of the chunks the estimator's recalibration pass saw."""
-    from sk_weightfree.nn import WeightFreeMLP
+    """The row counts of the chunks the estimator's recalibration pass is given."""
+    from sk_weightfree._base import BaseNetwork
 
     seen = []
-    module_class = WeightFreeMLP
-    original = module_class.recalibrate_norms
+    original = BaseNetwork._recalibration_batches
 
-    def spy(module, batches):
-        batches = list(batches)
+    def spy(self, train_data):
+        batches = list(original(self, train_data))
         seen.extend(len(X) for X, _ in batches)
-        return original(module, batches)
+        return iter(batches)
 
-    monkeypatch.setattr(module_class, "recalibrate_norms", spy)
+    monkeypatch.setattr(BaseNetwork, "_recalibration_batches", spy)
     estimator.fit(X, y)
     return seen
 
@@ -345,22 +344,12 @@ def test_recalibration_takes_a_bounded_subsample_in_chunks(monkeypatch):
 def test_a_template_recalibrates_in_batches_of_its_batch_size(monkeypatch):
     import sk_weightfree._base as base
     from sk_weightfree import WeightFreeClassifier
-    from sk_weightfree.nn._templates import TemplateNetwork
 
     monkeypatch.setattr(base, "RECALIBRATION_ROWS", 100)
-    seen = []
-    original = TemplateNetwork.recalibrate_norms
-
-    def spy(module, batches):
-        batches = list(batches)
-        seen.extend(len(X) for X, _ in batches)
-        return original(module, batches)
-
-    monkeypatch.setattr(TemplateNetwork, "recalibrate_norms", spy)
     template = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5),
                                    torch.nn.ReLU(), torch.nn.Linear(5, 3))
     rng = np.random.RandomState(0)
     X, y = rng.randn(300, 6).astype(np.float32), np.arange(300) % 3
-    WeightFreeClassifier(module=template, max_epochs=1, batch_size=16,
-                         random_state=0).fit(X, y)
-    assert seen == [16] * 6
+    estimator = WeightFreeClassifier(module=template, max_epochs=1, batch_size=16,
+                                     random_state=0)
+    assert _recalibration_chunks(monkeypatch, estimator, X, y) == [16] * 6

@@ -81,14 +81,18 @@ class ResidentData(torch.utils.data.Dataset):
     def rows(self, index):
         """Rows ``index`` (a slice or an index tensor) of X as a dense tensor on the device."""
         if self.X is not None:
-            return self.X[index]
+            # index_select: a third of advanced indexing's time on a small batch
+            return self.X[index] if isinstance(index, slice) else self.X.index_select(0, index)
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
         return torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
 
     def targets(self, index):
         """``(y, sample_weight)`` of rows ``index``; the weight is None for unit weights."""
-        return self.y[index], None if self.w is None else self.w[index]
+        if isinstance(index, slice):
+            return self.y[index], None if self.w is None else self.w[index]
+        return (self.y.index_select(0, index),
+                None if self.w is None else self.w.index_select(0, index))
 
 
 def _target_tensor(y, dtype=torch.float32):
@@ -425,26 +429,30 @@ class ResidentNetMixin:
         if iterator is None:
             return
         self._set_training(training)
-        loss_sum = 0.0  # a tensor after the first batch, in the loss's dtype
-        n_samples = n_batches = 0
+        # the callbacks that do something at each batch; skorch would call every one
+        hooks = self._batch_hooks = {hook: _listeners(self, hook) for hook in BATCH_HOOKS}
+        losses, sizes = [], []
         scoring = not training and self.valid_score_fn is not None
         outputs, targets = [], []
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            self.on_batch_begin(self, batch=batch, training=training)
+            for callback in hooks["on_batch_begin"]:
+                callback.on_batch_begin(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[1][0])
-            loss_sum += step["loss"].detach() * size
-            n_samples += size
-            n_batches += 1
+            losses.append(step["loss"].detach())
+            sizes.append(size)
             if scoring:
                 outputs.append(step["y_pred"].detach())
                 targets.append(batch[1])
             if self.batch_history:
                 self.history.record_batch(prefix + "_loss", step["loss"].item())
                 self.history.record_batch(prefix + "_batch_size", size)
-            self.notify("on_batch_end", batch=batch, training=training, **step)
-        self.history.record(prefix + "_loss", float(loss_sum / max(n_samples, 1)))
-        self.history.record(prefix + "_batch_count", n_batches)
+            self.on_batch_end(self, batch=batch, training=training, **step)
+            for callback in hooks["on_batch_end"]:
+                callback.on_batch_end(self, batch=batch, training=training, **step)
+        self.history.record(prefix + "_loss", _mean_loss(losses, sizes))
+        self.history.record(prefix + "_batch_count", len(sizes))
         if scoring:
             w = [t[1] for t in targets]
             self.history.record(prefix + "_score", self.valid_score_fn(
@@ -463,6 +471,21 @@ class ResidentNetMixin:
             cache.update(module=self.module_, forward=torch.compile(self.module_))
         return cache["forward"]
 
+    def train_step(self, batch, **fit_params):
+        # skorch's step hands the optimiser a closure and notifies every callback of the
+        # computed gradients; without a callback that listens (gradient clipping), the
+        # same step runs directly: the same arithmetic, ~0.1 ms less a batch.
+        hooks = self.__dict__.get("_batch_hooks") or {
+            "on_grad_computed": _listeners(self, "on_grad_computed")}
+        if hooks["on_grad_computed"] or not all(
+                isinstance(getattr(self, name + "_"), ONE_CALL_OPTIMIZERS)
+                for name in self._optimizers):
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self._step_optimizer(None)
+        return step
+
     def train_step_single(self, batch, **fit_params):
         # The module is put in training mode once per epoch, not once per batch.
         Xi, yi = batch
@@ -480,6 +503,40 @@ class ResidentNetMixin:
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+
+# skorch's per-batch callback methods
+BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+# optimisers whose step(closure) calls the closure once, before the update: for them
+# step() after the closure's work is the same step
+ONE_CALL_OPTIMIZERS = (torch.optim.Adam, torch.optim.SGD)
+
+
+def _listeners(net, hook):
+    """The callbacks of ``net`` whose method ``hook`` is not skorch's no-op."""
+    listening = []
+    for _, callback in net.callbacks_:
+        method = getattr(callback, hook)
+        if getattr(method, "__func__", method) is not getattr(Callback, hook):
+            listening.append(callback)
+    return listening
+
+
+def _mean_loss(losses, sizes):
+    """The epoch's loss per sample from each batch's mean loss (0-d tensors, read from
+    the device once) and size, summed batch after batch in the losses' dtype: the value
+    of a running ``total += loss * size`` on the device, without its two operations a
+    batch."""
+    if not losses:
+        return 0.0
+    values = torch.stack(losses).cpu()
+    values = (values.float() if values.dtype == torch.bfloat16 else values).numpy()
+    cast = values.dtype.type
+    total = values[0] * cast(sizes[0])
+    for value, size in zip(values[1:], sizes[1:]):
+        total = total + value * cast(size)
+    return float(total / cast(sum(sizes)))
 
 
 def _copied_into(previous, current):

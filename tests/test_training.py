@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
+from skorch.callbacks import Callback
 from sklearn.exceptions import NotFittedError
 
 from sk_weightfree import DenseClassifier, WeightFreeClassifier
@@ -294,8 +295,6 @@ class _BatchSpy:
     """A skorch callback recording the batch hooks' arguments."""
 
     def __init__(self):
-        from skorch.callbacks import Callback
-
         calls = self.calls = []
 
         class Spy(Callback):
@@ -343,3 +342,52 @@ def test_the_nets_own_parameters_are_declared(small_data):
     est.partial_fit(*small_data)  # no schedule: ScheduledCallbacks read scheduled=False
     assert est.net_.get_params()["scheduled"] is False
     assert clone(est.net_).get_params()["scheduled"] is False
+
+
+class _GradListener(Callback):
+    """Listens to on_grad_computed, so the net keeps skorch's closure step."""
+
+    def initialize(self):
+        self.calls_ = 0
+        return self
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        self.calls_ += 1
+
+
+@pytest.mark.parametrize("cls, options", [
+    (WeightFreeClassifier, {}),
+    (DenseClassifier, {"optimizer": "sgd", "alpha": 0.1}),
+    (WeightFreeClassifier, {"early_stopping": True, "lr_schedule": "cosine"}),
+])
+def test_the_direct_step_is_skorchs_closure_step(cls, options, small_data):
+    # Without a callback at on_grad_computed the net steps its optimiser directly; a
+    # listener brings back skorch's closure. Both give the same fit, bit for bit.
+    X, y = small_data
+    kwargs = dict(hidden_layer_sizes=(8,), max_epochs=3, batch_size=32, device="cpu",
+                  random_state=0, **options)
+    direct = cls(**kwargs).fit(X, y)
+    listener = _GradListener()
+    closure = cls(**kwargs, callbacks=[("grads", listener)]).fit(X, y)
+    n_batches = sum(row["train_batch_count"] for row in closure.net_.history)
+    assert dict(closure.net_.callbacks_)["grads"].calls_ == n_batches > 0
+    for a, b in zip(direct.coefs_, closure.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert [r["train_loss"] for r in direct.history_] == [
+        r["train_loss"] for r in closure.history_]
+
+
+def test_the_epoch_loss_is_the_running_sum_of_batch_losses():
+    # _mean_loss reads the batch losses once per epoch; its value is the one a running
+    # `total += loss * size` on the device gives, bit for bit, in float32 and float64
+    from sk_weightfree._training import _mean_loss
+
+    generator = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        losses = list(torch.rand(37, generator=generator, dtype=dtype) * 3)
+        sizes = [128] * 36 + [61]
+        total = 0.0
+        for loss, size in zip(losses, sizes):
+            total += loss * size
+        assert _mean_loss(losses, sizes) == float(total / sum(sizes))
+    assert _mean_loss([], []) == 0.0

@@ -10,17 +10,22 @@ far to trust it). Rows (``--only`` picks some):
   ``WeightFreeClassifier``, ``DenseClassifier`` and a bare torch loop over a copy of the
   weight-free estimator's own network; then the time of one fit split into training and
   the batch-norm recalibration pass.
+- ``steps``: one training step (the net's ``train_step``) of the weight-free and dense
+  networks, 784-300-100-10 on Fashion-MNIST batches of 128, interleaved: the ratio
+  without the fit's fixed costs and data path.
 - ``compile``: ``torch_compile=True`` against eager for the dense and weight-free families,
   4 epochs, on 20,000 Fashion-MNIST rows (784-300-100-10) and on digits (64-100-10): the
   first compiled fit, a second one of the same shapes in the process, an eager one.
 - ``digits``: digits (all 1,797 rows, standardised), ms per epoch of 64-(100,)-10 and
   64-(300, 100)-10 for ``WeightFreeClassifier``, ``MLPClassifier`` (its own defaults,
-  numpy), ``DenseClassifier`` and the bare paired loop; the time of a one-epoch fit, and
+  numpy), ``DenseClassifier``, the bare paired loop and ``WeightFreeClassifier`` with
+  ``batch_size=200`` (``MLPClassifier``'s batch here); the time of a one-epoch fit, and
   its split into checks, network, epoch, recalibration and export.
 - ``search``: ``GridSearchCV`` over ``hidden_layer_sizes`` (2 values x 3 folds, 10 epochs,
   digits), ``n_jobs=1`` against ``n_jobs=2``, each search in a fresh process (workers
   started by the search, as a new user's first search) and again in the same process
-  (loky keeps its workers).
+  (loky keeps its workers); then the wall time of what a worker imports, each in a fresh
+  interpreter.
 - ``busy``: the default ``WeightFreeClassifier(max_epochs=30)`` on digits with 2 threads,
   1 thread and the estimator's own choice (``n_threads=None``), quiet and then with one
   busy process beside it.
@@ -47,7 +52,7 @@ from cpu_epoch import bare_epochs  # noqa: E402
 
 from sk_weightfree import DenseClassifier, WeightFreeClassifier  # noqa: E402
 
-SECTIONS = ("fashion", "compile", "digits", "search", "busy")
+SECTIONS = ("fashion", "steps", "compile", "digits", "search", "busy")
 
 
 def load():
@@ -131,6 +136,41 @@ def fashion(args):
           f"{total - training - calls[0]:.3f} s {load()}")
 
 
+def steps(args, n_batches=30, rounds=15):
+    """ms per training step (the net's own ``train_step``) of the weight-free and dense
+    estimators' networks, 784-300-100-10 on Fashion-MNIST batches of 128, interleaved."""
+    from sk_weightfree._training import DeviceBatchIterator, ResidentData
+
+    X, y = fashion_data(5_000)
+    batches = list(DeviceBatchIterator(ResidentData(X, y, "cpu"), 128, shuffle=True,
+                                       generator=torch.Generator().manual_seed(0)))
+    runs = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, cls in (("wf", WeightFreeClassifier), ("dense", DenseClassifier)):
+            net = cls(max_epochs=1, random_state=0).fit(X, y).net_
+            net.module_.train()
+
+            def run(net=net):
+                start = time.perf_counter()
+                for batch in batches[:n_batches]:
+                    net.train_step(batch)
+                return 1000 * (time.perf_counter() - start) / n_batches
+
+            run()  # warm-up
+            runs[name] = run
+    ms = {name: [] for name in runs}
+    for _ in range(rounds * args.rounds // 3):
+        for name, run in runs.items():
+            ms[name].append(run())
+    ratios = [w / d for w, d in zip(ms["wf"], ms["dense"])]
+    wf, dense = statistics.median(ms["wf"]), statistics.median(ms["dense"])
+    print(f"\n### One training step, 784-300-100-10, batch 128, {torch.get_num_threads()} "
+          f"threads (median of {len(ratios)} interleaved rounds of {n_batches} steps)\n")
+    print(f"weight-free {wf:.2f} ms, dense {dense:.2f} ms: {wf / dense:.2f}× (rounds "
+          f"{min(ratios):.2f}–{max(ratios):.2f}×) {load()}")
+
+
 def compile_row(args):
     print("\n### torch_compile: a first compiled fit, a second fit of the same shapes in the "
           "process (a new estimator, another seed), and an eager fit; 4 epochs\n")
@@ -162,8 +202,9 @@ def digits(args):
     print(f"\n### digits, {len(y):,} rows, ms per epoch ({epochs} epochs a fit, median of "
           f"{args.rounds} interleaved rounds)\n")
     print("| hidden | WeightFreeClassifier | MLPClassifier | DenseClassifier | bare paired loop "
-          "| WF / MLP | one-epoch fit (ms): WF | one-epoch fit: MLP | load |")
-    print("|" + " --- |" * 9)
+          "| WF / MLP | WF batch 200 / MLP | one-epoch fit (ms): WF | one-epoch fit: MLP "
+          "| load |")
+    print("|" + " --- |" * 10)
     for hidden in ((100,), (300, 100)):
         paired = paired_network(X, y, hidden)
         runs = {
@@ -171,6 +212,10 @@ def digits(args):
                 hidden_layer_sizes=hidden, max_epochs=epochs, tol=0, random_state=0).fit(X, y))[0],
             "mlp": lambda: timed(lambda: MLPClassifier(
                 hidden_layer_sizes=hidden, max_iter=epochs, tol=0, random_state=0).fit(X, y))[0],
+            # MLPClassifier's own batch on these data (batch_size="auto": min(200, n))
+            "wf200": lambda: timed(lambda: WeightFreeClassifier(
+                hidden_layer_sizes=hidden, max_epochs=epochs, tol=0, batch_size=200,
+                random_state=0).fit(X, y))[0],
             "dense": lambda: timed(lambda: DenseClassifier(
                 hidden_layer_sizes=hidden, max_epochs=epochs, tol=0, random_state=0).fit(X, y))[0],
             "bare": lambda: sum(bare_epochs(copy.deepcopy(paired), Xt, yt, epochs, 0)),
@@ -188,11 +233,12 @@ def digits(args):
                 for name, run in runs.items():
                     seconds[name].append(run())
         ms = {name: 1000 * statistics.median(values) for name, values in seconds.items()}
-        per_epoch = {name: ms[name] / epochs for name in ("wf", "mlp", "dense", "bare")}
+        per_epoch = {name: ms[name] / epochs for name in ("wf", "mlp", "dense", "bare", "wf200")}
         print(f"| {hidden} | {per_epoch['wf']:.1f} | {per_epoch['mlp']:.1f} | "
               f"{per_epoch['dense']:.1f} | {per_epoch['bare']:.1f} | "
-              f"{per_epoch['wf'] / per_epoch['mlp']:.2f}× | {ms['wf1']:.1f} | {ms['mlp1']:.1f} | "
-              f"{load()} |", flush=True)
+              f"{per_epoch['wf'] / per_epoch['mlp']:.2f}× | {per_epoch['wf200']:.1f}: "
+              f"{per_epoch['wf200'] / per_epoch['mlp']:.2f}× | {ms['wf1']:.1f} | "
+              f"{ms['mlp1']:.1f} | {load()} |", flush=True)
     fixed_costs(X, y)
 
 
@@ -284,6 +330,26 @@ def search(args):
         print(f"| {round_ + 1} | {one[0]:.2f} {load_one} | {one[1]:.2f} | {two[0]:.2f} "
               f"{load_two} | {two[1]:.2f} | {two[0] / one[0]:.2f}× | {two[1] / one[1]:.2f}× |",
               flush=True)
+    for round_ in range(args.rounds):
+        imports = import_seconds()
+        print(f"\nA fresh interpreter's imports, s (round {round_ + 1}): " + ", ".join(
+            f"{name} {seconds:.2f}" for name, seconds in imports.items()) + f" {load()}")
+
+
+# What each joblib worker imports before its first fit, timed in fresh interpreters.
+IMPORTS = {"torch": "import torch", "sklearn.base": "import sklearn.base",
+           "skorch": "import skorch",
+           "WeightFreeClassifier": "from sk_weightfree import WeightFreeClassifier"}
+
+
+def import_seconds():
+    """Wall seconds of each of :data:`IMPORTS` in a fresh interpreter (its start included)."""
+    seconds = {}
+    for name, statement in IMPORTS.items():
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True)
+        seconds[name] = time.perf_counter() - start
+    return seconds
 
 
 def _spin(stop):
@@ -350,7 +416,7 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           f"[1-minute load average when the figure was taken]")
-    sections = {"fashion": fashion, "compile": compile_row, "digits": digits,
+    sections = {"fashion": fashion, "steps": steps, "compile": compile_row, "digits": digits,
                 "search": search, "busy": busy}
     for name in args.only:
         sections[name](args)

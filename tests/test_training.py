@@ -360,15 +360,27 @@ class _GradListener(Callback):
     (DenseClassifier, {"optimizer": "sgd", "alpha": 0.1}),
     (WeightFreeClassifier, {"early_stopping": True, "lr_schedule": "cosine"}),
 ])
-def test_the_direct_step_is_skorchs_closure_step(cls, options, small_data):
+def test_the_direct_step_is_skorchs_closure_step(cls, options, small_data, monkeypatch):
     # Without a callback at on_grad_computed the net steps its optimiser directly; a
     # listener brings back skorch's closure. Both give the same fit, bit for bit.
+    from skorch import NeuralNet
+
+    closure_steps = []
+    skorch_step = NeuralNet.train_step
+
+    def counted(net, batch, **fit_params):
+        closure_steps.append(1)
+        return skorch_step(net, batch, **fit_params)
+
+    monkeypatch.setattr(NeuralNet, "train_step", counted)
     X, y = small_data
     kwargs = dict(hidden_layer_sizes=(8,), max_epochs=3, batch_size=32, device="cpu",
                   random_state=0, **options)
     direct = cls(**kwargs).fit(X, y)
+    assert not closure_steps  # the direct step ran
     listener = _GradListener()
     closure = cls(**kwargs, callbacks=[("grads", listener)]).fit(X, y)
+    assert closure_steps  # skorch's step ran
     n_batches = sum(row["train_batch_count"] for row in closure.net_.history)
     assert dict(closure.net_.callbacks_)["grads"].calls_ == n_batches > 0
     for a, b in zip(direct.coefs_, closure.coefs_):
@@ -391,3 +403,38 @@ def test_the_epoch_loss_is_the_running_sum_of_batch_losses():
             total += loss * size
         assert _mean_loss(losses, sizes) == float(total / sum(sizes))
     assert _mean_loss([], []) == 0.0
+
+
+def test_a_fit_under_no_grad_trains(small_data):
+    # the optimisers switch gradients on for their closure; the direct step does too
+    X, y = small_data
+    with torch.no_grad():
+        est = WeightFreeClassifier(hidden_layer_sizes=(8,), max_epochs=2, batch_size=32,
+                                   device="cpu", random_state=0).fit(X, y)
+    reference = WeightFreeClassifier(hidden_layer_sizes=(8,), max_epochs=2, batch_size=32,
+                                     device="cpu", random_state=0).fit(X, y)
+    for a, b in zip(est.coefs_, reference.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_optimiser_subclass_keeps_skorchs_closure():
+    # a subclass of SGD may need its closure (sharpness-aware steps evaluate it
+    # themselves): only the exact built-in optimisers get the direct step
+    from sk_weightfree._training import ResidentClassifierNet, ResidentData
+
+    class ClosureSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            if closure is None:
+                raise RuntimeError("ClosureSGD needs its closure")
+            with torch.enable_grad():
+                closure()
+            return super().step()
+
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    net = ResidentClassifierNet(torch.nn.Linear(4, 2), criterion=torch.nn.CrossEntropyLoss,
+                                criterion__reduction="none", optimizer=ClosureSGD, lr=0.1,
+                                max_epochs=2, batch_size=16, train_split=None, verbose=0,
+                                device="cpu")
+    net.fit(ResidentData(X, y, "cpu"), None)
+    assert np.isfinite(net.history[-1, "train_loss"])

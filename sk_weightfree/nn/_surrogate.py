@@ -1,5 +1,7 @@
 """Straight-through {0,1} masks with a sigmoid surrogate gradient."""
 
+import math
+
 import torch
 
 SAMPLING_MODES = ("threshold", "bernoulli")
@@ -44,7 +46,8 @@ class _PairedStraightThrough(torch.autograd.Function):
     def forward(ctx, logits, temperature):
         ctx.save_for_backward(logits)
         ctx.temperature = temperature
-        on = torch.gt(logits, 0, out=torch.empty_like(logits))
+        on = torch.gt(logits, 0, out=torch.empty(logits.shape, dtype=logits.dtype,
+                                                  device=logits.device))
         twins = _twin_view(on)
         return torch.sub(twins[:, 0], twins[:, 1]).view(_weight_shape(logits))
 
@@ -59,17 +62,18 @@ class _PairedStraightThrough(torch.autograd.Function):
             out = torch.sigmoid(logits)
             grad = grad_weight
         # s (1 - s) g written over s: no temporary the size of the scores
+        out = out.contiguous()  # a copy only for other layouts (channels_last)
         twins = _twin_view(out)
         torch.ops.aten.sigmoid_backward.grad_input(
-            grad.reshape(twins.shape[0], 1, -1), twins, grad_input=twins)
+            grad.reshape(twins.shape[0], 1, twins.shape[2]), twins, grad_input=twins)
         twins[:, 1].neg_()  # the inhibitory twin's line enters the weight with a minus
         return out, None
 
 
 def _twin_view(tensor):
-    """``tensor`` of shape (out, 2 * in, *kernel) seen as (out, 2, in * prod(kernel)):
-    the excitatory lines at [:, 0], their inhibitory twins at [:, 1]."""
-    return tensor.view(tensor.shape[0], 2, -1)
+    """``tensor`` (contiguous) of shape (out, 2 * in, *kernel) seen as
+    (out, 2, in * prod(kernel)): the excitatory lines at [:, 0], their twins at [:, 1]."""
+    return tensor.view(tensor.shape[0], 2, math.prod(tensor.shape[1:]) // 2)
 
 
 def _weight_shape(logits):

@@ -12,7 +12,8 @@ far to trust it). Rows (``--only`` picks some):
   the batch-norm recalibration pass.
 - ``steps``: one training step (the net's ``train_step``) of the weight-free and dense
   networks, 784-300-100-10 on Fashion-MNIST batches of 128, interleaved: the ratio
-  without the fit's fixed costs and data path.
+  without the fit's fixed costs and data path (``--profile``: torch's profiler table of
+  each).
 - ``compile``: ``torch_compile=True`` against eager for the dense and weight-free families,
   4 epochs, on 20,000 Fashion-MNIST rows (784-300-100-10) and on digits (64-100-10): the
   first compiled fit, a second one of the same shapes in the process, an eager one.
@@ -169,6 +170,15 @@ def steps(args, n_batches=30, rounds=15):
           f"threads (median of {len(ratios)} interleaved rounds of {n_batches} steps)\n")
     print(f"weight-free {wf:.2f} ms, dense {dense:.2f} ms: {wf / dense:.2f}× (rounds "
           f"{min(ratios):.2f}–{max(ratios):.2f}×) {load()}")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        for name, run in runs.items():
+            with profile(activities=[ProfilerActivity.CPU]) as profiler:
+                for _ in range(4):
+                    run()
+            print(f"\n{name}: torch profiler over {4 * n_batches} steps\n")
+            print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
 def compile_row(args):
@@ -412,6 +422,8 @@ def main():
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="steps: also print torch's profile of each network's steps")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "

@@ -88,8 +88,8 @@ def main():
         for name, run in runs.items():
             ms[name].append(run())
     m = {name: statistics.median(values) for name, values in ms.items()}
-    print(f"{args.data}, {X.shape[1]}-{hidden}-10 steps, {threads} thread(s), torch {torch.__version__}, "
-          f"median of {args.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}: "
+    print(f"{args.data}, {X.shape[1]}-{hidden}-10 steps, {threads} thread(s), "
+          f"torch {torch.__version__}, median of {args.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}: "
           + ", ".join(f"{name} {value:.3f} ms" for name, value in m.items()))
     print(f"weight-free now / before {m['weight-free now'] / m['weight-free before']:.3f}; "
           f"dense now / before {m['dense now'] / m['dense before']:.3f}; weight-free / dense "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, _as_device,
+from ._study import (SHARED_SCHEDULE, THREADS_NOTE, VALIDATION_SIZE, UsageError, _as_device,
                      _thread_count, build_estimators, check_search_space, check_seeds,
                      check_tunable, check_tune, device_name, family_classes, fit_counted,
                      format_matrix, jsonable, mean_interval, paired_difference,
@@ -327,6 +327,7 @@ def run_disentangle(make_data, task, *, hidden_layer_sizes=None, epochs=None, se
                 "connections": [s["connections"] for s in sources_seen[source]],
                 "epochs": [m["epochs"] for m in runs],
                 "fit_seconds": [m["fit_seconds"] for m in runs],
+                "threads": getattr(first_estimators[source, regime], "n_threads_", None),
                 "not_converged": sum(m["not_converged"] for m in runs),
                 "trials": [{"seed": seed, **t} for seed, m in zip(repeat_seeds, runs)
                            for t in m["trials"]],
@@ -356,6 +357,7 @@ def run_disentangle(make_data, task, *, hidden_layer_sizes=None, epochs=None, se
                            for name, space in spaces.items()} if n_trials else None),
         "warnings": warned, "device": str(device),
         "device_name": device_name(_as_device(device)), "threads": _thread_count(),
+        "threads_note": THREADS_NOTE.replace("each row's", "each cell's"),
         "versions": versions(),
         "estimators": [{"family": f, "class": f"sk_weightfree.{type(e).__name__}",
                         "params": e.get_params(deep=False)} for f, e in built.items()],

@@ -51,6 +51,7 @@ def test_the_table_has_every_source_times_every_regime_with_per_seed_scores(two_
         assert len(cell["connections"]) == 2
         # the weight-agnostic classifier on a given architecture only chooses its value
         assert cell["epochs"] == ([0, 0] if cell["regime"] == "weight-agnostic" else [3, 3])
+        assert cell["threads"] == 1  # what its fits used: one thread for a small network
     # the similarity of the sources: symmetric, 1 on the diagonal, each in [0, 1]
     sim = result.similarity
     assert sim.shape == (4, 4) and np.allclose(sim, sim.T) and np.allclose(np.diag(sim), 1)

@@ -32,9 +32,11 @@ far to trust it). Rows (``--only`` picks some):
   busy process beside it.
 
 Run: python benchmarks/speed.py [--only fashion digits ...] [--rows 60000] [--rounds 3]
+[--weight-free mask_rule=signed-supermask lr=0.02] (parameters of every weight-free fit)
 """
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -262,7 +264,6 @@ FIT_STEPS = {"checks and data": ("_validate_training_data", "_make_datasets"),
 
 def fixed_costs(X, y, repeats=20):
     """ms per step of a one-epoch digits fit, each step timed by wrapping its method."""
-    import functools
 
     spent = {step: 0.0 for step in FIT_STEPS}
     originals = []
@@ -417,6 +418,14 @@ def busy(args):
                     spinner.join()
 
 
+def _parameter(text):
+    name, _, value = text.partition("=")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
@@ -424,7 +433,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true",
                         help="steps: also print torch's profile of each network's steps")
+    parser.add_argument("--weight-free", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="parameters of every WeightFreeClassifier of the run, e.g. "
+                             "mask_rule=signed-supermask lr=0.02")
     args = parser.parse_args()
+    if args.weight_free:
+        global WeightFreeClassifier
+        params = dict(_parameter(text) for text in args.weight_free)
+        WeightFreeClassifier = functools.partial(WeightFreeClassifier, **params)
+        print(f"every WeightFreeClassifier with {params}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           f"[1-minute load average when the figure was taken]")

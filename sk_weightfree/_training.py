@@ -81,7 +81,7 @@ class ResidentData(torch.utils.data.Dataset):
     def rows(self, index):
         """Rows ``index`` (a slice or an index tensor) of X as a dense tensor on the device."""
         if self.X is not None:
-            # index_select: a third of advanced indexing's time on a small batch
+            # index_select: 4 µs against advanced indexing's 11 for a 128-row batch
             return self.X[index] if isinstance(index, slice) else self.X.index_select(0, index)
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
@@ -474,7 +474,7 @@ class ResidentNetMixin:
     def train_step(self, batch, **fit_params):
         # skorch's step hands the optimiser a closure and notifies every callback of the
         # computed gradients; without a callback that listens (gradient clipping), the
-        # same step runs directly: the same arithmetic, ~0.1 ms less a batch.
+        # same step runs directly: the same arithmetic without skorch's bookkeeping.
         if _listeners(self, "on_grad_computed") or not all(
                 type(getattr(self, name + "_")) in ONE_CALL_OPTIMIZERS
                 for name in self._optimizers):

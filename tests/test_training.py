@@ -438,3 +438,20 @@ def test_an_optimiser_subclass_keeps_skorchs_closure():
                                 device="cpu")
     net.fit(ResidentData(X, y, "cpu"), None)
     assert np.isfinite(net.history[-1, "train_loss"])
+
+
+def test_a_listener_added_after_a_fit_is_called_at_the_next_step(small_data):
+    # the listeners are found at each step, never cached on the net (nor pickled)
+    X, y = small_data
+    est = WeightFreeClassifier(hidden_layer_sizes=(8,), max_epochs=1, batch_size=32,
+                               device="cpu", random_state=0).fit(X, y)
+    net = est.net_
+    net.set_params(callbacks=[("grads", _GradListener())])
+    net.initialize_callbacks()
+    from sk_weightfree._training import ResidentData
+
+    data = ResidentData(X, np.searchsorted(est.classes_, y), "cpu")
+    batch = next(iter(net.get_iterator(data, training=True)))
+    net.module_.train()
+    net.train_step(batch)
+    assert dict(net.callbacks_)["grads"].calls_ == 1

@@ -28,6 +28,7 @@ from skorch import NeuralNet
 import sk_weightfree.nn._rules as rules
 from sk_weightfree import DenseClassifier, WeightFreeClassifier
 from sk_weightfree._training import DeviceBatchIterator, ResidentData
+from speed import fashion_data  # the same standardised rows as speed.py's
 
 
 def older_function(checkout):
@@ -40,11 +41,7 @@ def older_function(checkout):
 
 def data(name):
     if name == "fashion":
-        from sk_weightfree.datasets import load_fashion_mnist
-
-        X, y = load_fashion_mnist(subset="train", return_X_y=True)
-        X = ((X - X.mean(0)) / (X.std(0) + 1e-8)).astype(np.float32)
-        return X[:5000], y[:5000], (300, 100), 2
+        return (*fashion_data(5000), (300, 100), 2)
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
@@ -96,7 +93,8 @@ def main():
     m = {name: statistics.median(values) for name, values in ms.items()}
     rounds = [n / b for n, b in zip(ms["weight-free now"], ms["weight-free before"])]
     print(f"{args.data}, {X.shape[1]}-{hidden}-10 steps, {threads} thread(s), "
-          f"torch {torch.__version__}, median of {args.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}: "
+          f"torch {torch.__version__}, median of {args.rounds} interleaved rounds, "
+          f"load {os.getloadavg()[0]:.1f}: "
           + ", ".join(f"{name} {value:.3f} ms" for name, value in m.items()))
     print(f"weight-free now / before {m['weight-free now'] / m['weight-free before']:.3f} "
           f"(median of the rounds' ratios {statistics.median(rounds):.3f})")

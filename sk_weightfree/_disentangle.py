@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._study import (SHARED_SCHEDULE, THREADS_NOTE, VALIDATION_SIZE, UsageError, _as_device,
+from ._study import (SHARED_SCHEDULE, VALIDATION_SIZE, UsageError, _as_device,
                      _thread_count, build_estimators, check_search_space, check_seeds,
                      check_tunable, check_tune, device_name, family_classes, fit_counted,
                      format_matrix, jsonable, mean_interval, paired_difference,
-                     prepare_arrays, search_space, versions)
+                     prepare_arrays, search_space, threads_note, versions)
 
 #: Where each architecture comes from, in the order of the table's rows.
 SOURCES = ("learned", "pruned", "rewired", "random")
@@ -357,7 +357,7 @@ def run_disentangle(make_data, task, *, hidden_layer_sizes=None, epochs=None, se
                            for name, space in spaces.items()} if n_trials else None),
         "warnings": warned, "device": str(device),
         "device_name": device_name(_as_device(device)), "threads": _thread_count(),
-        "threads_note": THREADS_NOTE.replace("each row's", "each cell's"),
+        "threads_note": threads_note("cell"),
         "versions": versions(),
         "estimators": [{"family": f, "class": f"sk_weightfree.{type(e).__name__}",
                         "params": e.get_params(deep=False)} for f, e in built.items()],

@@ -1251,7 +1251,7 @@ def run_study(names, make_data, classes, task, *, epochs=None, seeds=1, n_trials
                            f"seeded random search over its search space, scored on a "
                            f"validation split of {VALIDATION_SIZE:.0%} of the training part"
                            if n_trials else "")),
-        "device": str(device), "threads": _thread_count(), "threads_note": THREADS_NOTE,
+        "device": str(device), "threads": _thread_count(), "threads_note": threads_note("row"),
         "warnings": warned,
         "device_name": device_name(_as_device(device)), "epoch_budget": budget,
         "epoch_budget_note": BUDGET_NOTE, "timing_note": TIMING_NOTE, "row_note": ROW_NOTE,
@@ -1281,9 +1281,12 @@ def _as_device(device):
     return torch.device(device)
 
 
-THREADS_NOTE = ("threads: torch's setting during the study, the most a fit may use; each row's "
-                "threads: what its fits used (the estimators' n_threads_: one thread for a "
-                "small network)")
+def threads_note(entry="row"):
+    """The results' note on their two thread counts; ``entry`` names what holds the
+    second (a compare row, a disentangle cell)."""
+    return (f"threads: torch's setting during the study, the most a fit may use; each "
+            f"{entry}'s threads: what its fits used (the estimators' n_threads_: one thread "
+            f"for a small network)")
 
 
 def _thread_count():

@@ -81,18 +81,20 @@ class ResidentData(torch.utils.data.Dataset):
     def rows(self, index):
         """Rows ``index`` (a slice or an index tensor) of X as a dense tensor on the device."""
         if self.X is not None:
-            # index_select: 4 µs against advanced indexing's 11 for a 128-row batch
-            return self.X[index] if isinstance(index, slice) else self.X.index_select(0, index)
+            return _take(self.X, index)
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
         return torch.from_numpy(self.X_sparse[index].toarray()).to(self.device)
 
     def targets(self, index):
         """``(y, sample_weight)`` of rows ``index``; the weight is None for unit weights."""
-        if isinstance(index, slice):
-            return self.y[index], None if self.w is None else self.w[index]
-        return (self.y.index_select(0, index),
-                None if self.w is None else self.w.index_select(0, index))
+        return _take(self.y, index), None if self.w is None else _take(self.w, index)
+
+
+def _take(tensor, index):
+    """Rows ``index`` (a slice or an index tensor) of ``tensor``; index_select for an index
+    tensor: 4 µs against advanced indexing's 11 for a 128-row batch."""
+    return tensor[index] if isinstance(index, slice) else tensor.index_select(0, index)
 
 
 def _target_tensor(y, dtype=torch.float32):
@@ -435,9 +437,7 @@ class ResidentNetMixin:
         scoring = not training and self.valid_score_fn is not None
         outputs, targets = [], []
         for batch in iterator:
-            self.on_batch_begin(self, batch=batch, training=training)
-            for callback in hooks["on_batch_begin"]:
-                callback.on_batch_begin(self, batch=batch, training=training)
+            self._notify(hooks, "on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[1][0])
             losses.append(step["loss"].detach())
@@ -448,9 +448,7 @@ class ResidentNetMixin:
             if self.batch_history:
                 self.history.record_batch(prefix + "_loss", step["loss"].item())
                 self.history.record_batch(prefix + "_batch_size", size)
-            self.on_batch_end(self, batch=batch, training=training, **step)
-            for callback in hooks["on_batch_end"]:
-                callback.on_batch_end(self, batch=batch, training=training, **step)
+            self._notify(hooks, "on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_loss", _mean_loss(losses, sizes))
         self.history.record(prefix + "_batch_count", len(sizes))
         if scoring:
@@ -460,6 +458,13 @@ class ResidentNetMixin:
                 None if w[0] is None else torch.cat(w)))
         if training:
             self._last_epoch_state = self.snapshot(into=self.__dict__.get("_last_epoch_state"))
+
+    def _notify(self, listeners, hook, **kwargs):
+        """skorch's ``notify`` of ``hook``, calling only ``listeners[hook]`` of the
+        callbacks (the others do nothing there)."""
+        getattr(self, hook)(self, **kwargs)
+        for callback in listeners[hook]:
+            getattr(callback, hook)(self, **kwargs)
 
     def _training_forward(self):
         if not self.use_torch_compile:

@@ -36,10 +36,10 @@ class _PairedStraightThrough(torch.autograd.Function):
     The same values and gradients as :class:`_StraightThroughMask` followed by the fold
     ``M₊ - M₋``, in fewer and lighter operations. The twin lines are compared into floats
     and subtracted (on the CPU 64 µs against 271 µs for comparing into booleans,
-    subtracting bytes and converting, on 470,400 scores); the fold's backward (two slice gradients filled into
-    zeros and added) becomes one write of both halves into one output, the weight's
-    gradient broadcast over the twin axis. ``temperature`` is a Python number: 1.0 costs
-    no arithmetic, and no tensor is copied to the device.
+    subtracting bytes and converting, on 470,400 scores); the fold's backward (two slice
+    gradients filled into zeros and added) becomes one write of both halves into one
+    output, the weight's gradient broadcast over the twin axis. ``temperature`` is a
+    Python number: 1.0 costs no arithmetic, and no tensor is copied to the device.
     """
 
     @staticmethod
